@@ -1,0 +1,300 @@
+"""The shared layer of every workbook: cell references, defined names, styles and formula building.
+
+A lesson lays its quantities out as *blocks*: rectangular ranges that carry a defined name. An input
+block holds numbers (or labels) that the user may edit; a computed block holds one formula per cell,
+or one legacy array formula over the whole block. Every block's cached value is the torch result, so
+a file previewer shows real numbers; `lessonxl verify` never trusts them and recalculates.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+import xlsxwriter
+from xlsxwriter.utility import quote_sheetname, xl_range, xl_range_abs, xl_rowcol_to_cell
+
+#: Workbook timestamps are fixed so that the same seed gives byte-identical files.
+FIXED_TIMESTAMP = datetime.datetime(2019, 1, 1)
+
+# The three kinds of numbers of the lesson, plus computed cells worth looking at first.
+PARAM, INPUT, COMPUTED, RESULT = "param", "input", "computed", "result"
+
+NUMBER_FORMAT = "0.0000"
+_STYLES = {
+    PARAM: {"bg_color": "#FFE94D", "border": 1, "border_color": "#BFBFBF"},
+    INPUT: {"bg_color": "#DDEBF7", "border": 1, "border_color": "#BFBFBF"},
+    COMPUTED: {"num_format": NUMBER_FORMAT},
+    RESULT: {"num_format": NUMBER_FORMAT, "bold": True, "bg_color": "#E2EFDA", "border": 1,
+             "border_color": "#BFBFBF"},
+    "title": {"bold": True, "font_size": 13},
+    "header": {"bold": True, "align": "center", "bottom": 1, "text_wrap": True},
+    "label": {"italic": True, "font_color": "#595959"},
+    "note": {"text_wrap": True, "valign": "top"},
+}
+LEGEND = (
+    (PARAM, "yellow: a parameter, learned by training (edit it and verify again)"),
+    (INPUT, "blue: an input: data or a hyperparameter (edit it and verify again)"),
+    (COMPUTED, "plain: an activation, computed by a formula"),
+    (RESULT, "green: a result worth looking at first, computed by a formula"),
+)
+_MIN_WIDTH, _MAX_WIDTH = 9, 40
+
+Formula = Callable[[int, int], str]
+
+
+def as_grid(values) -> np.ndarray:
+    """A value as a 2-D array: a scalar is 1 x 1, a vector is one column."""
+    grid = np.asarray(values)
+    if grid.ndim == 0:
+        return grid.reshape(1, 1)
+    if grid.ndim == 1:
+        return grid.reshape(-1, 1)
+    return grid
+
+
+class Block:
+    """A named rectangular range of one sheet; references to it read from the sheet being built."""
+
+    def __init__(self, sheet: "Sheet", name: str, top: int, left: int, rows: int, cols: int,
+                 global_name: bool):
+        self.sheet, self.name = sheet, name
+        self.top, self.left, self.rows, self.cols = top, left, rows, cols
+        self.global_name = global_name
+
+    @property
+    def key(self) -> str:
+        """The name as lesson modules key their values: `sheet!name`, or `name` when global."""
+        return self.name if self.global_name else f"{self.sheet.name}!{self.name}"
+
+    @property
+    def bottom(self) -> int:
+        return self.top + self.rows - 1
+
+    @property
+    def right(self) -> int:
+        return self.left + self.cols - 1
+
+    def _prefix(self) -> str:
+        return "" if self.sheet is self.sheet.book.current else quote_sheetname(self.sheet.name) + "!"
+
+    @property
+    def ref(self) -> str:
+        """The defined name, as a formula on the sheet being built must write it."""
+        return self.name if self.global_name else self._prefix() + self.name
+
+    def cell(self, r: int = 0, c: int = 0, absolute: bool = False) -> str:
+        """Cell (r, c) of the block, counted from its top-left corner."""
+        return self._prefix() + xl_rowcol_to_cell(self.top + r, self.left + c, absolute, absolute)
+
+    def span(self, r0: int, c0: int, r1: int, c1: int, absolute: bool = False) -> str:
+        """The sub-range from (r0, c0) to (r1, c1), inclusive, counted from the corner."""
+        make = xl_range_abs if absolute else xl_range
+        return self._prefix() + make(self.top + r0, self.left + c0, self.top + r1, self.left + c1)
+
+    def row(self, r: int, absolute: bool = False) -> str:
+        return self.span(r, 0, r, self.cols - 1, absolute)
+
+    def column(self, c: int, absolute: bool = False) -> str:
+        return self.span(0, c, self.rows - 1, c, absolute)
+
+    def address(self) -> str:
+        """The absolute range the defined name points at, sheet included."""
+        return quote_sheetname(self.sheet.name) + "!" + xl_range_abs(
+            self.top, self.left, self.bottom, self.right)
+
+
+class Sheet:
+    """One worksheet under construction."""
+
+    def __init__(self, book: "Book", name: str, worksheet):
+        self.book, self.name, self.ws = book, name, worksheet
+        self.blocks: dict[str, Block] = {}
+        self._widths: dict[int, int] = {}
+
+    def _widen(self, col: int, text) -> None:
+        width = min(_MAX_WIDTH, max(_MIN_WIDTH, len(str(text)) + 2))
+        self._widths[col] = max(self._widths.get(col, _MIN_WIDTH), width)
+
+    def text(self, row: int, col: int, text: str, style: str = "label", widen: bool = False) -> None:
+        """A label; `widen` makes its column wide enough for it."""
+        self.ws.write_string(row, col, text, self.book.style(style))
+        if widen:
+            self._widen(col, text)
+
+    def title(self, text: str, subtitle: str = "") -> None:
+        """Row 0 holds the sheet's title, row 1 a one-line explanation."""
+        self.ws.write_string(0, 0, text, self.book.style("title"))
+        if subtitle:
+            self.ws.write_string(1, 0, subtitle, self.book.style("label"))
+
+    def block(self, name: str, top: int, left: int, *, formula: Formula | str | None = None,
+              array: str | None = None, headers: Sequence[str] | None = None,
+              row_labels: Sequence[str] | None = None, caption: str | None = None,
+              result: bool = False, global_name: bool = False,
+              num_format: str | None = None) -> Block:
+        """Write the block `name` with its top-left corner at (top, left) and define its name.
+
+        Its values come from the book (the torch results, or the inputs). An input block is written
+        as numbers or labels; a computed block needs `formula` (a function of the cell's (r, c), or
+        one string for a 1 x 1 block) or `array` (one legacy array formula over the whole block).
+        `headers` go in the row above, `row_labels` in the column to the left, `caption` two rows above.
+        """
+        self.book.current = self
+        key = name if global_name else f"{self.name}!{name}"
+        values = as_grid(self.book.values[key])
+        rows, cols = values.shape
+        block = Block(self, name, top, left, rows, cols, global_name)
+        kind = self.book.kind_of(key, result)
+        is_input = kind in (PARAM, INPUT)
+        if is_input == (formula is not None or array is not None):
+            raise ValueError(f"{key}: an input takes no formula, a computed block needs one")
+        style = self.book.style(kind, num_format)
+        if is_input:
+            self._write_values(block, values, style)
+        elif array is not None:
+            self._write_array(block, array, values, style)
+        else:
+            self._write_formulas(block, formula, values, style)
+        self._decorate(block, headers, row_labels, caption)
+        self.book.define(block)
+        self.blocks[name] = block
+        return block
+
+    def _write_values(self, block: Block, values: np.ndarray, style) -> None:
+        for (r, c), value in np.ndenumerate(values):
+            row, col = block.top + r, block.left + c
+            if isinstance(value, str):
+                self.ws.write_string(row, col, value, style)
+                self._widen(col, value)
+            elif value is None or (isinstance(value, float) and math.isnan(value)):
+                self.ws.write_blank(row, col, None, style)
+            else:
+                self.ws.write_number(row, col, float(value), style)
+
+    def _write_formulas(self, block: Block, formula: Formula | str, values: np.ndarray, style) -> None:
+        if isinstance(formula, str):
+            if values.shape != (1, 1):
+                raise ValueError(f"{block.key}: one formula string needs a 1 x 1 block")
+            text = formula
+            formula = lambda r, c: text  # noqa: E731
+        for (r, c), value in np.ndenumerate(values):
+            self.ws.write_formula(block.top + r, block.left + c, formula(r, c), style, _cached(value))
+
+    def _write_array(self, block: Block, formula: str, values: np.ndarray, style) -> None:
+        self.ws.write_array_formula(block.top, block.left, block.bottom, block.right,
+                                    "{=" + formula.lstrip("=") + "}", style, _cached(values[0, 0]))
+        # xlsxwriter pads the rest of the range with zeros: give those cells their real results.
+        for (r, c), value in np.ndenumerate(values):
+            if (r, c) != (0, 0):
+                self.ws.write_number(block.top + r, block.left + c, _cached(value), style)
+
+    def _decorate(self, block: Block, headers, row_labels, caption) -> None:
+        header_style = self.book.style("header")
+        if headers is not None:
+            if len(headers) != block.cols:
+                raise ValueError(f"{block.key}: {len(headers)} headers for {block.cols} columns")
+            for c, text in enumerate(headers):
+                self.ws.write_string(block.top - 1, block.left + c, str(text), header_style)
+                self._widen(block.left + c, text)
+        if row_labels is not None:
+            if len(row_labels) != block.rows:
+                raise ValueError(f"{block.key}: {len(row_labels)} row labels for {block.rows} rows")
+            for r, text in enumerate(row_labels):
+                self.ws.write_string(block.top + r, block.left - 1, str(text), header_style)
+                self._widen(block.left - 1, text)
+        if caption:
+            self.ws.write_string(block.top - 2, block.left, caption, self.book.style("label"))
+
+    def line_chart(self, title: str, series: Sequence[tuple[str, Block]], row: int, col: int, *,
+                   x_title: str = "step", y_title: str = "", size: tuple[int, int] = (640, 320)) -> None:
+        """A line chart of one-column blocks, its top-left corner at (row, col)."""
+        chart = self.book.workbook.add_chart({"type": "line"})
+        for label, block in series:
+            chart.add_series({
+                "name": label,
+                "values": [block.sheet.name, block.top, block.left, block.bottom, block.right],
+                "marker": {"type": "none"},
+            })
+        chart.set_title({"name": title})
+        chart.set_x_axis({"name": x_title})
+        chart.set_y_axis({"name": y_title, "major_gridlines": {"visible": True}})
+        chart.set_size({"width": size[0], "height": size[1]})
+        self.ws.insert_chart(row, col, chart)
+
+    def finish(self) -> None:
+        for col, width in self._widths.items():
+            self.ws.set_column(col, col, width)
+
+
+def _cached(value) -> float | str:
+    """A formula's cached result as xlsxwriter writes it; inf and nan become spreadsheet errors."""
+    value = float(value)
+    if math.isnan(value):
+        return "#NUM!"
+    if math.isinf(value):
+        return "#DIV/0!"
+    return value
+
+
+class Book:
+    """A workbook under construction: the lesson's values in, an .xlsx file out."""
+
+    def __init__(self, target, values: dict, inputs: Sequence[str], params: Sequence[str] = ()):
+        self.values = values
+        self._inputs, self._params = set(inputs), set(params)
+        self.workbook = xlsxwriter.Workbook(target, {"in_memory": True})
+        self.workbook.set_properties({"created": FIXED_TIMESTAMP, "author": "lessonxl"})
+        self.sheets: list[Sheet] = []
+        self.current: Sheet | None = None
+        self._styles: dict[tuple, object] = {}
+
+    def style(self, kind: str, num_format: str | None = None):
+        """The (cached) cell format of a kind of cell."""
+        key = (kind, num_format)
+        if key not in self._styles:
+            props = dict(_STYLES[kind])
+            if num_format:
+                props["num_format"] = num_format
+            self._styles[key] = self.workbook.add_format(props)
+        return self._styles[key]
+
+    def kind_of(self, key: str, result: bool) -> str:
+        if key in self._params:
+            return PARAM
+        if key in self._inputs:
+            return INPUT
+        return RESULT if result else COMPUTED
+
+    def sheet(self, name: str, title: str, subtitle: str = "") -> Sheet:
+        sheet = Sheet(self, name, self.workbook.add_worksheet(name))
+        sheet.title(title, subtitle)
+        self.sheets.append(sheet)
+        self.current = sheet
+        return sheet
+
+    def notes(self, title: str, paragraphs: Sequence[str]) -> Sheet:
+        """The `notes` sheet: what the workbook shows, what to try, and the colour legend."""
+        sheet = self.sheet("notes", title)
+        sheet.ws.set_column(0, 0, 100)
+        row = 2
+        for text in paragraphs:
+            sheet.ws.write_string(row, 0, text, self.style("note"))
+            row += 1
+        row += 1
+        sheet.ws.write_string(row, 0, "Colours", self.style("header"))
+        for kind, text in LEGEND:
+            row += 1
+            sheet.ws.write_string(row, 0, text, self.style(kind))
+        return sheet
+
+    def define(self, block: Block) -> None:
+        scope = "" if block.global_name else quote_sheetname(block.sheet.name) + "!"
+        self.workbook.define_name(scope + block.name, "=" + block.address())
+
+    def close(self) -> None:
+        for sheet in self.sheets:
+            sheet.finish()
+        self.workbook.close()
