@@ -1,0 +1,129 @@
+"""The `lessonxl` command line: generate, verify, list."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import UsageError
+from .recalc import DEFAULT_TIMEOUT
+from .verify import DEFAULT_TOL
+
+DEFAULT_FOLDER = Path("workbooks")
+
+GENERATE_EXAMPLE = """example:
+  lessonxl generate                      # every workbook into ./workbooks
+  lessonxl generate --out /tmp/wb --seed 7 entropy_example
+  lessonxl generate --ratings ml-100k/u.data --users 20 collab_filter
+"""
+VERIFY_EXAMPLE = """example:
+  lessonxl verify workbooks/*.xlsx
+  lessonxl verify --json --tol 1e-6 my_edited_copy.xlsx
+
+exit status: 0 every formula cell equals torch, 1 a value differs, 2 unusable input
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lessonxl",
+        description="The fast.ai lesson's spreadsheets as .xlsx workbooks with live formulas, "
+                    "every number checked against PyTorch.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    generate = commands.add_parser(
+        "generate", help="write the workbooks", epilog=GENERATE_EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Write the lesson workbooks: inputs from a seed, every formula's cached value "
+                    "computed by torch.")
+    generate.add_argument("names", nargs="*", metavar="NAME", help="workbooks to write (default: all; "
+                          "see `lessonxl list`)")
+    generate.add_argument("--out", type=Path, default=DEFAULT_FOLDER, metavar="DIR",
+                          help=f"folder to write into (default: {DEFAULT_FOLDER})")
+    generate.add_argument("--seed", type=int, default=0, help="seed of the built-in data (default: 0)")
+    _device_option(generate)
+    collab = generate.add_argument_group("collab_filter options")
+    collab.add_argument("--ratings", type=Path, metavar="FILE",
+                        help="a MovieLens ratings file (u.data or ratings.csv) instead of built-in data")
+    collab.add_argument("--users", type=int, metavar="N", help="most active users to keep (default: 15)")
+    collab.add_argument("--movies", type=int, metavar="N", help="most rated movies to keep (default: 15)")
+    collab.add_argument("--factors", type=int, metavar="N", help="latent factors (default: 5)")
+
+    verify = commands.add_parser(
+        "verify", help="recalculate workbooks with LibreOffice and compare with torch",
+        epilog=VERIFY_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Recalculate each workbook with headless LibreOffice (recalculation forced), "
+                    "recompute every quantity with torch from the workbook's own inputs, and compare "
+                    "every formula cell. The files given are never modified.")
+    verify.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="workbooks to verify")
+    _device_option(verify)
+    verify.add_argument("--tol", type=float, default=DEFAULT_TOL,
+                        help=f"absolute and relative tolerance (default: {DEFAULT_TOL:g}): a cell passes "
+                             "when |sheet - torch| <= tol + tol * |torch|")
+    verify.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"stop LibreOffice after this long (default: {DEFAULT_TIMEOUT:g})")
+    verify.add_argument("--json", action="store_true", help="print the reports as JSON")
+
+    commands.add_parser("list", help="list the workbooks and what each sheet teaches",
+                        description="List the workbooks and their sheets, one line on each.")
+    return parser
+
+
+def _device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where torch computes (default: auto = CUDA when present)")
+
+
+def _generate(args) -> int:
+    from .lesson import pick_device
+    from .registry import LESSONS, by_name
+
+    device = pick_device(args.device)
+    lessons = [by_name(name) for name in args.names] if args.names else LESSONS
+    options = {key: value for key in ("ratings", "users", "movies", "factors")
+               if (value := getattr(args, key)) is not None}
+    for lesson in lessons:
+        path = lesson.write(args.out, args.seed, device, **options)
+        print(f"wrote {path} ({', '.join(s for s in lesson.sheets)})")
+    return 0
+
+
+def _verify(args) -> int:
+    from .verify import as_json, exit_code, format_report, verify_paths
+
+    if args.tol < 0:
+        raise UsageError("--tol must not be negative")
+    reports = verify_paths(args.paths, args.device, atol=args.tol, rtol=args.tol, timeout=args.timeout)
+    if args.json:
+        print(json.dumps(as_json(reports), indent=2))
+    else:
+        print("\n\n".join(format_report(report) for report in reports))
+    return exit_code(reports)
+
+
+def _list(args) -> int:
+    from .registry import LESSONS
+
+    for lesson in LESSONS:
+        print(f"{lesson.filename}: {lesson.title}")
+        for sheet, what in lesson.sheets.items():
+            print(f"  {sheet:<18} {what}")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    run = {"generate": _generate, "verify": _verify, "list": _list}[args.command]
+    try:
+        return run(args)
+    except UsageError as error:
+        print(f"lessonxl {args.command}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

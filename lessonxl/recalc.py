@@ -1,0 +1,106 @@
+"""The recalculation engine: headless LibreOffice, recalculation forced on load, macros disabled.
+
+LibreOffice does not recalculate .xlsx files from other producers on load by default; it shows the
+cached values. A throw-away user profile per run sets "always recalculate" (so no two runs share a
+profile lock), and one process converts every file of the run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .errors import UsageError
+
+DEFAULT_TIMEOUT = 120.0
+INSTALL_HINT = ("LibreOffice is needed to recalculate workbooks and `soffice` was not found: install it "
+                "with `apt-get install libreoffice-calc-nogui` (Debian/Ubuntu), "
+                "`brew install --cask libreoffice` (macOS), or set LESSONXL_SOFFICE to its path")
+_MACOS_SOFFICE = "/Applications/LibreOffice.app/Contents/MacOS/soffice"
+
+# Recalculate every formula on load (0 = always) and never run a document's macros.
+PROFILE_SETTINGS = """<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="ODFRecalcMode" oor:op="fuse"><value>0</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Security/Scripting"><prop oor:name="MacroSecurityLevel" oor:op="fuse"><value>3</value></prop></item>
+<item oor:path="/org.openoffice.Office.Common/Security/Scripting"><prop oor:name="DisableMacrosExecution" oor:op="fuse"><value>true</value></prop></item>
+</oor:items>
+"""
+
+
+def find_soffice() -> str:
+    """The LibreOffice executable: $LESSONXL_SOFFICE, else soffice or libreoffice on PATH."""
+    configured = os.environ.get("LESSONXL_SOFFICE")
+    if configured:
+        if shutil.which(configured):
+            return configured
+        raise UsageError(f"LESSONXL_SOFFICE={configured} is not an executable. {INSTALL_HINT}")
+    for name in ("soffice", "libreoffice"):
+        found = shutil.which(name)
+        if found:
+            return found
+    if os.path.exists(_MACOS_SOFFICE):
+        return _MACOS_SOFFICE
+    raise UsageError(INSTALL_HINT)
+
+
+def soffice_command(sources: Sequence[Path], outdir: Path, profile: Path, target: str = "xlsx") -> list[str]:
+    """The command that converts `sources` into `outdir` with the throw-away `profile`."""
+    return [find_soffice(), f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
+            "--nolockcheck", "--nologo", "--nodefault", "--convert-to", target, "--outdir", str(outdir),
+            *map(str, sources)]
+
+
+def make_profile(folder: Path, settings: str = PROFILE_SETTINGS) -> Path:
+    """A fresh LibreOffice user profile in `folder` holding `settings`."""
+    user = folder / "user"
+    user.mkdir(parents=True, exist_ok=True)
+    (user / "registrymodifications.xcu").write_text(settings, encoding="utf-8")
+    return folder
+
+
+class Recalculation:
+    """One LibreOffice process recalculating several workbooks, started now, awaited with `wait`."""
+
+    def __init__(self, sources: Sequence[Path], workdir: Path, timeout: float = DEFAULT_TIMEOUT):
+        self.sources = list(sources)
+        self.outdir = workdir / "recalculated"
+        self.timeout = timeout
+        self._started = time.monotonic()
+        self._process = None
+        if self.sources:
+            command = soffice_command(self.sources, self.outdir, make_profile(workdir / "profile"))
+            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, start_new_session=True)
+
+    def wait(self) -> dict[Path, Path | None]:
+        """Each source's recalculated copy, or None where LibreOffice could not open it."""
+        if self._process is None:
+            return {}
+        remaining = max(0.0, self.timeout - (time.monotonic() - self._started))
+        try:
+            _, stderr = self._process.communicate(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise UsageError(f"LibreOffice did not finish recalculating within {self.timeout:g} s and was "
+                             "stopped; a larger --timeout may help") from None
+        if self._process.returncode != 0:
+            detail = stderr.decode(errors="replace").strip().splitlines()
+            raise UsageError(f"LibreOffice failed (exit code {self._process.returncode})"
+                             + (f": {detail[-1]}" if detail else ""))
+        return {src: (out if (out := self.outdir / src.name).exists() else None) for src in self.sources}
+
+    def kill(self) -> None:
+        """Stop LibreOffice and everything it started."""
+        if self._process is not None and self._process.poll() is None:
+            try:
+                os.killpg(self._process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._process.wait()

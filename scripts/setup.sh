@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install what lessonxl needs on a Debian-like machine with Python 3.11, skipping what is there:
+# LibreOffice (the recalculation engine), then a virtual environment in .venv with torch (CPU build
+# 2.13.0, pinned so pip takes the local wheel instead of a multi-GB CUDA build) and the package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v soffice >/dev/null 2>&1 && ! command -v libreoffice >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libreoffice-calc-nogui >/dev/null
+    else
+        echo "setup: install LibreOffice yourself (https://www.libreoffice.org); verify needs soffice" >&2
+    fi
+fi
+if command -v pdftoppm >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then :; else
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq poppler-utils >/dev/null || true
+fi
+
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0" 2>/dev/null \
+    || .venv/bin/python -m pip install -q --disable-pip-version-check "torch>=2.1,<3"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"

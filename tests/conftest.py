@@ -1,0 +1,82 @@
+"""Shared fixtures: every workbook generated once, and helpers that edit a workbook's XML in place.
+
+Edits go through the XML so that everything else in the file stays as the generator wrote it: a
+mutated formula keeps its (now stale) cached value, so a check that read cached values would pass.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from lessonxl.registry import LESSONS
+
+SEED = 0
+
+
+def sheet_parts(path: Path) -> dict[str, str]:
+    """Sheet name -> its XML part in the zip (xlsxwriter numbers them in sheet order)."""
+    with zipfile.ZipFile(path) as archive:
+        workbook = archive.read("xl/workbook.xml").decode()
+    names = re.findall(r'<sheet name="([^"]+)"', workbook)
+    return {name: f"xl/worksheets/sheet{i + 1}.xml" for i, name in enumerate(names)}
+
+
+def rewrite_part(source: Path, target: Path, part: str, edit) -> None:
+    """Copy the workbook `source` to `target` with `edit(xml) -> xml` applied to one part."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
+        for item in old.infolist():
+            data = old.read(item.filename)
+            if item.filename == part:
+                data = edit(data.decode()).encode()
+            new.writestr(item, data)
+
+
+def formula_cells_xml(path: Path) -> list[tuple[str, str]]:
+    """(sheet, cell) of every cell whose XML holds a formula (the top-left cell of an array)."""
+    found = []
+    with zipfile.ZipFile(path) as archive:
+        for sheet, part in sheet_parts(path).items():
+            xml = archive.read(part).decode()
+            found += [(sheet, ref) for ref in re.findall(r'<c r="([A-Z]+[0-9]+)"[^>]*><f[ >]', xml)]
+    return found
+
+
+def mutate_formula(source: Path, target: Path, sheet: str, cell: str) -> None:
+    """Change the formula of `cell` to (formula)+0.5, leaving its cached value as it was."""
+    def edit(xml: str) -> str:
+        pattern = re.compile(rf'(<c r="{cell}"[^>]*><f[^>]*>)(.*?)(</f>)')
+        assert pattern.search(xml), f"{sheet}!{cell} holds no formula"
+        return pattern.sub(lambda m: f"{m.group(1)}({m.group(2)})+0.5{m.group(3)}", xml, count=1)
+    rewrite_part(source, target, sheet_parts(source)[sheet], edit)
+
+
+def set_value(source: Path, target: Path, sheet: str, cell: str, value: float) -> None:
+    """Give the number in `cell` a new value, as a user who edits an input and saves."""
+    def edit(xml: str) -> str:
+        pattern = re.compile(rf'(<c r="{cell}"[^>]*>)<v>[^<]*</v>')
+        assert pattern.search(xml), f"{sheet}!{cell} holds no number"
+        return pattern.sub(lambda m: f"{m.group(1)}<v>{value!r}</v>", xml, count=1)
+    rewrite_part(source, target, sheet_parts(source)[sheet], edit)
+
+
+def pick_mutations(path: Path, per_sheet: int = 2, seed: int = SEED) -> list[tuple[str, str]]:
+    """A few formula cells of every sheet, chosen at random (seeded)."""
+    by_sheet: dict[str, list[str]] = {}
+    for sheet, cell in formula_cells_xml(path):
+        by_sheet.setdefault(sheet, []).append(cell)
+    rng = random.Random(seed)
+    return [(sheet, cell) for sheet, cells in by_sheet.items()
+            for cell in rng.sample(cells, min(per_sheet, len(cells)))]
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory) -> dict[str, Path]:
+    """Every workbook, generated once with the default seed on the CPU."""
+    folder = tmp_path_factory.mktemp("generated")
+    return {lesson.name: lesson.write(folder, SEED, torch.device("cpu")) for lesson in LESSONS}

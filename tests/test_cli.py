@@ -1,0 +1,86 @@
+"""The command line as a user meets it: help, list, generate, verify, and one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lessonxl.registry import LESSONS
+
+
+def run(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lessonxl", *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("command", ["generate", "verify", "list"])
+def test_help_explains_each_command(command):
+    result = run(command, "--help")
+    assert result.returncode == 0
+    assert "usage: lessonxl " + command in result.stdout
+    if command != "list":
+        assert "example:" in result.stdout
+
+
+def test_list_names_every_workbook_and_sheet():
+    result = run("list")
+    assert result.returncode == 0
+    for lesson in LESSONS:
+        assert lesson.filename in result.stdout
+        for sheet in lesson.sheets:
+            assert sheet in result.stdout
+
+
+def test_generate_then_verify_passes(tmp_path):
+    generated = run("generate", "--out", tmp_path, "entropy_example")
+    assert generated.returncode == 0, generated.stderr
+    assert generated.stdout.count("\n") == 1
+    verified = run("verify", tmp_path / "entropy_example.xlsx", "--device", "cpu")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "PASS" in verified.stdout and "FAIL" not in verified.stdout
+
+
+def test_verify_json_is_machine_readable(generated):
+    import json
+    result = run("verify", "--json", "--device", "cpu", generated["entropy_example"])
+    assert result.returncode == 0
+    [report] = json.loads(result.stdout)
+    assert report["ok"] and report["uncovered"] == [] and report["checks"]
+
+
+def _one_line_error(result, *needles):
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in result.stderr
+
+
+def test_missing_file_is_a_one_line_error(tmp_path):
+    _one_line_error(run("verify", tmp_path / "nope.xlsx"), "nope.xlsx", "no such file")
+
+
+def test_unknown_workbook_name_is_a_one_line_error(tmp_path):
+    _one_line_error(run("generate", "--out", tmp_path, "nonsense"), "unknown workbook 'nonsense'")
+
+
+def test_missing_libreoffice_says_how_to_install_it(generated, tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "LESSONXL_SOFFICE"}
+    env["PATH"] = str(empty)
+    _one_line_error(run("verify", generated["entropy_example"], env=env),
+                    "apt-get install libreoffice-calc-nogui")
+    env["LESSONXL_SOFFICE"] = str(tmp_path / "no-soffice")
+    _one_line_error(run("verify", generated["entropy_example"], env=env), "LESSONXL_SOFFICE")
+
+
+def test_cuda_asked_for_where_absent_is_a_one_line_error(tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present here")
+    _one_line_error(run("generate", "--out", tmp_path, "--device", "cuda"), "no CUDA device")
