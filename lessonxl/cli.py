@@ -99,7 +99,12 @@ def _verify(args) -> int:
     if args.json:
         print(json.dumps(as_json(reports), indent=2))
     else:
-        print("\n\n".join(format_report(report) for report in reports))
+        tables = [format_report(report) for report in reports if not report.error]
+        if tables:
+            print("\n\n".join(tables))
+    for report in reports:
+        if report.error:
+            print(f"lessonxl verify: {report.error}", file=sys.stderr)
     return exit_code(reports)
 
 

@@ -198,9 +198,7 @@ def _number(value) -> str:
 
 
 def format_report(report: Report) -> str:
-    """The human-readable table of one report."""
-    if report.error:
-        return f"error: {report.error}"
+    """The human-readable table of one report that has no error."""
     lines = [f"{report.path}: {report.workbook}, recalculated by LibreOffice, torch float64 on {report.device}",
              f"  {'sheet':<18} {'quantity':<22} {'cells':>6} {'max abs err':>12} {'max rel err':>12}"
              f"  {'worst cell':<22} result"]
