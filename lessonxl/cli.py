@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print the reports as JSON")
 
     commands.add_parser("list", help="list the workbooks and what each sheet teaches",
-                        description="List the workbooks and their sheets, one line on each.")
+                        description="List the workbooks and their sheets, one line on each.",
+                        epilog="example:\n  lessonxl list", formatter_class=argparse.RawDescriptionHelpFormatter)
     return parser
 
 

@@ -292,7 +292,8 @@ class Book:
 
     def define(self, block: Block) -> None:
         scope = "" if block.global_name else quote_sheetname(block.sheet.name) + "!"
-        self.workbook.define_name(scope + block.name, "=" + block.address())
+        if self.workbook.define_name(scope + block.name, "=" + block.address()) != 0:
+            raise ValueError(f"{block.key}: not a valid Excel name (a cell reference, or bad characters)")
 
     def close(self) -> None:
         for sheet in self.sheets:

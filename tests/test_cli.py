@@ -22,8 +22,7 @@ def test_help_explains_each_command(command):
     result = run(command, "--help")
     assert result.returncode == 0
     assert "usage: lessonxl " + command in result.stdout
-    if command != "list":
-        assert "example:" in result.stdout
+    assert "example:" in result.stdout
 
 
 def test_list_names_every_workbook_and_sheet():
