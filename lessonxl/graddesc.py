@@ -1,0 +1,751 @@
+"""Online gradient descent on y = a·x + b (graddesc.xlsx): torch arithmetic and sheet layout side by side.
+
+Batch size one: every row of an optimizer sheet reads one (x, y) sample, predicts, takes the analytic
+derivatives of the squared error and updates the intercept b and the slope a once. Epochs are unrolled
+in formulas (no macros), each continuing where the last ended.
+
+Each update rule is one `Rule` class holding everything about it: the update written in torch exactly
+as the sheet writes it (`step`), the same update as formulas (`formulas`), and the `torch.optim` class
+it must equal (`torch_optimizer`). A sheet is a rule plus default hyperparameters plus a learning-rate
+`Schedule`; `layout_optimizer` writes every optimizer sheet's common shape.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import ClassVar, Mapping
+
+import numpy as np
+import torch
+
+from .lesson import Lesson
+from .sheets import Block, Book, Sheet
+
+N_SAMPLES, EPOCHS = 30, 20
+TRUE_SLOPE, TRUE_INTERCEPT = 2.0, 30.0
+PARAMS = ("intercept", "slope")  # the order of every parameter vector: p = [b, a]
+GRADS = ("de_db", "de_da")
+
+
+# --- the update rules -------------------------------------------------------------------------------
+
+def power(base: torch.Tensor, t: int) -> torch.Tensor:
+    """base^t, raised on the CPU: CUDA's pow may differ in the last bit, and this problem's
+    cancellations (prediction − y) would magnify that far beyond 1e-12."""
+    return (base.cpu() ** t).to(base.device)
+
+
+@dataclass(frozen=True)
+class Row:
+    """The cells one formula of row `r` reads, for one parameter (`intercept` or `slope`)."""
+
+    r: int
+    cols: Mapping[str, Block]      # the step table's columns
+    names: Mapping[str, Block]     # the sheet's scalars (hyperparameters, start values)
+    per_step: Mapping[str, str]    # hyperparameter -> the column that holds it per step
+    param: str = "intercept"
+
+    @property
+    def first(self) -> bool:
+        return self.r == 0
+
+    def col(self, name: str) -> str:
+        return self.cols[name].cell(self.r)
+
+    def hyper(self, name: str) -> str:
+        """A hyperparameter: its name, or this row's cell where a schedule sets it per step."""
+        return self.col(self.per_step[name]) if name in self.per_step else self.names[name].ref
+
+    @property
+    def g(self) -> str:
+        return self.col(GRADS[PARAMS.index(self.param)])
+
+    @property
+    def t(self) -> str:
+        return self.col("step")
+
+    def before(self, param: str) -> str:
+        """A parameter's value before this row's update."""
+        return self.names[f"{param}_start"].ref if self.first else self.cols[param].cell(self.r - 1)
+
+    @property
+    def prev(self) -> str:
+        return self.before(self.param)
+
+    def state(self, name: str) -> str:
+        return self.col(f"{name}_{self.param}")
+
+    def prev_state(self, name: str, initial: str = "0") -> str:
+        return initial if self.first else self.cols[f"{name}_{self.param}"].cell(self.r - 1)
+
+
+class Rule:
+    """An update rule, elementwise on a parameter tensor p with gradient g at step t (from 1)."""
+
+    hyper: ClassVar[tuple[str, ...]] = ("lr",)
+    state: ClassVar[tuple[str, ...]] = ()          # per-parameter running averages, each a column
+    headers: ClassVar[dict[str, str]] = {}         # state name -> column header
+
+    @staticmethod
+    def step(p, g, state: dict, t: int, **hyper) -> tuple[torch.Tensor, dict]:
+        raise NotImplementedError
+
+    @staticmethod
+    def formulas(row: Row) -> dict[str, str]:
+        """Each state's formula and the new parameter's (key `new`), as the sheet writes them."""
+        raise NotImplementedError
+
+    @staticmethod
+    def torch_optimizer(params, **hyper) -> torch.optim.Optimizer | None:
+        """The torch.optim optimizer the rule equals, or None for the lesson's own variants."""
+        return None
+
+
+class SGD(Rule):
+    """p ← p − lr·g: torch.optim.SGD."""
+
+    @staticmethod
+    def step(p, g, state, t, *, lr):
+        return p - lr * g, state
+
+    @staticmethod
+    def formulas(row):
+        return {"new": f"={row.prev}-{row.hyper('lr')}*{row.g}"}
+
+    @staticmethod
+    def torch_optimizer(params, *, lr):
+        return torch.optim.SGD(params, lr=lr)
+
+
+class Momentum(Rule):
+    """m ← g on the first step, then momentum·m + (1 − momentum)·g; p ← p − lr·m.
+
+    torch.optim.SGD(momentum=β, dampening=β): the lesson's "0.9 of the last step plus 0.1 of the
+    gradient".
+    """
+
+    hyper = ("lr", "momentum")
+    state = ("m",)
+    headers = {"m": "m: EWMA of {g}"}
+
+    @staticmethod
+    def step(p, g, state, t, *, lr, momentum):
+        m = g if t == 1 else momentum * state["m"] + (1 - momentum) * g
+        return p - lr * m, {"m": m}
+
+    @staticmethod
+    def formulas(row):
+        beta = row.hyper("momentum")
+        m = f"={row.g}" if row.first else f"={beta}*{row.prev_state('m')}+(1-{beta})*{row.g}"
+        return {"m": m, "new": f"={row.prev}-{row.hyper('lr')}*{row.state('m')}"}
+
+    @staticmethod
+    def torch_optimizer(params, *, lr, momentum):
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, dampening=momentum)
+
+
+class RMSprop(Rule):
+    """v ← alpha·v + (1 − alpha)·g², from 0; p ← p − lr·g / (√v + eps): torch.optim.RMSprop."""
+
+    hyper = ("lr", "alpha", "eps")
+    state = ("v",)
+    headers = {"v": "v: EWMA of {g}²"}
+
+    @staticmethod
+    def step(p, g, state, t, *, lr, alpha, eps):
+        v = alpha * state["v"] + (1 - alpha) * g ** 2
+        return p - lr * g / (torch.sqrt(v) + eps), {"v": v}
+
+    @staticmethod
+    def formulas(row):
+        alpha = row.hyper("alpha")
+        return {
+            "v": f"={alpha}*{row.prev_state('v')}+(1-{alpha})*{row.g}^2",
+            "new": f"={row.prev}-{row.hyper('lr')}*{row.g}/(SQRT({row.state('v')})+{row.hyper('eps')})",
+        }
+
+    @staticmethod
+    def torch_optimizer(params, *, lr, alpha, eps):
+        return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps)
+
+
+class LessonRMSprop(Rule):
+    """The lesson's RMSProp: p ← p − lr·g / √(previous v), then v ← alpha·v + (1 − alpha)·g².
+
+    It divides by the average *before* this step's gradient enters it, and has no eps; before the
+    first step the average is taken as the first g² (so the first step is lr·sign(g)).
+    """
+
+    hyper = ("lr", "alpha")
+    state = ("v",)
+    headers = {"v": "v: EWMA of {g}²"}
+
+    @staticmethod
+    def step(p, g, state, t, *, lr, alpha):
+        previous = g ** 2 if t == 1 else state["v"]
+        v = alpha * previous + (1 - alpha) * g ** 2
+        return p - lr * g / torch.sqrt(previous), {"v": v}
+
+    @staticmethod
+    def formulas(row):
+        previous = row.prev_state("v", initial=f"{row.g}^2")
+        alpha = row.hyper("alpha")
+        return {
+            "v": f"={alpha}*{previous}+(1-{alpha})*{row.g}^2",
+            "new": f"={row.prev}-{row.hyper('lr')}*{row.g}/SQRT({previous})",
+        }
+
+
+class Adam(Rule):
+    """m ← β1·m + (1 − β1)·g; v ← β2·v + (1 − β2)·g², both from 0;
+    p ← p − lr·m̂ / (√v̂ + eps) with m̂ = m / (1 − β1^t), v̂ = v / (1 − β2^t): torch.optim.Adam."""
+
+    hyper = ("lr", "beta1", "beta2", "eps")
+    state = ("m", "v")
+    headers = {"m": "m: EWMA of {g}", "v": "v: EWMA of {g}²"}
+
+    @staticmethod
+    def step(p, g, state, t, *, lr, beta1, beta2, eps):
+        m = beta1 * state["m"] + (1 - beta1) * g
+        v = beta2 * state["v"] + (1 - beta2) * g ** 2
+        m_hat, v_hat = m / (1 - power(beta1, t)), v / (1 - power(beta2, t))
+        return p - lr * m_hat / (torch.sqrt(v_hat) + eps), {"m": m, "v": v}
+
+    @staticmethod
+    def formulas(row):
+        b1, b2 = row.hyper("beta1"), row.hyper("beta2")
+        m_hat = f"({row.state('m')}/(1-{b1}^{row.t}))"
+        v_hat = f"{row.state('v')}/(1-{b2}^{row.t})"
+        return {
+            "m": f"={b1}*{row.prev_state('m')}+(1-{b1})*{row.g}",
+            "v": f"={b2}*{row.prev_state('v')}+(1-{b2})*{row.g}^2",
+            "new": f"={row.prev}-{row.hyper('lr')}*{m_hat}/(SQRT({v_hat})+{row.hyper('eps')})",
+        }
+
+    @staticmethod
+    def torch_optimizer(params, *, lr, beta1, beta2, eps):
+        return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), eps=eps)
+
+
+class LessonAdam(Rule):
+    """The lesson's Adam: the same averages, but p ← p − lr·m / √v: no bias correction, no eps."""
+
+    hyper = ("lr", "beta1", "beta2")
+    state = ("m", "v")
+    headers = Adam.headers
+
+    @staticmethod
+    def step(p, g, state, t, *, lr, beta1, beta2):
+        m = beta1 * state["m"] + (1 - beta1) * g
+        v = beta2 * state["v"] + (1 - beta2) * g ** 2
+        return p - lr * m / torch.sqrt(v), {"m": m, "v": v}
+
+    @staticmethod
+    def formulas(row):
+        b1, b2 = row.hyper("beta1"), row.hyper("beta2")
+        return {
+            "m": f"={b1}*{row.prev_state('m')}+(1-{b1})*{row.g}",
+            "v": f"={b2}*{row.prev_state('v')}+(1-{b2})*{row.g}^2",
+            "new": f"={row.prev}-{row.hyper('lr')}*{row.state('m')}/SQRT({row.state('v')})",
+        }
+
+
+@dataclass
+class Trajectory:
+    """Online training, one entry per update: everything a row of an optimizer sheet shows."""
+
+    prediction: torch.Tensor                  # (T,)
+    error: torch.Tensor                       # (T,)
+    grad: torch.Tensor                        # (T, 2): de/db, de/da
+    state: dict[str, torch.Tensor]            # name -> (T, 2)
+    params: torch.Tensor                      # (T, 2): intercept, slope after each update
+
+
+def train_online(rule: type[Rule], xs: torch.Tensor, ys: torch.Tensor, start: torch.Tensor,
+                 **hyper) -> Trajectory:
+    """Fit y = a·x + b one (x, y) sample at a time, in order, with `rule`.
+
+    `start` is [intercept, slope]; a hyperparameter is a scalar, or a tensor with one value per step.
+    The loss of a sample is (a·x + b − y)², so de/db = 2·error and de/da = x·de/db.
+    """
+    p = start
+    state = {name: torch.zeros_like(start) for name in rule.state}
+    rows: dict[str, list] = {"prediction": [], "error": [], "grad": [], "params": []}
+    states: dict[str, list] = {name: [] for name in rule.state}
+    for t in range(1, len(xs) + 1):
+        x, y = xs[t - 1], ys[t - 1]
+        prediction = p[1] * x + p[0]
+        error = prediction - y
+        de_db = 2 * error
+        grad = torch.stack([de_db, x * de_db])
+        now = {name: value if value.ndim == 0 else value[t - 1] for name, value in hyper.items()}
+        p, state = rule.step(p, grad, state, t, **now)
+        for key, value in (("prediction", prediction), ("error", error), ("grad", grad), ("params", p)):
+            rows[key].append(value)
+        for name in rule.state:
+            states[name].append(state[name])
+    return Trajectory(**{key: torch.stack(values) for key, values in rows.items()},
+                      state={name: torch.stack(values) for name, values in states.items()})
+
+
+# --- learning-rate schedules -----------------------------------------------------------------------
+
+class Schedule:
+    """A constant learning rate; subclasses change lr (and β1) over the steps, in cells."""
+
+    inputs: ClassVar[dict[str, float]] = {}      # extra input cells -> default
+    scalars: ClassVar[dict[str, str]] = {}       # computed scalar -> formula template over names
+    per_epoch: ClassVar[tuple[str, ...]] = ()    # per-epoch columns beside the RMSE
+    columns: ClassVar[dict[str, str]] = {}       # hyperparameter -> the per-step column that sets it
+    labels: ClassVar[dict[str, str]] = {}        # labels of the names it adds or redefines
+
+    def values(self, h: Mapping[str, torch.Tensor], steps: int, n: int) -> dict[str, torch.Tensor]:
+        """Every block the schedule adds: scalars 1 x 1, per-epoch and per-step columns k x 1."""
+        return {}
+
+    def epoch_formula(self, name: str, e: int, refs: Mapping[str, str]) -> str:
+        raise NotImplementedError
+
+    def step_formula(self, column: str, row: Row) -> str:
+        raise NotImplementedError
+
+    def torch_scheduler(self, optimizer, h: Mapping[str, float], steps: int, n: int):
+        """The torch.optim.lr_scheduler it equals, and whether it steps after every update (else
+        after every epoch)."""
+        return None, False
+
+
+def cosine(start: str, end: str, pct: str) -> str:
+    """Cosine annealing from `start` to `end` as pct goes from 0 to 1, as torch writes it."""
+    return f"{end}+({start}-{end})/2*(COS(PI()*{pct})+1)"
+
+
+def cosine_t(start, end, pct):
+    """`cosine` in torch."""
+    return end + (start - end) / 2 * (torch.cos(math.pi * pct) + 1)
+
+
+class CosineEpochs(Schedule):
+    """One learning rate per epoch, lr·(1 + cos(π·(epoch − 1) / epochs)) / 2:
+    torch's CosineAnnealingLR(T_max=epochs), stepped after every epoch."""
+
+    scalars = {"epochs": "=MAX({epoch_column})"}
+    per_epoch = ("lr_epoch",)
+    columns = {"lr": "lr_t"}
+
+    def values(self, h, steps, n):
+        epochs = steps // n
+        e = torch.arange(epochs, dtype=h["lr"].dtype, device=h["lr"].device).reshape(-1, 1)
+        lr_epoch = h["lr"] * (1 + torch.cos(math.pi * e / epochs)) / 2
+        return {"epochs": torch.full_like(lr_epoch[:1], epochs), "lr_epoch": lr_epoch,
+                "lr_t": lr_epoch.repeat_interleave(n, dim=0)}
+
+    def epoch_formula(self, name, e, refs):
+        return f"={refs['lr']}*(1+COS(PI()*{e}/{refs['epochs']}))/2"
+
+    def step_formula(self, column, row):
+        return f"=INDEX({row.names['lr_epoch'].ref},{row.col('epoch')})"
+
+    def torch_scheduler(self, optimizer, h, steps, n):
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps // n), False
+
+
+class OneCycle(Schedule):
+    """torch's OneCycleLR (cosine, two phases), stepped after every update: over the first pct_start
+    of the steps lr rises from lr / div_factor to lr while Adam's β1 falls from max_momentum to
+    base_momentum; then lr falls to lr / div_factor / final_div_factor and β1 climbs back."""
+
+    inputs = {"pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4,
+              "base_momentum": 0.85, "max_momentum": 0.95}
+    scalars = {"total_steps": "=ROWS({step_column})", "initial_lr": "={lr}/{div_factor}",
+               "min_lr": "={initial_lr}/{final_div_factor}", "warmup_end": "={pct_start}*{total_steps}-1"}
+    columns = {"lr": "lr_t", "beta1": "beta1"}
+    labels = {"lr": "lr: the peak learning rate (max_lr)"}
+
+    def values(self, h, steps, n):
+        initial = h["lr"] / h["div_factor"]
+        low, high = h["base_momentum"], h["max_momentum"]
+        scalars = {"total_steps": torch.full_like(initial, steps), "initial_lr": initial,
+                   "min_lr": initial / h["final_div_factor"], "warmup_end": h["pct_start"] * steps - 1}
+        end = scalars["warmup_end"]
+        t = torch.arange(steps, dtype=initial.dtype, device=initial.device).reshape(-1, 1)
+        warm, cool = t / end, (t - end) / (steps - 1 - end)
+
+        def phased(up, down):
+            return torch.where(t <= end, cosine_t(*up, warm), cosine_t(*down, cool))
+
+        return {**{name: value.reshape(1, 1) for name, value in scalars.items()},
+                "lr_t": phased((initial, h["lr"]), (h["lr"], scalars["min_lr"])),
+                "beta1": phased((high, low), (low, high))}
+
+    def step_formula(self, column, row):
+        ref = {name: block.ref for name, block in row.names.items()}
+        end = ref["warmup_end"]
+        t = f"({row.t}-1)"
+        warm, cool = f"{t}/{end}", f"({t}-{end})/({ref['total_steps']}-1-{end})"
+        up, down = {
+            "lr_t": ((ref["initial_lr"], ref["lr"]), (ref["lr"], ref["min_lr"])),
+            "beta1": ((ref["max_momentum"], ref["base_momentum"]), (ref["base_momentum"], ref["max_momentum"])),
+        }[column]
+        return f"=IF({t}<={end},{cosine(*up, warm)},{cosine(*down, cool)})"
+
+    def torch_scheduler(self, optimizer, h, steps, n):
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=h["lr"], total_steps=steps, pct_start=h["pct_start"], anneal_strategy="cos",
+            cycle_momentum=True, base_momentum=h["base_momentum"], max_momentum=h["max_momentum"],
+            div_factor=h["div_factor"], final_div_factor=h["final_div_factor"], three_phase=False)
+        return scheduler, True
+
+
+# --- the optimizer sheets --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OptimizerSheet:
+    """One optimizer sheet: a rule, its default hyperparameters and its schedule."""
+
+    name: str
+    rule: type[Rule]
+    hyper: dict[str, float]        # input hyperparameters -> default (a schedule may add more)
+    title: str
+    subtitle: str
+    schedule: Schedule = field(default_factory=Schedule)
+    finite_differences: bool = False
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return ("intercept_start", "slope_start", *self.hyper, *self.schedule.inputs,
+                *(("h",) if self.finite_differences else ()))
+
+    def defaults(self) -> dict[str, float]:
+        return {"intercept_start": 1.0, "slope_start": 1.0, **self.hyper, **self.schedule.inputs,
+                **({"h": 0.01} if self.finite_differences else {})}
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The step table's columns, left to right."""
+        estimates = ("est_de_db", "est_de_da") if self.finite_differences else ()
+        state = tuple(f"{s}_{p}" for s in self.rule.state for p in PARAMS)
+        return ("step", "epoch", "x", "y", *self.schedule.columns.values(), "prediction", "error", *GRADS,
+                *estimates, *state, *PARAMS)
+
+
+ADAM_HYPER = {"lr": 0.3, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8}
+SHEETS = (
+    OptimizerSheet("basic", SGD, {"lr": 1e-4}, "Plain SGD, batch size one: b ← b − lr·de/db, a ← a − lr·de/da",
+                   "Finite differences (loss(p + h) − loss(p)) / h beside the analytic derivatives. "
+                   "torch.optim.SGD.", finite_differences=True),
+    OptimizerSheet("momentum", Momentum, {"lr": 1e-4, "momentum": 0.9},
+                   "SGD with momentum: step along an average of the gradients",
+                   "m = momentum·m + (1 − momentum)·g (m = g on step 1); p ← p − lr·m. "
+                   "torch.optim.SGD(momentum=β, dampening=β)."),
+    OptimizerSheet("rmsprop", RMSprop, {"lr": 0.1, "alpha": 0.9, "eps": 1e-8},
+                   "RMSProp: divide each step by the root of an average of squared gradients",
+                   "v = alpha·v + (1 − alpha)·g², from 0; p ← p − lr·g / (√v + eps). torch.optim.RMSprop."),
+    OptimizerSheet("rmsprop_lesson", LessonRMSprop, {"lr": 0.1, "alpha": 0.9},
+                   "The lesson's RMSProp (not torch's): divide by the previous average, no eps",
+                   "p ← p − lr·g / √(v before this step), then v = alpha·v + (1 − alpha)·g²; "
+                   "v before step 1 is the first g²."),
+    OptimizerSheet("adam", Adam, dict(ADAM_HYPER), "Adam: momentum and RMSProp together",
+                   "m, v: averages of g and g²; p ← p − lr·m̂ / (√v̂ + eps), m̂ = m / (1 − β1^t), "
+                   "v̂ = v / (1 − β2^t). torch.optim.Adam."),
+    OptimizerSheet("adam_lesson", LessonAdam, {k: v for k, v in ADAM_HYPER.items() if k != "eps"},
+                   "The lesson's Adam (not torch's): no bias correction, no eps",
+                   "p ← p − lr·m / √v with the same averages m and v as the adam sheet."),
+    OptimizerSheet("adam_annealed", Adam, {**ADAM_HYPER, "lr": 1.0},
+                   "Adam with learning-rate annealing: a cosine schedule over the epochs",
+                   "lr of epoch e = lr·(1 + cos(π·(e − 1) / epochs)) / 2: "
+                   "torch.optim.Adam + CosineAnnealingLR stepped after every epoch.",
+                   schedule=CosineEpochs()),
+    OptimizerSheet("onecycle", Adam, {"lr": 2.0, "beta2": 0.99, "eps": 1e-8},
+                   "Adam with the one-cycle schedule: lr up then down, β1 down then up",
+                   "Every step's lr and β1 as torch.optim.lr_scheduler.OneCycleLR computes them "
+                   "(cosine phases), then torch.optim.Adam's update.", schedule=OneCycle()),
+)
+
+LABELS = {
+    "intercept_start": "intercept b before step 1", "slope_start": "slope a before step 1",
+    "lr": "learning rate lr", "momentum": "momentum β (and dampening)", "alpha": "alpha: decay of v",
+    "eps": "eps", "beta1": "beta1: decay of m", "beta2": "beta2: decay of v",
+    "h": "h: finite-difference step", "epochs": "epochs", "pct_start": "pct_start: warm-up share",
+    "div_factor": "div_factor: lr / first lr", "final_div_factor": "final_div_factor: first lr / last lr",
+    "base_momentum": "base_momentum: lowest β1", "max_momentum": "max_momentum: highest β1",
+    "total_steps": "total steps", "initial_lr": "first lr", "min_lr": "last lr",
+    "warmup_end": "warm-up ends at t =",
+}
+SMALL = frozenset({"lr_t", "lr_epoch", "initial_lr", "min_lr"})  # shown in General format, not 0.0000
+HEADERS = {
+    "step": "step t", "epoch": "epoch", "x": "x", "y": "y", "lr_t": "lr of the step",
+    "beta1": "β1 of the step", "prediction": "prediction a·x + b", "error": "error = prediction − y",
+    "de_db": "de/db = 2·error", "de_da": "de/da = x·de/db", "est_de_db": "de/db by finite difference",
+    "est_de_da": "de/da by finite difference", "intercept": "new intercept b", "slope": "new slope a",
+}
+
+
+def sheet_values(spec: OptimizerSheet, data_x: torch.Tensor, data_y: torch.Tensor,
+                 h: Mapping[str, torch.Tensor], epochs: int = EPOCHS) -> dict[str, torch.Tensor]:
+    """Every block of one optimizer sheet, keyed by its sheet-scoped name, from its inputs `h` (0-d)."""
+    n = data_x.shape[0]
+    steps = n * epochs
+    xs, ys = data_x.reshape(-1).repeat(epochs), data_y.reshape(-1).repeat(epochs)
+    # A schedule takes cosines: computed on the CPU, so that every device agrees to the last bit.
+    cpu = {name: value.cpu() for name, value in h.items()}
+    scheduled = {name: value.to(xs.device) for name, value in spec.schedule.values(cpu, steps, n).items()}
+    hyper = {name: scheduled[spec.schedule.columns[name]].reshape(-1) if name in spec.schedule.columns
+             else h[name] for name in spec.rule.hyper}
+    start = torch.stack([h["intercept_start"], h["slope_start"]])
+    run = train_online(spec.rule, xs, ys, start, **hyper)
+    step = torch.arange(steps, device=xs.device)
+    columns = {
+        "step": step + 1, "epoch": step // n + 1, "x": xs, "y": ys,
+        "prediction": run.prediction, "error": run.error, "de_db": run.grad[:, 0], "de_da": run.grad[:, 1],
+        "intercept": run.params[:, 0], "slope": run.params[:, 1],
+        **{f"{s}_{p}": run.state[s][:, j] for s in spec.rule.state for j, p in enumerate(PARAMS)},
+    }
+    if spec.finite_differences:
+        columns.update(finite_differences(start, run, xs, ys, h["h"]))
+    rmse = torch.sqrt((run.error.reshape(epochs, n) ** 2).sum(dim=1) / n)
+    return {**scheduled, **{name: value.to(xs.dtype).reshape(-1, 1) for name, value in columns.items()},
+            "rmse": rmse.reshape(-1, 1)}
+
+
+def finite_differences(start, run: Trajectory, xs, ys, h) -> dict[str, torch.Tensor]:
+    """(loss(b + h) − loss(b)) / h and (loss(a + h) − loss(a)) / h at the parameters each step starts from."""
+    before = torch.cat([start.reshape(1, 2), run.params[:-1]])
+    b, a = before[:, 0], before[:, 1]
+    return {"est_de_db": ((a * xs + (b + h) - ys) ** 2 - run.error ** 2) / h,
+            "est_de_da": (((a + h) * xs + b - ys) ** 2 - run.error ** 2) / h}
+
+
+def train_torch_optim(spec: OptimizerSheet, data_x: torch.Tensor, data_y: torch.Tensor,
+                      h: Mapping[str, float], epochs: int = EPOCHS) -> dict[str, torch.Tensor]:
+    """The same online training with autograd and the real torch.optim class and scheduler.
+
+    Returns per step (n·epochs x 1): the autograd gradients `de_db` and `de_da`, the learning rate
+    `lr_t` (and Adam's `beta1`) the step used, and the parameters after it, `intercept` and `slope`.
+    Only for rules that torch.optim has.
+    """
+    n = data_x.shape[0]
+    xs, ys = data_x.reshape(-1).repeat(epochs), data_y.reshape(-1).repeat(epochs)
+    b, a = (torch.tensor(h[name], dtype=xs.dtype, device=xs.device, requires_grad=True)
+            for name in ("intercept_start", "slope_start"))
+    # A hyperparameter that is no input (onecycle's β1) is set by the scheduler: any value will do.
+    optimizer = spec.rule.torch_optimizer([b, a], **{name: h.get(name, 0.9) for name in spec.rule.hyper})
+    scheduler, every_step = spec.schedule.torch_scheduler(optimizer, h, n * epochs, n)
+    group = optimizer.param_groups[0]
+    rows = []
+    for t, (x, y) in enumerate(zip(xs, ys), start=1):
+        optimizer.zero_grad()
+        ((a * x + b - y) ** 2).backward()
+        used = {"de_db": b.grad.item(), "de_da": a.grad.item(), "lr_t": group["lr"]}
+        if "betas" in group:
+            used["beta1"] = group["betas"][0]
+        optimizer.step()
+        rows.append({**used, "intercept": b.item(), "slope": a.item()})
+        if scheduler is not None and (every_step or t % n == 0):
+            scheduler.step()
+    return {name: torch.tensor([[row[name]] for row in rows], dtype=xs.dtype) for name in rows[0]}
+
+
+# --- the lesson ------------------------------------------------------------------------------------
+
+SUMMARY = {
+    "final_intercept": "final intercept b", "final_slope": "final slope a",
+    "last_rmse": "RMSE of the last epoch", "intercept_gap": "|b − true b|", "slope_gap": "|a − true a|",
+}
+
+
+class GradDesc(Lesson):
+    name = "graddesc"
+    title = "Online gradient descent on y = a·x + b: SGD, momentum, RMSProp, Adam, annealing, one-cycle"
+    sheets = {
+        "notes": "what the workbook shows and what to try",
+        "data": "the x values, the true intercept and slope, y by formula",
+        **{spec.name: spec.title for spec in SHEETS},
+        "summary": "every optimizer's final intercept, slope and last-epoch RMSE",
+    }
+    inputs = ("data_x", "data!true_intercept", "data!true_slope",
+              *(f"{spec.name}!{name}" for spec in SHEETS for name in spec.inputs))
+    params = frozenset(f"{spec.name}!{p}_start" for spec in SHEETS for p in PARAMS)
+
+    def default_inputs(self, seed: int, **options) -> dict[str, np.ndarray]:
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randint(1, 101, (N_SAMPLES, 1), generator=gen).double().numpy()
+        sheets = {f"{spec.name}!{name}": np.array(value) for spec in SHEETS
+                  for name, value in spec.defaults().items()}
+        return {"data_x": x, "data!true_intercept": np.array(TRUE_INTERCEPT),
+                "data!true_slope": np.array(TRUE_SLOPE), **sheets}
+
+    def compute(self, inputs) -> dict[str, torch.Tensor]:
+        x = inputs["data_x"]
+        true_b, true_a = inputs["data!true_intercept"].reshape(()), inputs["data!true_slope"].reshape(())
+        y = true_b + true_a * x
+        out = {"data_y": y}
+        for spec in SHEETS:
+            h = {name: inputs[f"{spec.name}!{name}"].reshape(()) for name in spec.inputs}
+            out.update({f"{spec.name}!{k}": v for k, v in sheet_values(spec, x, y, h).items()})
+
+        def last(name: str) -> torch.Tensor:
+            return torch.stack([out[f"{spec.name}!{name}"][-1, 0] for spec in SHEETS]).reshape(-1, 1)
+
+        b, a = last("intercept"), last("slope")
+        return {**out, "summary!final_intercept": b, "summary!final_slope": a,
+                "summary!last_rmse": last("rmse"), "summary!intercept_gap": torch.abs(b - true_b),
+                "summary!slope_gap": torch.abs(a - true_a)}
+
+    def layout(self, book: Book) -> None:
+        book.notes("Gradient descent on a line, one sample at a time", NOTES)
+        data = layout_data(book)
+        sheets = [layout_optimizer(book, spec, data) for spec in SHEETS]
+        layout_summary(book, sheets, data)
+
+
+def layout_data(book: Book) -> dict[str, Block]:
+    sheet = book.sheet("data", "The data: y = b + a·x, no noise",
+                       "Fixed, seeded whole numbers x (not RANDBETWEEN): edit them, or the true b and a.")
+    b = sheet.block("true_intercept", 3, 1, row_labels=["true intercept b"])
+    a = sheet.block("true_slope", 4, 1, row_labels=["true slope a"])
+    n = book.values["data_x"].shape[0]
+    x = sheet.block("data_x", 8, 1, global_name=True, headers=["x"],
+                    row_labels=[f"sample {i + 1}" for i in range(n)])
+    y = sheet.block("data_y", 8, 2, global_name=True, headers=["y = b + a·x"], result=True,
+                    formula=lambda r, c: f"={b.ref}+{a.ref}*{x.cell(r)}")
+    return {"true_intercept": b, "true_slope": a, "data_x": x, "data_y": y}
+
+
+def layout_optimizer(book: Book, spec: OptimizerSheet, data: Mapping[str, Block]) -> Sheet:
+    """The shape every optimizer sheet shares: inputs and scalars at the top left, the RMSE of each
+    epoch beside them, charts of b and a, and below, one row per update."""
+    sheet = book.sheet(spec.name, spec.title, spec.subtitle)
+    n = data["data_x"].rows
+    steps = book.values[f"{spec.name}!step"].shape[0]
+    epochs = steps // n
+    top = max(3 + len(spec.inputs) + len(spec.schedule.scalars), 4 + epochs) + 3
+    # Where each column will be, so that formulas can refer to columns not yet written.
+    cols = {name: Block(sheet, name, top, c, steps, 1, False) for c, name in enumerate(spec.columns)}
+    names = _layout_scalars(sheet, spec, cols)
+    rmse = sheet.block(
+        "rmse", 4, 4, headers=["RMSE of the epoch"], row_labels=[f"epoch {e + 1}" for e in range(epochs)],
+        result=True, formula=lambda r, c: f"=SQRT(SUMSQ({cols['error'].span(r * n, 0, r * n + n - 1, 0)})"
+                                          f"/COUNT({data['data_x'].ref}))")
+    for c, name in enumerate(spec.schedule.per_epoch, start=rmse.right + 1):
+        refs = {key: block.ref for key, block in names.items()}
+        names[name] = sheet.block(name, rmse.top, c, headers=["lr of the epoch"], num_format="General",
+                                  formula=lambda r, _, name=name: spec.schedule.epoch_formula(name, r, refs))
+    sheet.text(top - 2, 0, "One row per update: each row reads one (x, y) sample, predicts with the b and a "
+               "left by the row above, and updates them.", widen=False)
+    for name in spec.columns:
+        formula = _column_formula(spec, name, data)
+        sheet.block(name, top, cols[name].left, headers=[_header(spec, name)], result=name in PARAMS,
+                    num_format="General" if name in SMALL else None,
+                    formula=lambda r, c, f=formula: f(Row(r, cols, names, spec.schedule.columns)))
+    blocks = sheet.blocks
+    sheet.line_chart("intercept b after each step", [("intercept b", blocks["intercept"])], 2, 7,
+                     y_title="b", size=(480, 300))
+    sheet.line_chart("slope a after each step", [("slope a", blocks["slope"])], 2, 15,
+                     y_title="a", size=(480, 300))
+    return sheet
+
+
+def _layout_scalars(sheet: Sheet, spec: OptimizerSheet, cols: Mapping[str, Block]) -> dict[str, Block]:
+    """The input cells, then the schedule's computed scalars, one per row from row 3."""
+    labels = {**LABELS, **spec.schedule.labels}
+    names = {name: sheet.block(name, 3 + i, 1, row_labels=[labels[name]]) for i, name in enumerate(spec.inputs)}
+    for i, (name, template) in enumerate(spec.schedule.scalars.items(), start=3 + len(spec.inputs)):
+        refs = {key: block.ref for key, block in names.items()}
+        formula = template.format(step_column=cols["step"].column(0), epoch_column=cols["epoch"].column(0), **refs)
+        names[name] = sheet.block(name, i, 1, row_labels=[labels[name]], formula=formula,
+                                  num_format="General" if name in SMALL else None)
+    return names
+
+
+def _header(spec: OptimizerSheet, name: str) -> str:
+    state, _, param = name.partition("_")
+    if state in spec.rule.state and param in PARAMS:
+        return spec.rule.headers[state].format(g="de/db" if param == "intercept" else "de/da")
+    return HEADERS[name]
+
+
+def _column_formula(spec: OptimizerSheet, name: str, data: Mapping[str, Block]):
+    """The formula of one step-table column, as a function of the row."""
+    x_data, y_data = data["data_x"], data["data_y"]
+    n = x_data.rows
+
+    def estimate(row: Row, b: str, a: str) -> str:
+        """(loss at the shifted parameters − loss) / h."""
+        return f"=(({a}*{row.col('x')}+{b}-{row.col('y')})^2-{row.col('error')}^2)/{row.names['h'].ref}"
+
+    common = {
+        "step": lambda row: "=1" if row.first else f"={row.cols['step'].cell(row.r - 1)}+1",
+        "epoch": lambda row: f"=INT(({row.t}-1)/COUNT({x_data.ref}))+1",
+        "x": lambda row: f"={x_data.cell(row.r % n)}",
+        "y": lambda row: f"={y_data.cell(row.r % n)}",
+        "prediction": lambda row: f"={row.before('slope')}*{row.col('x')}+{row.before('intercept')}",
+        "error": lambda row: f"={row.col('prediction')}-{row.col('y')}",
+        "de_db": lambda row: f"=2*{row.col('error')}",
+        "de_da": lambda row: f"={row.col('x')}*{row.col('de_db')}",
+        "est_de_db": lambda row: estimate(row, f"({row.before('intercept')}+{row.names['h'].ref})",
+                                          row.before("slope")),
+        "est_de_da": lambda row: estimate(row, row.before("intercept"),
+                                          f"({row.before('slope')}+{row.names['h'].ref})"),
+    }
+    if name in common:
+        return common[name]
+    if name in spec.schedule.columns.values():
+        return lambda row: spec.schedule.step_formula(name, row)
+    if name in PARAMS:
+        return lambda row: spec.rule.formulas(replace(row, param=name))["new"]
+    state, param = name.split("_")
+    return lambda row: spec.rule.formulas(replace(row, param=param))[state]
+
+
+def layout_summary(book: Book, sheets: list[Sheet], data: Mapping[str, Block]) -> None:
+    sheet = book.sheet("summary", "Where each optimizer ends after the last epoch",
+                       "Plain SGD crawls: its intercept has hardly moved. Adam gets there; annealed, it stays.")
+    top, labels = 4, [s.name for s in sheets]
+    sheet.text(top - 1, 0, "sheet", "header")
+
+    def final(name: str):
+        """The last cell of a column, on each optimizer sheet."""
+        return lambda r, c: f"={sheets[r].blocks[name].cell(sheets[r].blocks[name].rows - 1)}"
+
+    def gap(block: Block, truth: Block):
+        return lambda r, c: f"=ABS({block.cell(r)}-{truth.cell(0, 0)})"
+
+    b = sheet.block("final_intercept", top, 1, headers=[SUMMARY["final_intercept"]], row_labels=labels,
+                    result=True, formula=final("intercept"))
+    a = sheet.block("final_slope", top, 2, headers=[SUMMARY["final_slope"]], result=True,
+                    formula=final("slope"))
+    sheet.block("last_rmse", top, 3, headers=[SUMMARY["last_rmse"]], formula=final("rmse"))
+    sheet.block("intercept_gap", top, 4, headers=[SUMMARY["intercept_gap"]],
+                formula=gap(b, data["true_intercept"]))
+    sheet.block("slope_gap", top, 5, headers=[SUMMARY["slope_gap"]], formula=gap(a, data["true_slope"]))
+
+
+NOTES = (
+    "The model is a line, prediction = a·x + b, with two parameters: the slope a and the intercept b "
+    "(yellow). The data sheet makes y = 30 + 2·x exactly, so a perfect fit exists: a = 2, b = 30.",
+    "Batch size one: every row of an optimizer sheet takes one sample (x, y), predicts with the b and a "
+    "left by the row above, takes the derivatives of the loss e = (a·x + b − y)², "
+    "de/db = 2·(a·x + b − y) and de/da = x·de/db, and updates b and a once. An epoch is one pass "
+    "over the data, in order; the next epoch continues where it ended. No macros: every epoch is "
+    "written out in formulas.",
+    "basic: plain SGD, p ← p − lr·g. Beside the analytic derivatives, finite differences "
+    "(loss(p + h) − loss(p)) / h with h = 0.01 show where they come from. With x up to 100, de/da is "
+    "large, so lr must be tiny for a to stay stable; then b crawls.",
+    "momentum: step along m = β·m + (1 − β)·g, an exponentially weighted moving average (EWMA) of the "
+    "gradients. rmsprop: keep v, an EWMA of g², and divide each step by √v, so every parameter moves "
+    "about lr per step whatever the size of its gradient. adam: both at once, with bias correction.",
+    "adam_annealed: the same Adam with a learning rate that falls over the epochs (cosine). "
+    "onecycle: the learning rate rises then falls while Adam's β1 falls then rises, as "
+    "torch.optim.lr_scheduler.OneCycleLR does it. Big steps early get b near 30; small steps late let "
+    "it settle there. The summary sheet compares where every optimizer ends.",
+    "The sheets follow torch.optim exactly (SGD, SGD with momentum and dampening, RMSprop, Adam, "
+    "CosineAnnealingLR, OneCycleLR). The lesson's own spreadsheet simplified two rules; those are "
+    "kept as labelled extra sheets: rmsprop_lesson divides by the previous average and has no eps; "
+    "adam_lesson has no bias correction and no eps.",
+    "Try: change lr (or β1, β2, the start values, the data) on any sheet and watch the charts; "
+    "make lr of the basic sheet 0.001 and watch it blow up. Then save and run "
+    "`lessonxl verify graddesc.xlsx`: torch recomputes every number from your inputs and compares "
+    "every formula cell.",
+)
