@@ -1,0 +1,312 @@
+"""collab_filter.xlsx, torch side: embeddings (lookup = one-hot matmul), training, data, the sheets'
+quantities and the workbook's names and functions. The workbook-wide checks (verify, mutations,
+edited inputs, determinism) live in test_workbooks.py."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import openpyxl
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lessonxl.collab import (CROSSTABS, GD_STEPS, CollabFilter, EmbeddingDot, EmbeddingDotBias, all_pairs,
+                             gd_quantities, lookup, match, rated_pairs, train)
+from lessonxl.errors import UsageError
+from lessonxl.movielens import crosstab, load_ratings, synthetic_ratings
+
+LESSON = CollabFilter()
+CPU = torch.device("cpu")
+PORTABLE = {"SUM", "SUMPRODUCT", "SUMSQ", "MMULT", "TRANSPOSE", "INDEX", "MATCH", "OFFSET", "IF", "EXP",
+            "SQRT", "COUNT", "AVERAGE"}
+
+
+@pytest.fixture(scope="module")
+def defaults() -> dict[str, np.ndarray]:
+    return LESSON.default_inputs(0)
+
+
+@pytest.fixture(scope="module")
+def results(defaults) -> dict[str, np.ndarray]:
+    return LESSON.evaluate(defaults, CPU)
+
+
+def _tensors(grids, device=CPU) -> dict:
+    return {k: v if k in LESSON.text_inputs else torch.tensor(v, dtype=torch.float64, device=device)
+            for k, v in grids.items()}
+
+
+def _models(seed: int = 0, users: int = 7, movies: int = 9, factors: int = 4):
+    gen = torch.Generator().manual_seed(seed)
+
+    def rand(*shape):
+        return torch.randn(*shape, generator=gen, dtype=torch.float64)
+
+    uf, mf, ub, mb = rand(users, factors), rand(movies, factors), rand(users), rand(movies)
+    return [EmbeddingDot(uf, mf), EmbeddingDotBias(uf, mf, ub, mb),
+            EmbeddingDotBias(uf, mf, ub, mb, y_range=(0.0, 5.5))]
+
+
+# ---------------------------------------------------------------- embeddings
+
+def test_one_hot_matmul_selects_rows():
+    weight = torch.randn(11, 3, dtype=torch.float64)
+    index = torch.tensor([0, 4, 4, 10, 2])
+    assert torch.equal(F.one_hot(index, 11).double() @ weight, weight[index])
+    embedding = torch.nn.Embedding.from_pretrained(weight)
+    assert torch.equal(lookup(embedding, index, one_hot=True), lookup(embedding, index))
+
+
+@pytest.mark.parametrize("which", ["dot", "bias", "bias_yrange"])
+def test_lookup_and_one_hot_paths_agree_forward_and_backward(which):
+    model = _models()[["dot", "bias", "bias_yrange"].index(which)]
+    users, movies = torch.tensor([0, 3, 6, 3, 1]), torch.tensor([8, 0, 2, 2, 5])
+    ratings = torch.tensor([4.0, 3.5, 1.0, 5.0, 2.5], dtype=torch.float64)
+    grads = []
+    for one_hot in (False, True):
+        model.zero_grad()
+        prediction = model(users, movies, one_hot=one_hot)
+        F.mse_loss(prediction, ratings).backward()
+        grads.append((prediction.detach(), [p.grad.clone() for p in model.parameters()]))
+    (pred_a, grad_a), (pred_b, grad_b) = grads
+    torch.testing.assert_close(pred_a, pred_b, rtol=0, atol=1e-12)
+    for a, b in zip(grad_a, grad_b):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    assert any(g.abs().sum() > 0 for g in grad_a)
+
+
+def test_y_range_keeps_predictions_inside():
+    model = _models()[2]
+    users, movies = all_pairs(7, 9, CPU)
+    with torch.no_grad():
+        x = model.dot(users, movies) + 100 * model.user_bias(users)[:, 0]
+        prediction = model(users, movies)
+    assert prediction.min() > 0 and prediction.max() < 5.5
+    assert x.abs().max() > 10  # the range does work
+
+
+# ---------------------------------------------------------------- training
+
+def test_training_is_seeded_and_lowers_the_loss(defaults):
+    ratings = torch.tensor(defaults["dotprod!ratings"])
+    model_a, losses = train(ratings, 5, seed=3, steps=100)
+    model_b, _ = train(ratings, 5, seed=3, steps=100)
+    assert losses[-1] < 0.1 * losses[0]
+    assert all(torch.equal(a, b) for a, b in zip(model_a.parameters(), model_b.parameters()))
+    with torch.no_grad():
+        prediction = model_a(*rated_pairs(ratings)[:2])
+    final = F.mse_loss(prediction, rated_pairs(ratings)[2])
+    assert final < losses[-1]  # the loss is recorded before each step
+
+
+def test_the_workbook_holds_the_trained_weights(defaults, results):
+    ratings = torch.tensor(defaults["bias!ratings"])
+    model, losses = train(ratings, 5, seed=0, bias=True)
+    np.testing.assert_allclose(defaults["bias!movie_factors"], model.movie_factors.weight.detach().T,
+                               atol=5e-7)  # rounded to 6 decimals
+    with torch.no_grad():
+        trained = F.mse_loss(model(*rated_pairs(ratings)[:2]), rated_pairs(ratings)[2]).sqrt().item()
+    assert results["bias!rmse"][0, 0] == pytest.approx(trained, abs=1e-5)
+    assert trained < losses[-1].sqrt()
+
+
+def test_bias_beats_the_plain_dot_product(results):
+    dot, bias, y_range = (results[f"{t.sheet}!rmse"][0, 0] for t in CROSSTABS)
+    assert bias < dot and y_range < dot
+    assert 0 < y_range < 1
+
+
+# ---------------------------------------------------------------- the sheets' quantities
+
+def test_one_hot_and_lookup_sheets_equal_dotprod(results):
+    for name in ("rmse",):
+        assert results[f"movielens_1hot!{name}"] == pytest.approx(results[f"dotprod!{name}"], abs=1e-12)
+        assert results[f"movielens_emb!{name}"] == pytest.approx(results[f"dotprod!{name}"], abs=1e-12)
+    np.testing.assert_allclose(results["movielens_1hot!user_activations"],
+                               results["movielens_emb!user_embedding"], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(results["movielens_emb!user_embedding"],
+                                  results["movielens_emb!user_embedding_offset"])
+    one_hot = results["movielens_1hot!movie_onehot"]
+    assert set(np.unique(one_hot)) == {0.0, 1.0} and (one_hot.sum(axis=1) == 1).all()
+
+
+def test_predictions_cover_every_cell_and_rmse_only_rated_ones(defaults, results):
+    ratings = defaults["dotprod!ratings"]
+    assert np.isnan(ratings).any()
+    predictions = results["dotprod!predictions"]
+    product = defaults["dotprod!user_factors"] @ defaults["dotprod!movie_factors"]
+    np.testing.assert_allclose(predictions, product, atol=1e-12)
+    rated = ~np.isnan(ratings)
+    assert results["dotprod!rmse"][0, 0] == pytest.approx(
+        np.sqrt(np.mean((predictions - ratings)[rated] ** 2)), abs=1e-12)
+
+
+def test_gd_steps_equal_the_spreadsheet_gradient_formulas(defaults, results):
+    """Autograd + torch.optim.SGD equal the gradients as the sheet writes them."""
+    ratings = defaults["gd_steps!ratings"]
+    rated = ~np.isnan(ratings)
+    n = rated.sum()
+    uf, mf = defaults["gd_steps!user_factors"], defaults["gd_steps!movie_factors"]
+    ub, mb = defaults["gd_steps!user_bias"], defaults["gd_steps!movie_bias"]
+    lr = defaults["gd_steps!lr"][0, 0]
+    rmse = []
+    for step in range(GD_STEPS + 1):
+        error = np.where(rated, uf @ mf + ub + mb - np.nan_to_num(ratings), 0.0)
+        rmse.append(np.sqrt((error ** 2).sum() / n))
+        np.testing.assert_allclose(results[f"gd_steps!error_{step}"], error, atol=1e-11)
+        if step < GD_STEPS:
+            grads = 2 / n * error @ mf.T, 2 / n * uf.T @ error, 2 / n * error.sum(1, keepdims=True), \
+                2 / n * error.sum(0, keepdims=True)
+            for name, grad in zip(("user_factors", "movie_factors", "user_bias", "movie_bias"), grads):
+                np.testing.assert_allclose(results[f"gd_steps!grad_{name}_{step}"], grad, atol=1e-11)
+            uf, mf, ub, mb = (w - lr * g for w, g in zip((uf, mf, ub, mb), grads))
+            np.testing.assert_allclose(results[f"gd_steps!user_factors_{step + 1}"], uf, atol=1e-11)
+    np.testing.assert_allclose(results["gd_steps!rmse"].ravel(), rmse, atol=1e-11)
+    assert (np.diff(rmse) < 0).all() and rmse[-1] < 0.25 * rmse[0]
+
+
+def test_computed_from_the_workbooks_inputs(defaults, results):
+    edited = {k: v.copy() for k, v in defaults.items()}
+    edited["gd_steps!lr"] = edited["gd_steps!lr"] * 0.5
+    edited["bias!user_factors"][0, 0] += 1
+    edited["dotprod!ratings"][0, :] = np.nan
+    after = LESSON.evaluate(edited, CPU)
+    changed = {k for k in results if not np.allclose(results[k], after[k], equal_nan=True)}
+    assert {"gd_steps!rmse", "gd_steps!user_factors_1", "bias!rmse", "bias!predictions",
+            "dotprod!rmse"} <= changed
+    assert "movielens_emb!rmse" not in changed  # the pair sheets keep their own ratings
+
+
+def test_match_is_exact_and_reports_missing_ids():
+    table = torch.tensor([5.0, 2.0, 9.0, 2.0])
+    assert match(torch.tensor([2.0, 9.0]), table, "id").tolist() == [1, 2]
+    with pytest.raises(UsageError, match="id 3 is not in"):
+        match(torch.tensor([3.0]), table, "id")
+
+
+def test_word_vectors_equal_nn_embedding(defaults, results):
+    vocab = list(defaults["word_emb!vocab"].ravel())
+    ids = torch.tensor([vocab.index(w) for w in defaults["word_emb!sentence"].ravel()])
+    embedding = torch.nn.Embedding.from_pretrained(torch.tensor(defaults["word_emb!embedding"]))
+    np.testing.assert_array_equal(results["word_emb!word_vectors"], embedding(ids).numpy())
+    np.testing.assert_array_equal(results["word_emb!word_id"].ravel(), ids.numpy() + 1)
+    edited = dict(defaults, **{"word_emb!sentence": np.array([["the"], ["unicorn"]], dtype=object)})
+    with pytest.raises(UsageError, match="unicorn"):
+        LESSON.evaluate(edited, CPU)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_equals_cpu(defaults, results):
+    on_cuda = LESSON.compute(_tensors(defaults, torch.device("cuda")))
+    assert on_cuda.keys() == results.keys()
+    for key, value in on_cuda.items():
+        assert value.device.type == "cuda", key
+        np.testing.assert_allclose(value.cpu().numpy(), results[key], rtol=1e-12, atol=1e-12, err_msg=key)
+
+
+# ---------------------------------------------------------------- data
+
+def test_synthetic_ratings_look_like_movielens():
+    table = synthetic_ratings(7)
+    assert table.equals(synthetic_ratings(7)) and not table.equals(synthetic_ratings(8))
+    assert set(table["rating"]) <= set(np.arange(1, 11) / 2)
+    assert not table.duplicated(["userId", "movieId"]).any()
+    users, movies, grid = crosstab(table, 15, 15)
+    assert grid.shape == (15, 15) and 0 < np.isnan(grid).mean() < 0.4
+
+
+def test_crosstab_takes_the_most_active_users_and_most_rated_movies():
+    import pandas as pd
+    table = pd.DataFrame({"userId": [1, 1, 1, 2, 2, 3, 4, 4], "movieId": [10, 20, 30, 10, 20, 10, 30, 10],
+                          "rating": [1.0, 2, 3, 4, 5, 1, 2, 3]})
+    users, movies, grid = crosstab(table, 2, 2)
+    assert users.tolist() == [1, 2] and movies.tolist() == [10, 20]
+    np.testing.assert_array_equal(grid, [[1, 2], [4, 5]])
+    with pytest.raises(UsageError, match="4 users have ratings, 5 are needed"):
+        crosstab(table, 5, 2)
+
+
+def _write_u_data(path, users=20, movies=20):
+    rows = synthetic_ratings(1, users, movies, count=users * movies // 2)
+    lines = [f"{u}\t{m}\t{int(max(1, r))}\t881250949" for u, m, r in rows.itertuples(index=False)]
+    path.write_text("\n".join(lines) + "\n")
+    return rows
+
+
+def test_both_movielens_formats_load_the_same_table(tmp_path):
+    rows = _write_u_data(tmp_path / "u.data")
+    csv = tmp_path / "ratings.csv"
+    table_100k = load_ratings(tmp_path / "u.data")
+    table_100k.assign(timestamp=964982703).to_csv(csv, index=False)
+    table_csv = load_ratings(csv)
+    assert len(table_100k) == len(rows)
+    np.testing.assert_array_equal(table_100k.to_numpy(), table_csv.to_numpy())
+
+
+def test_a_users_file_becomes_the_workbooks_data(tmp_path):
+    _write_u_data(tmp_path / "u.data")
+    inputs = LESSON.default_inputs(0, ratings=tmp_path / "u.data", users=6, movies=8, factors=3)
+    assert inputs["dotprod!ratings"].shape == (6, 8)
+    assert inputs["bias!user_factors"].shape == (6, 3) and inputs["bias!movie_factors"].shape == (3, 8)
+    ratings = inputs["dotprod!ratings"]
+    assert set(np.unique(ratings[~np.isnan(ratings)])) <= {1, 2, 3, 4, 5}
+    results = LESSON.evaluate(inputs, CPU)
+    assert results["gd_steps!user_factors_1"].shape == (6, 3)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such ratings file"),
+    ("", "empty"),
+    ("\n\n", "empty"),
+    ("name,price\napple,3\n", "not a MovieLens ratings file"),
+    ("1\t2\tgood\t3\n", "not a MovieLens ratings file"),
+    ("userId,movieId,rating,timestamp\n", "holds no ratings"),
+])
+def test_unusable_files_are_one_line_usage_errors(tmp_path, content, message):
+    path = tmp_path / "ratings.txt"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(UsageError, match=message) as error:
+        LESSON.default_inputs(0, ratings=path)
+    assert str(path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_too_few_users_or_bad_sizes_are_usage_errors(tmp_path):
+    _write_u_data(tmp_path / "u.data", users=10, movies=30)
+    with pytest.raises(UsageError, match=r"u\.data: \d+ users have ratings, 15 are needed"):
+        LESSON.default_inputs(0, ratings=tmp_path / "u.data")
+    with pytest.raises(UsageError, match="--factors 0"):
+        LESSON.default_inputs(0, factors=0)
+
+
+# ---------------------------------------------------------------- the workbook
+
+@pytest.fixture(scope="module")
+def workbook() -> openpyxl.Workbook:
+    return openpyxl.load_workbook(io.BytesIO(LESSON.build(0, CPU)))
+
+
+def test_sheets_and_sheet_scoped_names(workbook):
+    assert workbook.sheetnames == list(LESSON.sheets)
+    common = {"ratings", "user_factors", "movie_factors", "rmse"}
+    for sheet, names in {"dotprod": common, "bias": common | {"user_bias", "movie_bias"},
+                         "bias_yrange": common | {"y_lo", "y_hi", "user_bias", "movie_bias"},
+                         "gd_steps": {"lr", "rmse", f"user_factors_{GD_STEPS}", "grad_movie_bias_0"},
+                         "movielens_emb": {"user_embedding", "user_embedding_offset", "rmse"}}.items():
+        assert names <= set(workbook[sheet].defined_names), sheet
+
+
+def test_formulas_use_portable_functions_only(workbook):
+    used = set()
+    for sheet in workbook.worksheets:
+        for row in sheet.iter_rows():
+            for cell in row:
+                text = getattr(cell.value, "text", cell.value)
+                if isinstance(text, str) and text.startswith("="):
+                    used |= set(re.findall(r"([A-Z][A-Z0-9.]*)\(", text))
+    assert used <= PORTABLE, used - PORTABLE
+    assert {"MMULT", "INDEX", "OFFSET", "MATCH", "SUMPRODUCT"} <= used
