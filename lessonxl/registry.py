@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from .collab import CollabFilter
 from .entropy import Entropy
 from .errors import UsageError
+from .graddesc import GradDesc
 from .lesson import Lesson
+from .regularization import Regularization
 
-LESSONS: tuple[Lesson, ...] = (Entropy(),)
+LESSONS: tuple[Lesson, ...] = (Entropy(), GradDesc(), Regularization(), CollabFilter())
 
 
 def by_name(name: str) -> Lesson:

@@ -1,0 +1,567 @@
+"""Regularisation and training tricks (regularization.xlsx): torch arithmetic and sheet layout side by side.
+
+Weight decay versus L2 regularisation (equal for SGD, different for Adam: hence AdamW), the smoothed
+loss of a training run (EWMA with bias correction), discriminative learning rates, and one training
+step of an affine-ReLU-affine net with its backward pass written out as spreadsheet math.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import graddesc
+from .graddesc import Row, Rule, train_online
+from .lesson import Lesson
+from .sheets import Block, Book, Sheet
+
+# l2_vs_wd_*: graddesc's online regression, a few epochs, with L2 in the loss and with weight decay.
+WD_SHEETS: dict[str, tuple[type[Rule], dict[str, float]]] = {
+    "l2_vs_wd_sgd": (graddesc.SGD, {"lr": 1e-4, "wd": 0.01}),
+    "l2_vs_wd_adam": (graddesc.Adam, {"lr": 0.5, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "wd": 0.01}),
+}
+WD_EPOCHS, START = 3, {"intercept_start": 1.0, "slope_start": 1.0}
+VARIANTS = {"l2": "L2: loss + wd (a² + b²), so the gradient gains 2 wd p",
+            "wd": "weight decay: the plain step, then p - lr (2 wd) p"}
+
+# two_layer_net: a batch of examples through affine -> ReLU -> affine -> softmax.
+N_EXAMPLES, N_FEATURES, N_HIDDEN, N_CLASSES = 6, 4, 3, 3
+NET = "two_layer_net"
+PARAMS = ("weights_1", "bias_1", "weights_2", "bias_2")
+
+# smoothed_loss: the per-batch loss of a short training run of that net.
+N_LOSS_STEPS, TRAIN_LR, TRAIN_SIZE = 100, 0.1, 300
+
+# discriminative_lr: the layer groups of a fastai cnn_learner (the sheet's rows fix their number).
+GROUPS = ("body: early layers", "body: later layers", "head")
+
+HIDDEN = [f"h{j + 1}" for j in range(N_HIDDEN)]
+CLASSES = [f"class {j + 1}" for j in range(N_CLASSES)]
+
+
+def one_hot(target: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """One-hot rows of 1-based class numbers (a column), as IF(target = class, 1, 0) writes them."""
+    classes = torch.arange(1, n_classes + 1, device=target.device, dtype=target.dtype)
+    return (target == classes).to(target.dtype)
+
+
+def forward(x, weights_1, bias_1, weights_2, bias_2, target) -> dict[str, torch.Tensor]:
+    """The forward pass as the sheet writes it: matmul, + bias, ReLU, matmul, + bias, softmax, -ln p."""
+    matmul_1 = x @ weights_1
+    affine_1 = matmul_1 + bias_1
+    relu_1 = torch.clamp_min(affine_1, 0)
+    matmul_2 = relu_1 @ weights_2
+    logits = matmul_2 + bias_2
+    exp = torch.exp(logits)
+    total = exp.sum(dim=1, keepdim=True)
+    probs = exp / total
+    hot = one_hot(target, logits.shape[1])
+    loss = -torch.log((probs * hot).sum(dim=1, keepdim=True))
+    return {"matmul_1": matmul_1, "affine_1": affine_1, "relu_1": relu_1, "matmul_2": matmul_2,
+            "logits": logits, "exp_logits": exp, "sum_exp": total, "probs": probs, "one_hot": hot,
+            "loss": loss, "mean_loss": loss.mean().reshape(1, 1)}
+
+
+def backward(x, weights_2, fwd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Gradients of the mean cross-entropy, layer by layer, as the sheet writes them."""
+    grad_logits = (fwd["probs"] - fwd["one_hot"]) / x.shape[0]
+    grad_relu_1 = grad_logits @ weights_2.T
+    grad_affine_1 = torch.where(fwd["affine_1"] > 0, grad_relu_1, torch.zeros_like(grad_relu_1))
+    return {"grad_logits": grad_logits,
+            "grad_weights_2": fwd["relu_1"].T @ grad_logits,
+            "grad_bias_2": grad_logits.sum(dim=0, keepdim=True),
+            "grad_relu_1": grad_relu_1,
+            "grad_affine_1": grad_affine_1,
+            "grad_weights_1": x.T @ grad_affine_1,
+            "grad_bias_1": grad_affine_1.sum(dim=0, keepdim=True)}
+
+
+def sgd_step(param, grad, lr, wd):
+    """torch.optim.SGD with weight_decay: p - lr * (grad + wd * p)."""
+    return param - lr * (grad + wd * param)
+
+
+def train_step(x, target, params: dict, lr, wd) -> tuple[dict, dict, dict]:
+    """Forward, backward and one SGD step: (forward values, gradients, updated parameters)."""
+    fwd = forward(x, *(params[name] for name in PARAMS), target)
+    grads = backward(x, params["weights_2"], fwd)
+    new = {name: sgd_step(params[name], grads["grad_" + name], lr, wd) for name in PARAMS}
+    return fwd, grads, new
+
+
+def init_params(gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """nn.Linear's default initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), rounded to 2 places."""
+    shapes = {"weights_1": (N_FEATURES, N_HIDDEN), "bias_1": (1, N_HIDDEN),
+              "weights_2": (N_HIDDEN, N_CLASSES), "bias_2": (1, N_CLASSES)}
+    fan_in = {"weights_1": N_FEATURES, "bias_1": N_FEATURES, "weights_2": N_HIDDEN, "bias_2": N_HIDDEN}
+    return {name: torch.round((2 * torch.rand(shape, generator=gen, dtype=torch.float64) - 1)
+                              / fan_in[name] ** 0.5, decimals=2)
+            for name, shape in shapes.items()}
+
+
+def blobs(gen: torch.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n examples of N_CLASSES Gaussian blobs in N_FEATURES dimensions, rounded to 2 places."""
+    centres = 1.5 * torch.randn(N_CLASSES, N_FEATURES, generator=gen, dtype=torch.float64)
+    target = torch.randint(N_CLASSES, (n,), generator=gen)
+    x = centres[target] + torch.randn(n, N_FEATURES, generator=gen, dtype=torch.float64)
+    return torch.round(x, decimals=2), (target + 1).double().reshape(-1, 1)
+
+
+def training_losses(gen: torch.Generator, steps: int = N_LOSS_STEPS) -> torch.Tensor:
+    """The per-batch loss of a seeded run: the two-layer net, batches of N_EXAMPLES, plain SGD."""
+    x, target = blobs(gen, TRAIN_SIZE)
+    params = init_params(gen)
+    losses = []
+    for _ in range(steps):
+        batch = torch.randperm(TRAIN_SIZE, generator=gen)[:N_EXAMPLES]
+        fwd, _, params = train_step(x[batch], target[batch], params, TRAIN_LR, 0.0)
+        losses.append(fwd["mean_loss"].item())
+    return torch.tensor(losses, dtype=torch.float64).reshape(-1, 1)
+
+
+def ewma(series: torch.Tensor, beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """avg_t = beta avg_(t-1) + (1 - beta) x_t from avg_0 = 0; 1 - beta^t; and avg_t / (1 - beta^t)."""
+    avg, rows = torch.zeros_like(beta), []
+    for t in range(series.shape[0]):
+        avg = beta * avg + (1 - beta) * series[t:t + 1]
+        rows.append(avg)
+    averages = torch.cat(rows)
+    steps = torch.arange(1, series.shape[0] + 1, device=series.device, dtype=series.dtype).reshape(-1, 1)
+    correction = 1 - beta ** steps
+    return averages, correction, averages / correction
+
+
+def group_lrs(n_groups: int, lr, lo, hi, frozen_groups) -> dict[str, torch.Tensor]:
+    """fastai's learning rate per layer group for a number, slice(hi) and slice(lo, hi), and frozen."""
+    index = torch.arange(n_groups, device=hi.device, dtype=hi.dtype).reshape(-1, 1)
+    ratio = (hi / lo) ** (1 / (n_groups - 1))
+    spread = lo * ratio ** index
+    last = index == n_groups - 1
+    return {"n_groups": torch.full_like(hi, n_groups),
+            "ratio": ratio,
+            "lr_number": lr.expand(n_groups, 1),
+            "lr_slice_hi": torch.where(last, hi, hi / 3),
+            "lr_slice_lo_hi": spread,
+            "lr_frozen": torch.where(index + 1 <= frozen_groups, torch.zeros_like(spread), spread)}
+
+
+def regression_data(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """graddesc's problem: seeded whole numbers x in 1..100 and y = intercept + slope x, as columns."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(1, 101, (graddesc.N_SAMPLES, 1), generator=gen).double()
+    return x.numpy(), (graddesc.TRUE_INTERCEPT + graddesc.TRUE_SLOPE * x).numpy()
+
+
+def with_l2(rule: type[Rule]) -> type[Rule]:
+    """`rule` on the loss plus wd (a² + b²): the gradient gains 2 wd p (torch: weight_decay = 2 wd)."""
+    class L2(rule):
+        @staticmethod
+        def step(p, g, state, t, *, wd, **hyper):
+            return rule.step(p, g + 2 * wd * p, state, t, **hyper)
+    return L2
+
+
+def decoupled(rule: type[Rule]) -> type[Rule]:
+    """`rule` on the plain loss, then p - lr (2 wd) p: decoupled weight decay (torch's AdamW)."""
+    class Decoupled(rule):
+        @staticmethod
+        def step(p, g, state, t, *, wd, lr, **hyper):
+            new, state = rule.step(p, g, state, t, lr=lr, **hyper)
+            return new - lr * (2 * wd) * p, state
+    return Decoupled
+
+
+def l2_vs_wd(rule: type[Rule], x, y, start, epochs: int, **hyper) -> dict[str, torch.Tensor]:
+    """Both trajectories over `epochs` passes of (x, y), every column as the sheet shows it.
+
+    `start` is [intercept, slope]; the hyperparameters (wd among them) are 0-d tensors.
+    """
+    xs, ys = x.ravel().repeat(epochs), y.ravel().repeat(epochs)
+    out = {"step": torch.arange(1, len(xs) + 1, dtype=x.dtype, device=x.device),
+           "step_x": xs, "step_y": ys, "decay": 2 * hyper["wd"]}
+    for variant, wrap in (("l2", with_l2), ("wd", decoupled)):
+        run = train_online(wrap(rule), xs, ys, start, **hyper)
+        columns = {"error": run.error, "de_db": run.grad[:, 0], "de_da": run.grad[:, 1],
+                   "intercept": run.params[:, 0], "slope": run.params[:, 1]}
+        if variant == "l2":
+            before = torch.cat([start.reshape(1, -1), run.params[:-1]])
+            with_term = run.grad + 2 * hyper["wd"] * before
+            columns.update(grad_intercept=with_term[:, 0], grad_slope=with_term[:, 1])
+        for name, value in run.state.items():
+            columns.update({f"{name}_intercept": value[:, 0], f"{name}_slope": value[:, 1]})
+        out.update({f"{variant}_{name}": value for name, value in columns.items()})
+    for param in graddesc.PARAMS:
+        out[f"{param}_diff"] = torch.abs(out[f"l2_{param}"] - out[f"wd_{param}"])
+    out["max_diff"] = torch.maximum(out["intercept_diff"].max(), out["slope_diff"].max())
+    return {name: value.reshape(-1, 1) if value.ndim == 1 else value.reshape(1, 1)
+            for name, value in out.items()}
+
+
+def ahead(sheet: Sheet, name: str, top: int, left: int, rows: int, cols: int = 1) -> Block:
+    """The block `name` about to be written: a recurrence's formulas refer to its earlier rows."""
+    return Block(sheet, name, top, left, rows, cols, global_name=False)
+
+
+def variant_headers(variant: str, rule: type[Rule]) -> dict[str, str]:
+    """Column key -> header of one trajectory's table, in order."""
+    headers = {"error": "error a x + b - y", "de_db": "de/db", "de_da": "de/da"}
+    grad = dict(zip(graddesc.PARAMS, graddesc.GRADS))
+    if variant == "l2":
+        headers.update(grad_intercept="de/db + 2 wd b", grad_slope="de/da + 2 wd a")
+        grad = {"intercept": "grad_intercept", "slope": "grad_slope"}
+    for state, text in rule.headers.items():
+        headers.update({f"{state}_{param}": text.format(g=headers[grad[param]]) for param in graddesc.PARAMS})
+    return {**headers, "intercept": "intercept b", "slope": "slope a"}
+
+
+def variant_table(sheet: Sheet, variant: str, caption: str, rule: type[Rule], top: int, left: int,
+                  step: Block, x: Block, y: Block, names: dict[str, Block]) -> dict[str, Block]:
+    """One trajectory's columns: error, gradients (plus the L2 term), the rule's state, b and a."""
+    headers = variant_headers(variant, rule)
+    own = {key: ahead(sheet, f"{variant}_{key}", top, left + i, step.rows) for i, key in enumerate(headers)}
+    seen = {**own, "step": step}  # what the rule reads: in the l2 variant, the gradient with the L2 term
+    if variant == "l2":
+        seen.update(de_db=own["grad_intercept"], de_da=own["grad_slope"])
+    wd, lr, decay = (names[key].ref for key in ("wd", "lr", "decay"))
+
+    def row(r: int, param: str) -> Row:
+        return Row(r=r, cols=seen, names=names, per_step={}, param=param)
+
+    formulas = {
+        "error": lambda r, c: f"={row(r, 'slope').prev}*{x.cell(r)}+{row(r, 'intercept').prev}-{y.cell(r)}",
+        "de_db": lambda r, c: f"=2*{own['error'].cell(r)}",
+        "de_da": lambda r, c: f"={x.cell(r)}*{own['de_db'].cell(r)}",
+        "grad_intercept": lambda r, c: f"={own['de_db'].cell(r)}+2*{wd}*{row(r, 'intercept').prev}",
+        "grad_slope": lambda r, c: f"={own['de_da'].cell(r)}+2*{wd}*{row(r, 'slope').prev}",
+    }
+    def new(r: int, param: str) -> str:
+        """The rule's update; weight decay then shrinks the weight it started from."""
+        text = rule.formulas(row(r, param))["new"]
+        return text if variant == "l2" else f"{text}-{lr}*{decay}*{row(r, param).prev}"
+
+    for param in graddesc.PARAMS:
+        formulas[param] = lambda r, c, p=param: new(r, p)
+        for state in rule.state:
+            formulas[f"{state}_{param}"] = lambda r, c, p=param, s=state: rule.formulas(row(r, p))[s]
+    sheet.text(top - 2, left, caption, "label")
+    return {key: sheet.block(f"{variant}_{key}", top, left + i, headers=[text], formula=formulas[key],
+                             result=key in graddesc.PARAMS)
+            for i, (key, text) in enumerate(headers.items())}
+
+
+class Regularization(Lesson):
+    name = "regularization"
+    title = "Weight decay vs L2, AdamW, smoothed loss, discriminative learning rates, a two-layer net"
+    sheets = {
+        "notes": "what the workbook shows and what to try",
+        "l2_vs_wd_sgd": "SGD with L2 in the loss and with weight decay: the same trajectory",
+        "l2_vs_wd_adam": "Adam with L2 in the loss (torch Adam) and with decoupled decay (AdamW): different",
+        "smoothed_loss": "a noisy training loss, its EWMA and the bias-corrected EWMA (/(1 - beta^t))",
+        "discriminative_lr": "learning rate per layer group for lr, slice(hi), slice(lo, hi), frozen groups",
+        NET: "affine-ReLU-affine: forward by MMULT, backward as spreadsheet math, one SGD step with wd",
+    }
+    inputs = (
+        *(f"{sheet}!{name}" for sheet, (rule, _) in WD_SHEETS.items()
+          for name in ("data_x", "data_y", *rule.hyper, "wd", *START)),
+        "smoothed_loss!raw_loss", "smoothed_loss!beta",
+        "discriminative_lr!groups", "discriminative_lr!lr", "discriminative_lr!lo", "discriminative_lr!hi",
+        "discriminative_lr!frozen_groups",
+        *(f"{NET}!{name}" for name in ("features", "target", *PARAMS, "lr", "wd")),
+    )
+    params = frozenset(f"{NET}!{name}" for name in PARAMS)
+    text_inputs = frozenset({"discriminative_lr!groups"})
+
+    def default_inputs(self, seed: int, **options) -> dict[str, np.ndarray]:
+        gen = torch.Generator().manual_seed(seed)
+        features, target = blobs(gen, N_EXAMPLES)
+        params = init_params(gen)
+        x, y = regression_data(seed)
+        wd_sheets = {}
+        for sheet, (_, defaults) in WD_SHEETS.items():
+            scalars = {**defaults, **START}
+            wd_sheets.update({f"{sheet}!{name}": np.array([[value]]) for name, value in scalars.items()})
+            wd_sheets.update({f"{sheet}!data_x": x, f"{sheet}!data_y": y})
+        return {
+            **wd_sheets,
+            "smoothed_loss!raw_loss": np.round(training_losses(gen).numpy(), 4),
+            "smoothed_loss!beta": np.array([[0.9]]),
+            "discriminative_lr!groups": np.array([[g] for g in GROUPS], dtype=object),
+            "discriminative_lr!lr": np.array([[1e-3]]),
+            "discriminative_lr!lo": np.array([[1e-5]]),
+            "discriminative_lr!hi": np.array([[1e-3]]),
+            "discriminative_lr!frozen_groups": np.array([[len(GROUPS) - 1]], dtype=float),
+            f"{NET}!features": features.numpy(),
+            f"{NET}!target": target.numpy(),
+            **{f"{NET}!{name}": value.numpy() for name, value in params.items()},
+            f"{NET}!lr": np.array([[0.5]]),
+            f"{NET}!wd": np.array([[0.01]]),
+        }
+
+    def compute(self, inputs) -> dict[str, torch.Tensor]:
+        out = {}
+        for sheet, (rule, _) in WD_SHEETS.items():
+            out.update(self._l2_vs_wd(sheet, rule, inputs))
+        return {**out, **self._smoothed(inputs), **self._discriminative(inputs), **self._net(inputs)}
+
+    @staticmethod
+    def _l2_vs_wd(sheet: str, rule: type[Rule], inputs) -> dict[str, torch.Tensor]:
+        get = {name: inputs[f"{sheet}!{name}"] for name in ("data_x", "data_y", *rule.hyper, "wd", *START)}
+        start = torch.cat([get[f"{param}_start"].reshape(1) for param in graddesc.PARAMS])
+        values = l2_vs_wd(rule, get["data_x"], get["data_y"], start, WD_EPOCHS,
+                          **{name: get[name].reshape(()) for name in (*rule.hyper, "wd")})
+        return {f"{sheet}!{name}": value for name, value in values.items()}
+
+    @staticmethod
+    def _smoothed(inputs) -> dict[str, torch.Tensor]:
+        averages, correction, smoothed = ewma(inputs["smoothed_loss!raw_loss"], inputs["smoothed_loss!beta"])
+        return {"smoothed_loss!ewma": averages, "smoothed_loss!correction": correction,
+                "smoothed_loss!smoothed": smoothed}
+
+    @staticmethod
+    def _discriminative(inputs) -> dict[str, torch.Tensor]:
+        names = ("lr", "lo", "hi", "frozen_groups")
+        lr, lo, hi, frozen = (inputs[f"discriminative_lr!{name}"] for name in names)
+        values = group_lrs(len(inputs["discriminative_lr!groups"]), lr, lo, hi, frozen)
+        return {f"discriminative_lr!{name}": value for name, value in values.items()}
+
+    @staticmethod
+    def _net(inputs) -> dict[str, torch.Tensor]:
+        x, target = inputs[f"{NET}!features"], inputs[f"{NET}!target"]
+        params = {name: inputs[f"{NET}!{name}"] for name in PARAMS}
+        fwd, grads, new = train_step(x, target, params, inputs[f"{NET}!lr"], inputs[f"{NET}!wd"])
+        after = forward(x, *(new[name] for name in PARAMS), target)
+        values = {**fwd, **grads, **{"new_" + k: v for k, v in {**new, **after}.items()}}
+        return {f"{NET}!{name}": value for name, value in values.items()}
+
+    def layout(self, book: Book) -> None:
+        book.notes("Regularisation and training tricks", NOTES)
+        for sheet, (rule, _) in WD_SHEETS.items():
+            self._layout_l2_vs_wd(book, sheet, rule)
+        self._layout_smoothed(book)
+        self._layout_discriminative(book)
+        self._layout_net(book)
+
+    @staticmethod
+    def _layout_l2_vs_wd(book: Book, name: str, rule: type[Rule]) -> None:
+        """Inputs and data on the left; the step table: step, x, y, then each variant's columns."""
+        sheet = book.sheet(name, TITLES[name], "Online regression y = a x + b on the data, batch size one, "
+                           f"{WD_EPOCHS} epochs. L2 adds wd (a² + b²) to each sample's loss; weight decay "
+                           "shrinks the weights by lr (2 wd) p after each step.")
+        names = {}
+        for row, key in enumerate(("lr", "wd", *rule.hyper[1:], *START), start=3):
+            sheet.text(row, 0, LABELS.get(key, key), "header", widen=True)
+            names[key] = sheet.block(key, row, 1)
+        row += 1
+        sheet.text(row, 0, "torch weight_decay = 2 wd", "header", widen=True)
+        names["decay"] = sheet.block("decay", row, 1, formula=f"=2*{names['wd'].ref}")
+        top = row + 5
+        data_x = sheet.block("data_x", top, 0, headers=["x"], caption="data")
+        data_y = sheet.block("data_y", top, 1, headers=["y"])
+        rows = book.values[f"{name}!step"].shape[0]
+        step = ahead(sheet, "step", top, 3, rows)
+        sheet.block("step", top, 3, headers=["step t"], num_format="0", formula=lambda r, c: (
+            "=1" if r == 0 else f"={step.cell(r - 1)}+1"))
+        xy = {key: sheet.block(f"step_{key}", top, 4 + i, headers=[key],
+                               formula=lambda r, c, d=data: f"={d.cell(r % d.rows)}")
+              for i, (key, data) in enumerate((("x", data_x), ("y", data_y)))}
+        left, tables = 7, {}
+        for variant, caption in VARIANTS.items():
+            tables[variant] = variant_table(sheet, variant, caption, rule, top, left, step, xy["x"], xy["y"],
+                                            names)
+            left = tables[variant]["slope"].right + 2
+        diffs = {param: sheet.block(f"{param}_diff", top, left + i, headers=[f"|{param} L2 - wd|"],
+                                    num_format="0.00E+00", formula=lambda r, c, p=param: (
+                                        f"=ABS({tables['l2'][p].cell(r)}-{tables['wd'][p].cell(r)})"))
+                 for i, param in enumerate(graddesc.PARAMS)}
+        sheet.text(top - 2, left, "how far apart the two trajectories are", "label")
+        sheet.text(3, 3, "max difference", "header", widen=True)
+        sheet.block("max_diff", 3, 4, result=True, num_format="0.00E+00",
+                    formula=f"=MAX({diffs['intercept'].ref},{diffs['slope'].ref})")
+        sheet.line_chart("intercept b after each step", [(VARIANTS[v].split(":")[0], tables[v]["intercept"])
+                                                           for v in VARIANTS], 3, left + 3, y_title="b")
+
+    @staticmethod
+    def _layout_smoothed(book: Book) -> None:
+        sheet = book.sheet("smoothed_loss", "Smoothed loss: an exponentially weighted moving average, "
+                           "bias-corrected", "avg_t = beta avg_(t-1) + (1 - beta) loss_t from avg_0 = 0; "
+                           "dividing by 1 - beta^t removes the pull towards 0 at the start.")
+        sheet.text(3, 0, "beta", "header")
+        beta = sheet.block("beta", 3, 1).ref
+        top = 7
+        steps = range(1, book.values["smoothed_loss!raw_loss"].shape[0] + 1)
+        sheet.text(top - 1, 0, "step", "header")
+        loss = sheet.block("raw_loss", top, 1, headers=["loss"], row_labels=[str(t) for t in steps],
+                           caption="per-batch loss of a training run")
+        avg = ahead(sheet, "ewma", top, 2, loss.rows)
+        sheet.block("ewma", top, 2, headers=["EWMA"], formula=lambda r, c: (
+            f"=(1-{beta})*{loss.cell(r)}" if r == 0
+            else f"={beta}*{avg.cell(r - 1)}+(1-{beta})*{loss.cell(r)}"))
+        correction = sheet.block("correction", top, 3, headers=["1 - beta^t"],
+                                 formula=lambda r, c: f"=1-{beta}^{r + 1}")
+        smoothed = sheet.block("smoothed", top, 4, headers=["EWMA / (1 - beta^t)"], result=True,
+                               formula=lambda r, c: f"={avg.cell(r)}/{correction.cell(r)}")
+        sheet.line_chart("Loss per batch, its EWMA, and the bias-corrected EWMA",
+                         [("loss", loss), ("EWMA", avg), ("bias-corrected", smoothed)], 3, 6,
+                         y_title="loss")
+
+    @staticmethod
+    def _layout_discriminative(book: Book) -> None:
+        sheet = book.sheet("discriminative_lr", "Discriminative learning rates: one per layer group",
+                           "fastai's fit(lr) for a number, slice(hi) and slice(lo, hi); frozen groups "
+                           "(learn.freeze_to) get no updates, i.e. a learning rate of 0.")
+        row = 3
+        for name, label in (("lr", "lr (a number)"), ("lo", "lo (slice start)"), ("hi", "hi (slice stop)"),
+                            ("frozen_groups", "frozen groups (freeze_to)")):
+            sheet.text(row, 0, label, "header", widen=True)
+            sheet.block(name, row, 1, num_format="0.00E+00" if name != "frozen_groups" else "0")
+            row += 1
+        lr, lo, hi, frozen = (sheet.blocks[name].ref for name in ("lr", "lo", "hi", "frozen_groups"))
+        top = row + 4
+        groups = sheet.block("groups", top, 0, headers=["layer group"])
+        sheet.text(3, 3, "groups n (the table's rows)", "header", widen=True)
+        n = sheet.block("n_groups", 3, 4, formula=f"=ROWS({groups.ref})", num_format="0").ref
+        sheet.text(4, 3, "ratio (hi/lo)^(1/(n-1))", "header", widen=True)
+        ratio = sheet.block("ratio", 4, 4, formula=f"=({hi}/{lo})^(1/({n}-1))").ref
+        sci = "0.00E+00"
+        sheet.block("lr_number", top, 1, headers=["fit(lr)"], num_format=sci,
+                    formula=lambda r, c: f"={lr}")
+        sheet.block("lr_slice_hi", top, 2, headers=["fit(slice(hi)): hi/3, last hi"], num_format=sci,
+                    formula=lambda r, c: f"={hi}" if r == groups.rows - 1 else f"={hi}/3")
+        spread = sheet.block("lr_slice_lo_hi", top, 3, headers=["fit(slice(lo, hi)): lo ratio^i"],
+                             num_format=sci, result=True, formula=lambda r, c: f"={lo}*{ratio}^{r}")
+        sheet.block("lr_frozen", top, 4, headers=["slice(lo, hi) after freeze_to"], num_format=sci,
+                    formula=lambda r, c: f"=IF({r + 1}<={frozen},0,{spread.cell(r)})")
+
+    def _layout_net(self, book: Book) -> None:
+        sheet = book.sheet(NET, "A two-layer net: affine, ReLU, affine; softmax and cross-entropy; "
+                           "backward pass and one SGD step with weight decay",
+                           "Each row is an example. Forward by MMULT, backward written out layer by layer: "
+                           "torch autograd and torch.optim.SGD(weight_decay=wd) give the same numbers.")
+        sheet.text(3, 0, "lr", "header")
+        lr = sheet.block("lr", 3, 1).ref
+        sheet.text(4, 0, "wd", "header")
+        wd = sheet.block("wd", 4, 1).ref
+        params = self._net_params(sheet, 8, "parameters (nn.Linear weight transposed: in x out)")
+        top = 16
+        examples = [f"example {i + 1}" for i in range(N_EXAMPLES)]
+        x = sheet.block("features", top, 1, row_labels=examples, caption="input batch x",
+                        headers=[f"x{j + 1}" for j in range(N_FEATURES)])
+        target = sheet.block("target", top, x.right + 2, headers=["class"])
+        fwd = self._net_forward(sheet, top, target.right + 2, "", x, target, params)
+        top = x.bottom + 6
+        sheet.text(top - 3, 0, "backward: gradients of the mean loss", "header", widen=True)
+        grads = self._net_backward(sheet, top, x, params, fwd)
+        top += N_EXAMPLES + 3
+        def update(name: str):
+            p, g = params[name], grads[name]
+            return lambda r, c: f"={p.cell(r, c)}-{lr}*({g.cell(r, c)}+{wd}*{p.cell(r, c)})"
+
+        new = self._net_params(sheet, top, "after one step: p - lr (grad + wd p)", update)
+        top += max(N_FEATURES, N_HIDDEN) + 4
+        sheet.text(top - 3, 0, "forward again with the new parameters", "header", widen=True)
+        self._net_forward(sheet, top, target.right + 2, "new_", x, target, new)
+
+    @staticmethod
+    def _net_params(sheet, top: int, caption: str, formula=None) -> dict:
+        """The four parameter blocks side by side: inputs, or (with `formula(name)`) new_ computed ones."""
+        blocks, left = {}, 1
+        prefix = "" if formula is None else "new_"
+        for name in PARAMS:
+            headers = HIDDEN if name.endswith("1") else CLASSES
+            blocks[name] = sheet.block(prefix + name, top, left, headers=headers, caption=name,
+                                       formula=None if formula is None else formula(name),
+                                       result=formula is not None)
+            left = blocks[name].right + 2
+        sheet.text(top - 3, 0, caption, "header", widen=True)
+        return blocks
+
+    @staticmethod
+    def _net_forward(sheet, top: int, left: int, prefix: str, x, target, params: dict) -> dict:
+        """matmul, + bias, ReLU, matmul, + bias, softmax and -ln p of the target, left to right."""
+        w1, b1, w2, b2 = (params[name] for name in PARAMS)
+        blocks = {}
+
+        def add(name, caption, headers, **kw):
+            at = left if not blocks else list(blocks.values())[-1].right + 2
+            blocks[name] = sheet.block(prefix + name, top, at, caption=caption, headers=headers, **kw)
+            return blocks[name]
+
+        mm1 = add("matmul_1", "x W1 (MMULT)", HIDDEN, array=f"MMULT({x.ref},{w1.ref})")
+        aff1 = add("affine_1", "+ b1", HIDDEN,
+                   formula=lambda r, c: f"={mm1.cell(r, c)}+{b1.cell(0, c, True)}")
+        relu = add("relu_1", "ReLU: MAX(0, .)", HIDDEN, formula=lambda r, c: f"=MAX(0,{aff1.cell(r, c)})")
+        mm2 = add("matmul_2", "relu W2 (MMULT)", CLASSES, array=f"MMULT({relu.ref},{w2.ref})")
+        logits = add("logits", "+ b2 = logits", CLASSES,
+                     formula=lambda r, c: f"={mm2.cell(r, c)}+{b2.cell(0, c, True)}")
+        exp = add("exp_logits", "exp", CLASSES, formula=lambda r, c: f"=EXP({logits.cell(r, c)})")
+        total = add("sum_exp", "", ["sum"], formula=lambda r, c: f"=SUM({exp.row(r)})")
+        probs = add("probs", "softmax", CLASSES, formula=lambda r, c: f"={exp.cell(r, c)}/{total.cell(r)}")
+        add("one_hot", "target one-hot", CLASSES,
+            formula=lambda r, c: f"=IF({target.cell(r)}={c + 1},1,0)")
+        loss = add("loss", "-ln p(target)", ["loss"],
+                   formula=lambda r, c: f"=-LN(INDEX({probs.row(r)},1,{target.cell(r)}))")
+        blocks["mean_loss"] = sheet.block(prefix + "mean_loss", top + N_EXAMPLES + 1, loss.left, result=True,
+                                          formula=f"=AVERAGE({loss.ref})")
+        sheet.text(top + N_EXAMPLES + 1, loss.left - 1, "mean", "header")
+        return blocks
+
+    @staticmethod
+    def _net_backward(sheet, top: int, x, params: dict, fwd: dict) -> dict:
+        """Gradients from the loss back to each parameter: one block per quantity."""
+        w2 = params["weights_2"]
+        probs, hot, aff1, relu = (fwd[name] for name in ("probs", "one_hot", "affine_1", "relu_1"))
+        n = f"ROWS({x.ref})"
+        g_logits = sheet.block("grad_logits", top, 1, caption="d loss / d logits = (p - one-hot) / n",
+                               headers=CLASSES,
+                               formula=lambda r, c: f"=({probs.cell(r, c)}-{hot.cell(r, c)})/{n}")
+        g_relu = sheet.block("grad_relu_1", top, g_logits.right + 2, caption="d / d relu = grad W2^T",
+                             headers=HIDDEN,
+                             array=f"MMULT({g_logits.ref},TRANSPOSE({w2.ref}))")
+        g_aff = sheet.block("grad_affine_1", top, g_relu.right + 2, caption="d / d affine_1: 0 where <= 0",
+                            headers=HIDDEN,
+                            formula=lambda r, c: f"=IF({aff1.cell(r, c)}>0,{g_relu.cell(r, c)},0)")
+        grads, left = {}, g_aff.right + 2
+        for name, source, grad in (("weights_1", x, g_aff), ("bias_1", None, g_aff),
+                                   ("weights_2", relu, g_logits), ("bias_2", None, g_logits)):
+            how = ({"formula": lambda r, c, g=grad: f"=SUM({g.column(c)})"} if source is None
+                   else {"array": f"MMULT(TRANSPOSE({source.ref}),{grad.ref})"})
+            grads[name] = sheet.block("grad_" + name, top, left, caption=f"d / d {name}",
+                                      headers=HIDDEN if name.endswith("1") else CLASSES, **how)
+            left = grads[name].right + 2
+        return grads
+
+
+TITLES = {
+    "l2_vs_wd_sgd": "L2 regularisation vs weight decay with plain SGD: the same thing",
+    "l2_vs_wd_adam": "L2 regularisation (torch Adam weight_decay) vs decoupled weight decay (AdamW): "
+                     "not the same",
+}
+LABELS = {"wd": "wd (L2: loss + wd (a² + b²))",
+          "intercept_start": "intercept b at the start", "slope_start": "slope a at the start"}
+
+NOTES = (
+    "l2_vs_wd_sgd: online regression y = a x + b (the graddesc problem), trained twice. L2 regularisation "
+    "adds wd (a² + b²) to every sample's loss, so each gradient gains 2 wd p. Weight decay takes the plain "
+    "step and then shrinks every weight by lr (2 wd) p: the factor 2 is why torch's weight_decay equals "
+    "2 wd here. For SGD the two are the same update, so the trajectories agree to rounding "
+    "(max difference about 1e-15, the green cell at the top).",
+    "l2_vs_wd_adam: the same with Adam. torch's Adam(weight_decay) adds the term to the gradient, where "
+    "Adam's division by the root of the squared-gradient average scales it away for large gradients; "
+    "AdamW (decoupled weight decay) shrinks the weights directly. The trajectories now differ by "
+    "a clearly visible amount (max difference in the green cell, and the chart). Try wd = 0 on both "
+    "sheets: the difference vanishes.",
+    "smoothed_loss: the loss of every batch of a training run is noisy. fastai plots an exponentially "
+    "weighted moving average: avg = beta avg + (1 - beta) loss. Starting from 0, the average is too "
+    "small at first; dividing by 1 - beta^t corrects that (Adam does the same with its moments). "
+    "Try beta = 0.98 (fastai's default) and watch the uncorrected EWMA lag far behind.",
+    "discriminative_lr: fit(lr) gives every layer group the same learning rate; fit(slice(hi)) gives "
+    "the last group hi and the earlier ones hi/3; fit(slice(lo, hi)) spreads lo..hi multiplicatively "
+    "(equal ratios) over the groups, so three groups give 1e-5, 1e-4, 1e-3. Frozen groups are not "
+    "updated: a learning rate of 0. Change lo, hi or the frozen count and verify again. The number of "
+    "groups is the number of rows of the table.",
+    "two_layer_net: the affine-ReLU-affine sandwich. Forward: MMULT, + bias, MAX(0, .), MMULT, + bias, "
+    "softmax, -ln p of the target. Backward: (p - one-hot) / n, then through each layer with MMULT and "
+    "TRANSPOSE, where the ReLU passes gradients only where its input was positive. One SGD step with "
+    "weight decay p - lr (grad + wd p), exactly torch.optim.SGD(weight_decay=wd); the loss after the "
+    "step is lower. Change lr, wd or a weight and verify again.",
+)
