@@ -23,13 +23,16 @@ INSTALL_HINT = ("LibreOffice is needed to recalculate workbooks and `soffice` wa
                 "`brew install --cask libreoffice` (macOS), or set LESSONXL_SOFFICE to its path")
 _MACOS_SOFFICE = "/Applications/LibreOffice.app/Contents/MacOS/soffice"
 
-# Recalculate every formula on load (0 = always) and never run a document's macros.
+# Recalculate every formula on load (0 = always), never run a document's macros (security level 3 =
+# very high: only signed macros from trusted places, and macro execution disabled outright), and never
+# update links to other files (Calc's link update mode 1 = never).
 PROFILE_SETTINGS = """<?xml version="1.0" encoding="UTF-8"?>
 <oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
 <item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>
 <item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="ODFRecalcMode" oor:op="fuse"><value>0</value></prop></item>
 <item oor:path="/org.openoffice.Office.Common/Security/Scripting"><prop oor:name="MacroSecurityLevel" oor:op="fuse"><value>3</value></prop></item>
 <item oor:path="/org.openoffice.Office.Common/Security/Scripting"><prop oor:name="DisableMacrosExecution" oor:op="fuse"><value>true</value></prop></item>
+<item oor:path="/org.openoffice.Office.Calc/Content/Update"><prop oor:name="Link" oor:op="fuse"><value>1</value></prop></item>
 </oor:items>
 """
 
@@ -70,30 +73,42 @@ class Recalculation:
 
     def __init__(self, sources: Sequence[Path], workdir: Path, timeout: float = DEFAULT_TIMEOUT):
         self.sources = list(sources)
+        workdir = Path(workdir).resolve()
         self.outdir = workdir / "recalculated"
         self.timeout = timeout
         self._started = time.monotonic()
         self._process = None
+        self.detail = ""  # LibreOffice's last line of output, once it has finished
         if self.sources:
             command = soffice_command(self.sources, self.outdir, make_profile(workdir / "profile"))
             self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                              stderr=subprocess.PIPE, start_new_session=True)
 
     def wait(self) -> dict[Path, Path | None]:
-        """Each source's recalculated copy, or None where LibreOffice could not open it."""
+        """Each source's recalculated copy, or None where LibreOffice wrote none (it could not open it).
+
+        A conversion still running after `timeout` seconds (from the start) is killed, and a
+        LibreOffice that crashed or failed is reported: both as a one-line UsageError.
+        """
         if self._process is None:
             return {}
         remaining = max(0.0, self.timeout - (time.monotonic() - self._started))
         try:
-            _, stderr = self._process.communicate(timeout=remaining)
+            stdout, stderr = self._process.communicate(timeout=remaining)
         except subprocess.TimeoutExpired:
             self.kill()
             raise UsageError(f"LibreOffice did not finish recalculating within {self.timeout:g} s and was "
-                             "stopped; a larger --timeout may help") from None
-        if self._process.returncode != 0:
-            detail = stderr.decode(errors="replace").strip().splitlines()
-            raise UsageError(f"LibreOffice failed (exit code {self._process.returncode})"
-                             + (f": {detail[-1]}" if detail else ""))
+                             "stopped (a larger --timeout may help)") from None
+        code = self._process.returncode
+        detail = _last_line(stderr) or _last_line(stdout)
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+            raise UsageError(f"LibreOffice crashed ({name}) while recalculating"
+                             + (f": {detail}" if detail else ""))
+        if code != 0:
+            raise UsageError(f"LibreOffice failed (exit code {code}) while recalculating"
+                             + (f": {detail}" if detail else ""))
+        self.detail = detail
         return {src: (out if (out := self.outdir / src.name).exists() else None) for src in self.sources}
 
     def kill(self) -> None:
@@ -104,3 +119,9 @@ class Recalculation:
             except ProcessLookupError:
                 pass
             self._process.wait()
+
+
+def _last_line(output: bytes | None) -> str:
+    """The last non-blank line LibreOffice printed, shortened to fit in a one-line message."""
+    lines = [line.strip() for line in (output or b"").decode(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:200] if lines else ""

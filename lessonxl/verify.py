@@ -36,6 +36,8 @@ class Check:
     passed: bool
     mismatches: list[str] = field(default_factory=list)
     worst_values: tuple = ()  # (sheet value, torch value) at the worst cell
+    non_finite: int = 0    # cells where torch gives inf or nan (the inputs overflow or leave the domain)
+    sheet_errors: int = 0  # cells where the sheet holds an error value (#NUM!, #DIV/0!, #VALUE!, ...)
 
 
 @dataclass
@@ -73,9 +75,12 @@ def compare(sheet, area: reader.Area, name: str, expected: np.ndarray, atol: flo
     """Compare the recalculated cells of `area` with torch's `expected` grid."""
     max_abs = max_rel = 0.0
     worst, worst_ratio, worst_values, mismatches = "", -1.0, (), []
+    non_finite = sheet_errors = 0
     for row, col in area.cells():
         actual = sheet.cell(row, col).value
         want = float(expected[row - area.min_row, col - area.min_col])
+        non_finite += not math.isfinite(want)
+        sheet_errors += _is_error(actual)
         error, mismatch = _cell_error(actual, want)
         where = reader.address(area.sheet, row, col)
         allowed = atol + rtol * abs(want) if math.isfinite(want) else 0.0
@@ -89,7 +94,11 @@ def compare(sheet, area: reader.Area, name: str, expected: np.ndarray, atol: flo
         if ratio > worst_ratio:
             worst, worst_ratio, worst_values = where, ratio, (actual, want)
     return Check(area.sheet, name, area.shape[0] * area.shape[1], max_abs, max_rel, worst,
-                 not mismatches, mismatches, worst_values)
+                 not mismatches, mismatches, worst_values, non_finite, sheet_errors)
+
+
+def _is_error(value) -> bool:
+    return isinstance(value, str) and value.startswith("#")
 
 
 class _Job:
@@ -107,17 +116,28 @@ class _Job:
         self.lesson = by_sheets(book.sheetnames)
         if self.lesson is None:
             raise UsageError(f"{self.path}: was not made by lessonxl (it has none of its workbooks' sheets)")
-        self.areas = reader.defined_names(book)
-        inputs = {key: reader.read_input(book, self._area(key), key in self.lesson.text_inputs,
-                                         key in self.lesson.blank_inputs)
-                  for key in self.lesson.inputs}
+        try:
+            self.areas = reader.defined_names(book)
+        except (ValueError, TypeError, KeyError) as error:
+            raise UsageError(f"{self.path}: a defined name is damaged ({error})") from None
+        inputs = {}
+        for key in self.lesson.inputs:
+            try:
+                inputs[key] = reader.read_input(book, self._area(key), key in self.lesson.text_inputs,
+                                                key in self.lesson.blank_inputs)
+            except (KeyError, IndexError):  # the name points at a sheet or cell that is not there
+                raise UsageError(f"{self.path}: the defined name {key} points outside the workbook") from None
+            except UsageError as error:
+                message = str(error)
+                raise UsageError(message if message.startswith(f"{self.path}:")
+                                 else f"{self.path}: {message}") from None
         try:
             self.expected = self.lesson.evaluate(inputs, device)
         except UsageError as error:
             raise UsageError(f"{self.path}: {error}") from None
-        except (ValueError, RuntimeError, IndexError) as error:
-            raise UsageError(f"{self.path}: torch cannot compute from this workbook's inputs ({error})") \
-                from None
+        except (ValueError, RuntimeError, IndexError, TypeError, ArithmeticError) as error:
+            raise UsageError(f"{self.path}: torch cannot compute from this workbook's inputs "
+                             f"({type(error).__name__}: {error})") from None
         self.formulas = set(reader.formula_cells(book))
         self.report.workbook, self.report.device = self.lesson.name, str(device)
 
@@ -126,14 +146,17 @@ class _Job:
             raise UsageError(f"{self.path}: the defined name {key} is missing")
         return self.areas[key]
 
-    def finish(self, recalculated: Path | None, atol: float, rtol: float) -> None:
+    def finish(self, recalculated: Path | None, atol: float, rtol: float, detail: str = "") -> None:
         """Compare the recalculated workbook with torch and list the formula cells left uncovered."""
         if recalculated is None:
-            raise UsageError(f"{self.path}: LibreOffice could not open this workbook")
+            raise UsageError(f"{self.path}: LibreOffice wrote no recalculated copy (it could not open the "
+                             "workbook)" + (f": {detail}" if detail else ""))
         book = reader.load(recalculated, self.path, data_only=True)
         covered = set()
         for key, expected in self.expected.items():
             area = self._area(key)
+            if area.sheet not in book.sheetnames:
+                raise UsageError(f"{self.path}: sheet {area.sheet} is missing after recalculation")
             if area.shape != expected.shape:
                 raise UsageError(f"{self.path}: {key} spans {area.shape[0]} x {area.shape[1]} cells, "
                                  f"torch computes {expected.shape[0]} x {expected.shape[1]}")
@@ -168,11 +191,17 @@ def verify_paths(paths: Sequence[Path], device: str = "auto", atol: float = DEFA
 
             chosen = pick_device(device)
             ready = [job for job in jobs if _attempt(job, job.prepare, chosen)]
-            recalculated = engine.wait()
+            try:
+                # When no file is left to compare, LibreOffice is stopped rather than awaited.
+                recalculated = engine.wait() if ready else {}
+            except UsageError as error:  # LibreOffice hung or crashed: every file of the run says so
+                for job in ready:
+                    job.report.error = f"{job.path}: {error}"
+                ready = []
         finally:
             engine.kill()
         for job in ready:
-            _attempt(job, job.finish, recalculated[job.copy], atol, rtol)
+            _attempt(job, job.finish, recalculated[job.copy], atol, rtol, engine.detail)
     return reports
 
 
@@ -213,6 +242,14 @@ def format_report(report: Report) -> str:
             lines.append(f"  FAIL {check.sheet}!{check.name}: {len(check.mismatches)} of {check.cells} cells "
                          f"differ from torch ({shown}{f' and {more} more' if more > 0 else ''}); worst "
                          f"{check.worst}: sheet {_number(sheet_value)}, torch {_number(torch_value)}")
+    non_finite = sum(check.non_finite for check in report.checks)
+    sheet_errors = sum(check.sheet_errors for check in report.checks)
+    if non_finite or sheet_errors:
+        lines.append(f"  note: these inputs overflow or leave the math's domain: torch gives inf or nan in "
+                     f"{non_finite} cells, the sheet an error value (#NUM!, #DIV/0!, ...) in {sheet_errors}; "
+                     "an error value passes only where torch gives inf or nan"
+                     + ("" if sheet_errors <= non_finite else ", so it fails where the error spreads but "
+                        "torch's inf arithmetic still gives a number (EXP(-inf) = 0, x / inf = 0)"))
     covered = report.formula_cells - len(report.uncovered)
     lines.append(f"  {len(report.checks)} quantities, {covered} of {report.formula_cells} formula cells "
                  f"checked" + (f"; not covered by any check: {', '.join(report.uncovered[:10])}"

@@ -1,0 +1,75 @@
+"""Render each workbook's sheets to PNG with headless LibreOffice, for the README.
+
+Each workbook is recalculated and exported to PDF by LibreOffice with one page per sheet
+(`SinglePageSheets`), then `pdftoppm` (poppler-utils) turns the pages into PNGs at --dpi, keeping the
+top-left --width x --height pixels of each sheet (a legible corner rather than a shrunken whole): docs/pictures/<workbook>-<sheet>.png. The notes sheets are skipped (text only).
+
+    .venv/bin/python scripts/render_pictures.py [--out docs/pictures] [--dpi 80] [--width 1200] [--height 700]
+        [WORKBOOK.xlsx ...]
+
+Without workbooks, it renders every registered lesson generated afresh (seed 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import openpyxl
+
+from lessonxl.recalc import make_profile, soffice_command
+
+PDF_FILTER = 'pdf:calc_pdf_Export:{"SinglePageSheets":{"type":"boolean","value":"true"}}'
+SKIPPED = {"notes"}
+
+
+def render(workbook: Path, out: Path, width: int, height: int, dpi: int, work: Path) -> list[Path]:
+    sheets = openpyxl.load_workbook(workbook, read_only=True).sheetnames
+    pdf_dir = work / workbook.stem
+    command = soffice_command([workbook], pdf_dir, make_profile(work / f"profile-{workbook.stem}"),
+                              target=PDF_FILTER)
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    pdf = pdf_dir / (workbook.stem + ".pdf")
+    written = []
+    for page, sheet in enumerate(sheets, start=1):
+        if sheet in SKIPPED:
+            continue
+        stem = out / f"{workbook.stem}-{sheet}"
+        subprocess.run(["pdftoppm", "-png", "-singlefile", "-f", str(page), "-l", str(page),
+                        "-r", str(dpi), "-x", "0", "-y", "0", "-W", str(width),
+                        "-H", str(height), str(pdf), str(stem)], check=True)
+        written.append(stem.with_suffix(".png"))
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workbooks", nargs="*", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("docs/pictures"))
+    parser.add_argument("--width", type=int, default=1200, help="most pixels kept from the left of a sheet (wide sheets are cut)")
+    parser.add_argument("--dpi", type=int, default=80, help="resolution of the rendering (default: 80)")
+    parser.add_argument("--height", type=int, default=700,
+                        help="most pixels kept from the top of a sheet (long sheets are cut)")
+    args = parser.parse_args()
+    if not shutil.which("pdftoppm"):
+        sys.exit("render_pictures: pdftoppm is needed (apt-get install poppler-utils)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="lessonxl-render-") as tmp:
+        work = Path(tmp)
+        workbooks = [path.resolve() for path in args.workbooks]
+        if not workbooks:
+            import torch
+
+            from lessonxl.registry import LESSONS
+            workbooks = [lesson.write(work / "workbooks", 0, torch.device("cpu")) for lesson in LESSONS]
+        for workbook in workbooks:
+            for picture in render(workbook, args.out, args.width, args.height, args.dpi, work):
+                print(f"wrote {picture} ({picture.stat().st_size // 1024} KB)")
+
+
+if __name__ == "__main__":
+    main()
