@@ -473,7 +473,9 @@ LABELS = {
     "total_steps": "total steps", "initial_lr": "first lr", "min_lr": "last lr",
     "warmup_end": "warm-up ends at t =",
 }
-SMALL = frozenset({"lr_t", "lr_epoch", "initial_lr", "min_lr"})  # shown in General format, not 0.0000
+# Number formats other than the computed default 0.0000: small learning rates, data, counters.
+FORMATS = {**dict.fromkeys(("lr_t", "lr_epoch", "initial_lr", "min_lr", "x", "y"), "General"),
+           "step": "0", "epoch": "0"}
 HEADERS = {
     "step": "step t", "epoch": "epoch", "x": "x", "y": "y", "lr_t": "lr of the step",
     "beta1": "β1 of the step", "prediction": "prediction a·x + b", "error": "error = prediction − y",
@@ -555,6 +557,12 @@ SUMMARY = {
 }
 
 
+def seeded_x(seed: int) -> np.ndarray:
+    """The fixed data: N_SAMPLES seeded whole numbers from 1 to 100, as a column."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(1, 101, (N_SAMPLES, 1), generator=gen).double().numpy()
+
+
 class GradDesc(Lesson):
     name = "graddesc"
     title = "Online gradient descent on y = a·x + b: SGD, momentum, RMSProp, Adam, annealing, one-cycle"
@@ -569,8 +577,7 @@ class GradDesc(Lesson):
     params = frozenset(f"{spec.name}!{p}_start" for spec in SHEETS for p in PARAMS)
 
     def default_inputs(self, seed: int, **options) -> dict[str, np.ndarray]:
-        gen = torch.Generator().manual_seed(seed)
-        x = torch.randint(1, 101, (N_SAMPLES, 1), generator=gen).double().numpy()
+        x = seeded_x(seed)
         sheets = {f"{spec.name}!{name}": np.array(value) for spec in SHEETS
                   for name, value in spec.defaults().items()}
         return {"data_x": x, "data!true_intercept": np.array(TRUE_INTERCEPT),
@@ -622,7 +629,7 @@ def layout_optimizer(book: Book, spec: OptimizerSheet, data: Mapping[str, Block]
     epochs = steps // n
     top = max(3 + len(spec.inputs) + len(spec.schedule.scalars), 4 + epochs) + 3
     # Where each column will be, so that formulas can refer to columns not yet written.
-    cols = {name: Block(sheet, name, top, c, steps, 1, False) for c, name in enumerate(spec.columns)}
+    cols = {name: sheet.area(name, top, c) for c, name in enumerate(spec.columns)}
     names = _layout_scalars(sheet, spec, cols)
     rmse = sheet.block(
         "rmse", 4, 4, headers=["RMSE of the epoch"], row_labels=[f"epoch {e + 1}" for e in range(epochs)],
@@ -637,7 +644,7 @@ def layout_optimizer(book: Book, spec: OptimizerSheet, data: Mapping[str, Block]
     for name in spec.columns:
         formula = _column_formula(spec, name, data)
         sheet.block(name, top, cols[name].left, headers=[_header(spec, name)], result=name in PARAMS,
-                    num_format="General" if name in SMALL else None,
+                    num_format=FORMATS.get(name),
                     formula=lambda r, c, f=formula: f(Row(r, cols, names, spec.schedule.columns)))
     blocks = sheet.blocks
     sheet.line_chart("intercept b after each step", [("intercept b", blocks["intercept"])], 2, 7,
@@ -655,7 +662,7 @@ def _layout_scalars(sheet: Sheet, spec: OptimizerSheet, cols: Mapping[str, Block
         refs = {key: block.ref for key, block in names.items()}
         formula = template.format(step_column=cols["step"].column(0), epoch_column=cols["epoch"].column(0), **refs)
         names[name] = sheet.block(name, i, 1, row_labels=[labels[name]], formula=formula,
-                                  num_format="General" if name in SMALL else None)
+                                  num_format=FORMATS.get(name))
     return names
 
 

@@ -18,6 +18,7 @@ from typing import Sequence
 from .errors import UsageError
 
 DEFAULT_TIMEOUT = 120.0
+RESTART_CODE = 81  # LibreOffice's "restart me": it may exit so after setting up a new profile
 INSTALL_HINT = ("LibreOffice is needed to recalculate workbooks and `soffice` was not found: install it "
                 "with `apt-get install libreoffice-calc-nogui` (Debian/Ubuntu), "
                 "`brew install --cask libreoffice` (macOS), or set LESSONXL_SOFFICE to its path")
@@ -80,9 +81,12 @@ class Recalculation:
         self._process = None
         self.detail = ""  # LibreOffice's last line of output, once it has finished
         if self.sources:
-            command = soffice_command(self.sources, self.outdir, make_profile(workdir / "profile"))
-            self._process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                             stderr=subprocess.PIPE, start_new_session=True)
+            self._command = soffice_command(self.sources, self.outdir, make_profile(workdir / "profile"))
+            self._launch()
+
+    def _launch(self) -> None:
+        self._process = subprocess.Popen(self._command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, start_new_session=True)
 
     def wait(self) -> dict[Path, Path | None]:
         """Each source's recalculated copy, or None where LibreOffice wrote none (it could not open it).
@@ -92,13 +96,10 @@ class Recalculation:
         """
         if self._process is None:
             return {}
-        remaining = max(0.0, self.timeout - (time.monotonic() - self._started))
-        try:
-            stdout, stderr = self._process.communicate(timeout=remaining)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise UsageError(f"LibreOffice did not finish recalculating within {self.timeout:g} s and was "
-                             "stopped (a larger --timeout may help)") from None
+        stdout, stderr = self._communicate()
+        if self._process.returncode == RESTART_CODE:
+            self._launch()  # LibreOffice asked to be restarted once it had set up the new profile
+            stdout, stderr = self._communicate()
         code = self._process.returncode
         detail = _last_line(stderr) or _last_line(stdout)
         if code < 0:
@@ -110,6 +111,15 @@ class Recalculation:
                              + (f": {detail}" if detail else ""))
         self.detail = detail
         return {src: (out if (out := self.outdir / src.name).exists() else None) for src in self.sources}
+
+    def _communicate(self) -> tuple[bytes, bytes]:
+        remaining = max(0.0, self.timeout - (time.monotonic() - self._started))
+        try:
+            return self._process.communicate(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise UsageError(f"LibreOffice did not finish recalculating within {self.timeout:g} s and was "
+                             "stopped (a larger --timeout may help)") from None
 
     def kill(self) -> None:
         """Stop LibreOffice and everything it started."""

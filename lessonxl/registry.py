@@ -9,7 +9,8 @@ from .graddesc import GradDesc
 from .lesson import Lesson
 from .regularization import Regularization
 
-LESSONS: tuple[Lesson, ...] = (Entropy(), GradDesc(), Regularization(), CollabFilter())
+# In the order of the lesson: embeddings, optimizers, cross-entropy, then regularization.
+LESSONS: tuple[Lesson, ...] = (CollabFilter(), GradDesc(), Entropy(), Regularization())
 
 
 def by_name(name: str) -> Lesson:

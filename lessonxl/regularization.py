@@ -146,10 +146,9 @@ def group_lrs(n_groups: int, lr, lo, hi, frozen_groups) -> dict[str, torch.Tenso
 
 
 def regression_data(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """graddesc's problem: seeded whole numbers x in 1..100 and y = intercept + slope x, as columns."""
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randint(1, 101, (graddesc.N_SAMPLES, 1), generator=gen).double()
-    return x.numpy(), (graddesc.TRUE_INTERCEPT + graddesc.TRUE_SLOPE * x).numpy()
+    """graddesc's problem: its seeded x and y = intercept + slope x, as columns."""
+    x = graddesc.seeded_x(seed)
+    return x, graddesc.TRUE_INTERCEPT + graddesc.TRUE_SLOPE * x
 
 
 def with_l2(rule: type[Rule]) -> type[Rule]:
@@ -197,11 +196,6 @@ def l2_vs_wd(rule: type[Rule], x, y, start, epochs: int, **hyper) -> dict[str, t
             for name, value in out.items()}
 
 
-def ahead(sheet: Sheet, name: str, top: int, left: int, rows: int, cols: int = 1) -> Block:
-    """The block `name` about to be written: a recurrence's formulas refer to its earlier rows."""
-    return Block(sheet, name, top, left, rows, cols, global_name=False)
-
-
 def variant_headers(variant: str, rule: type[Rule]) -> dict[str, str]:
     """Column key -> header of one trajectory's table, in order."""
     headers = {"error": "error a x + b - y", "de_db": "de/db", "de_da": "de/da"}
@@ -218,7 +212,7 @@ def variant_table(sheet: Sheet, variant: str, caption: str, rule: type[Rule], to
                   step: Block, x: Block, y: Block, names: dict[str, Block]) -> dict[str, Block]:
     """One trajectory's columns: error, gradients (plus the L2 term), the rule's state, b and a."""
     headers = variant_headers(variant, rule)
-    own = {key: ahead(sheet, f"{variant}_{key}", top, left + i, step.rows) for i, key in enumerate(headers)}
+    own = {key: sheet.area(f"{variant}_{key}", top, left + i) for i, key in enumerate(headers)}
     seen = {**own, "step": step}  # what the rule reads: in the l2 variant, the gradient with the L2 term
     if variant == "l2":
         seen.update(de_db=own["grad_intercept"], de_da=own["grad_slope"])
@@ -357,11 +351,10 @@ class Regularization(Lesson):
         top = row + 5
         data_x = sheet.block("data_x", top, 0, headers=["x"], caption="data")
         data_y = sheet.block("data_y", top, 1, headers=["y"])
-        rows = book.values[f"{name}!step"].shape[0]
-        step = ahead(sheet, "step", top, 3, rows)
+        step = sheet.area("step", top, 3)
         sheet.block("step", top, 3, headers=["step t"], num_format="0", formula=lambda r, c: (
             "=1" if r == 0 else f"={step.cell(r - 1)}+1"))
-        xy = {key: sheet.block(f"step_{key}", top, 4 + i, headers=[key],
+        xy = {key: sheet.block(f"step_{key}", top, 4 + i, headers=[key], num_format="General",
                                formula=lambda r, c, d=data: f"={d.cell(r % d.rows)}")
               for i, (key, data) in enumerate((("x", data_x), ("y", data_y)))}
         left, tables = 7, {}
@@ -392,7 +385,7 @@ class Regularization(Lesson):
         sheet.text(top - 1, 0, "step", "header")
         loss = sheet.block("raw_loss", top, 1, headers=["loss"], row_labels=[str(t) for t in steps],
                            caption="per-batch loss of a training run")
-        avg = ahead(sheet, "ewma", top, 2, loss.rows)
+        avg = sheet.area("ewma", top, 2)
         sheet.block("ewma", top, 2, headers=["EWMA"], formula=lambda r, c: (
             f"=(1-{beta})*{loss.cell(r)}" if r == 0
             else f"={beta}*{avg.cell(r - 1)}+(1-{beta})*{loss.cell(r)}"))

@@ -130,6 +130,13 @@ class Sheet:
         if subtitle:
             self.ws.write_string(1, 0, subtitle, self.book.style("label"))
 
+    def area(self, name: str, top: int, left: int, global_name: bool = False) -> Block:
+        """Where the block `name` will be, before it is written: for formulas that refer to it first
+        (a recurrence reads its own earlier rows; columns of a table read each other)."""
+        key = name if global_name else f"{self.name}!{name}"
+        rows, cols = as_grid(self.book.values[key]).shape
+        return Block(self, name, top, left, rows, cols, global_name)
+
     def block(self, name: str, top: int, left: int, *, formula: Formula | str | None = None,
               array: str | None = None, headers: Sequence[str] | None = None,
               row_labels: Sequence[str] | None = None, caption: str | None = None,
@@ -143,15 +150,15 @@ class Sheet:
         `headers` go in the row above, `row_labels` in the column to the left, `caption` two rows above.
         """
         self.book.current = self
-        key = name if global_name else f"{self.name}!{name}"
+        block = self.area(name, top, left, global_name)
+        key = block.key
         values = as_grid(self.book.values[key])
-        rows, cols = values.shape
-        block = Block(self, name, top, left, rows, cols, global_name)
         kind = self.book.kind_of(key, result)
         is_input = kind in (PARAM, INPUT)
         if is_input == (formula is not None or array is not None):
             raise ValueError(f"{key}: an input takes no formula, a computed block needs one")
         style = self.book.style(kind, num_format)
+        self._fit(block, values, num_format or _STYLES[kind].get("num_format", "General"))
         if is_input:
             self._write_values(block, values, style)
         elif array is not None:
@@ -163,12 +170,17 @@ class Sheet:
         self.blocks[name] = block
         return block
 
+    def _fit(self, block: Block, values: np.ndarray, num_format: str) -> None:
+        """Widen each column of the block to show its values in `num_format`."""
+        for c in range(block.cols):
+            shown = [_shown(value, num_format) for value in values[:, c]]
+            self._widen(block.left + c, max(shown, key=len))
+
     def _write_values(self, block: Block, values: np.ndarray, style) -> None:
         for (r, c), value in np.ndenumerate(values):
             row, col = block.top + r, block.left + c
             if isinstance(value, str):
                 self.ws.write_string(row, col, value, style)
-                self._widen(col, value)
             elif value is None or (isinstance(value, float) and math.isnan(value)):
                 self.ws.write_blank(row, col, None, style)
             else:
@@ -227,6 +239,21 @@ class Sheet:
     def finish(self) -> None:
         for col, width in self._widths.items():
             self.ws.set_column(col, col, width)
+
+
+def _shown(value, num_format: str) -> str:
+    """Roughly how a spreadsheet shows `value` in `num_format` (to size its column)."""
+    if isinstance(value, str):
+        return value
+    value = float(value)
+    if not math.isfinite(value):
+        return "#NUM!"
+    if num_format == "General":
+        return f"{value:.10g}"
+    if "E" in num_format:
+        return f"{value:.2E}"
+    decimals = len(num_format.partition(".")[2])
+    return f"{value:.{decimals}f}"
 
 
 def _cached(value) -> float | str:

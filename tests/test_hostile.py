@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from lessonxl import cli, reader, recalc
+from lessonxl.verify import verify_paths
 
 from conftest import rewrite_part, set_value, sheet_parts
 
@@ -398,8 +399,8 @@ def _alive(pid: int) -> bool:
 
 
 CRASHES = {
-    "exits non-zero": ("echo 'soffice.bin: fatal error, cannot load the Calc filter' >&2\nexit 81",
-                       "LibreOffice failed (exit code 81) while recalculating: soffice.bin: fatal error, "
+    "exits non-zero": ("echo 'soffice.bin: fatal error, cannot load the Calc filter' >&2\nexit 77",
+                       "LibreOffice failed (exit code 77) while recalculating: soffice.bin: fatal error, "
                        "cannot load the Calc filter"),
     "killed by a signal": ("kill -SEGV $$", "LibreOffice crashed (SIGSEGV) while recalculating"),
     "writes nothing": ("echo 'Error: source file could not be loaded'\nexit 0",
@@ -414,6 +415,15 @@ def test_a_crashed_libreoffice_is_reported_in_one_line(generated, tmp_path, caps
     monkeypatch.setenv("LESSONXL_SOFFICE", str(fake_soffice(tmp_path, body)))
     line = one_line_refusal(capsys, generated["entropy_example"])
     assert line == f"lessonxl verify: {generated['entropy_example']}: {message}"
+
+
+def test_a_libreoffice_that_asks_to_be_restarted_is_started_again(generated, tmp_path, capsys, monkeypatch):
+    """soffice may exit with 81 after setting up a new profile; the second start does the work."""
+    first = tmp_path / "started-once"
+    body = f"if [ -e {first} ]; then exec {shutil.which('soffice')} \"$@\"; fi\ntouch {first}\nexit 81"
+    monkeypatch.setenv("LESSONXL_SOFFICE", str(fake_soffice(tmp_path, body)))
+    [report] = verify_paths([generated["entropy_example"]], device="cpu")
+    assert first.exists() and report.ok
 
 
 def test_three_verify_runs_at_once_on_the_same_file_all_pass(generated):

@@ -134,7 +134,7 @@ def test_cached_values_equal_what_libreoffice_recalculates(generated, tmp_path):
 
 
 def test_verify_leaves_its_input_byte_identical(generated):
-    path = generated[NAMES[0]]
+    path = generated["entropy_example"]
     before = hashlib.sha256(path.read_bytes()).hexdigest()
     verify_paths([path], device="cpu")
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
@@ -185,6 +185,6 @@ def test_error_values_agree_with_torch_out_of_domain(generated, tmp_path):
 def test_copies_keep_their_names(generated, tmp_path):
     """A renamed copy is still recognised by its sheets."""
     path = tmp_path / "my copy.xlsx"
-    shutil.copyfile(generated[NAMES[0]], path)
+    shutil.copyfile(generated["entropy_example"], path)
     [report] = verify_paths([path], device="cpu")
-    assert report.ok and report.workbook == NAMES[0]
+    assert report.ok and report.workbook == "entropy_example"
