@@ -265,6 +265,23 @@ def load(path: Path, shown_as: Path, data_only: bool = False):
             from None
 
 
+def cell_values(path: Path, shown_as: Path) -> dict[str, dict[tuple[int, int], object]]:
+    """Every stored value of a workbook, by sheet and (row, col): one streaming pass, no formulas."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            book = openpyxl.load_workbook(path, data_only=True, read_only=True)
+            try:
+                return {sheet.title: {(cell.row, cell.column): cell.value for row in sheet.iter_rows()
+                                      for cell in row if cell.value is not None}
+                        for sheet in book.worksheets}
+            finally:
+                book.close()
+    except Exception as error:  # openpyxl raises many kinds on damaged files
+        raise UsageError(f"{shown_as}: cannot be read as a workbook ({type(error).__name__}: {error})") \
+            from None
+
+
 def defined_names(workbook) -> dict[str, Area]:
     """Every single-range defined name: `sheet!name` for sheet-scoped names, `name` for global."""
     scoped = [("", workbook.defined_names)]

@@ -11,7 +11,7 @@ import math
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -71,13 +71,14 @@ def _cell_error(actual, expected: float) -> tuple[float, bool]:
     return math.inf, True  # blank or text where a number belongs
 
 
-def compare(sheet, area: reader.Area, name: str, expected: np.ndarray, atol: float, rtol: float) -> Check:
-    """Compare the recalculated cells of `area` with torch's `expected` grid."""
+def compare(values: Mapping[tuple[int, int], object], area: reader.Area, name: str, expected: np.ndarray,
+            atol: float, rtol: float) -> Check:
+    """Compare the recalculated cells of `area` (`values` of its sheet) with torch's `expected` grid."""
     max_abs = max_rel = 0.0
     worst, worst_ratio, worst_values, mismatches = "", -1.0, (), []
     non_finite = sheet_errors = 0
     for row, col in area.cells():
-        actual = sheet.cell(row, col).value
+        actual = values.get((row, col))
         want = float(expected[row - area.min_row, col - area.min_col])
         non_finite += not math.isfinite(want)
         sheet_errors += _is_error(actual)
@@ -151,11 +152,11 @@ class _Job:
         if recalculated is None:
             raise UsageError(f"{self.path}: LibreOffice wrote no recalculated copy (it could not open the "
                              "workbook)" + (f": {detail}" if detail else ""))
-        book = reader.load(recalculated, self.path, data_only=True)
+        book = reader.cell_values(recalculated, self.path)
         covered = set()
         for key, expected in self.expected.items():
             area = self._area(key)
-            if area.sheet not in book.sheetnames:
+            if area.sheet not in book:
                 raise UsageError(f"{self.path}: sheet {area.sheet} is missing after recalculation")
             if area.shape != expected.shape:
                 raise UsageError(f"{self.path}: {key} spans {area.shape[0]} x {area.shape[1]} cells, "
@@ -164,7 +165,7 @@ class _Job:
                                               atol, rtol))
             covered.update((area.sheet, row, col) for row, col in area.cells())
         self.report.formula_cells = len(self.formulas)
-        order = {name: i for i, name in enumerate(book.sheetnames)}
+        order = {name: i for i, name in enumerate(book)}
         self.report.uncovered = [reader.address(*cell) for cell in
                                  sorted(self.formulas - covered, key=lambda c: (order.get(c[0], 0), c[1:]))]
 
