@@ -540,7 +540,7 @@ def layout_gd(book: Book) -> None:
     rmse_top = 8
     ratings_top = max(rmse_top + GD_STEPS + 1, 20) + 3
     ratings = _ratings_block(sheet, ratings_top, left, "ratings (blank = not rated)")
-    n_rated = sheet.block("n_rated", 4, 1, formula=f"=COUNT({ratings.ref})")
+    n_rated = sheet.block("n_rated", 4, 1, num_format="0", formula=f"=COUNT({ratings.ref})")
     top = ratings.bottom + 3
     previous, errors = None, []
     for step in range(GD_STEPS + 1):
@@ -562,7 +562,7 @@ def _gd_band(sheet: Sheet, step: int, top: int, previous: tuple[dict, dict] | No
     """One step's rows: its weights (inputs at step 0, else the last step's weights - lr x their
     gradients, from `previous`), the masked error and, before the last step, the gradients.
     Returns (weight blocks, error block, gradient blocks or None)."""
-    n_users, factors = len(user_labels), len(factor_names)
+    factors = len(factor_names)
     left, suffix = factors + 3, f"_{step}" if step else ""
     sheet.text(top, 0, f"step {step}: " + ("the starting weights (edit them)" if not step
                                             else f"weights = step {step - 1}'s weights - lr x gradient"),

@@ -254,32 +254,54 @@ def _safe_stem(path: Path) -> str:
     return stem[:60] or "workbook"
 
 
-def load(path: Path, shown_as: Path, data_only: bool = False):
-    """openpyxl's workbook, or a one-line error naming the file as the user gave it."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # openpyxl warns about extensions it does not read
-            return openpyxl.load_workbook(path, data_only=data_only)
-    except Exception as error:  # openpyxl raises many kinds on damaged files
-        raise UsageError(f"{shown_as}: cannot be read as a workbook ({type(error).__name__}: {error})") \
-            from None
+class Snapshot:
+    """A workbook read in one streaming pass: its sheets, its defined names, every stored cell.
 
+    With `data_only`, cells hold the results stored in the file; otherwise formulas, as strings
+    starting with "=" or as openpyxl ArrayFormula objects (at the top-left cell of an array), and
+    `formulas` holds the (sheet, row, col) of every formula cell, each cell of an array included.
+    """
 
-def cell_values(path: Path, shown_as: Path) -> dict[str, dict[tuple[int, int], object]]:
-    """Every stored value of a workbook, by sheet and (row, col): one streaming pass, no formulas."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            book = openpyxl.load_workbook(path, data_only=True, read_only=True)
-            try:
-                return {sheet.title: {(cell.row, cell.column): cell.value for row in sheet.iter_rows()
-                                      for cell in row if cell.value is not None}
-                        for sheet in book.worksheets}
-            finally:
-                book.close()
-    except Exception as error:  # openpyxl raises many kinds on damaged files
-        raise UsageError(f"{shown_as}: cannot be read as a workbook ({type(error).__name__}: {error})") \
-            from None
+    def __init__(self, path: Path, shown_as: Path | None = None, data_only: bool = False):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # openpyxl warns about extensions it does not read
+                book = openpyxl.load_workbook(path, data_only=data_only, read_only=True)
+                try:
+                    self.sheetnames = list(book.sheetnames)
+                    try:
+                        self.names = defined_names(book)
+                    except (ValueError, TypeError, KeyError) as error:
+                        raise UsageError(f"{shown_as or path}: a defined name is damaged ({error})") from None
+                    self.cells, self.formulas = {}, set()
+                    for sheet in book.worksheets:
+                        self.cells[sheet.title] = self._read(sheet)
+                finally:
+                    book.close()
+        except UsageError:
+            raise
+        except Exception as error:  # openpyxl raises many kinds on damaged files
+            raise UsageError(f"{shown_as or path}: cannot be read as a workbook "
+                             f"({type(error).__name__}: {error})") from None
+
+    def _read(self, sheet) -> dict[tuple[int, int], object]:
+        """The sheet's stored cells; formula cells (every cell of an array formula) go to `formulas`."""
+        cells = {}
+        for row in sheet.iter_rows():
+            for cell in row:
+                if cell.value is None:
+                    continue
+                cells[cell.row, cell.column] = cell.value
+                if isinstance(cell.value, ArrayFormula):
+                    min_col, min_row, max_col, max_row = range_boundaries(cell.value.ref)
+                    self.formulas.update((sheet.title, r, c) for r in range(min_row, max_row + 1)
+                                         for c in range(min_col, max_col + 1))
+                elif cell.data_type == "f":
+                    self.formulas.add((sheet.title, cell.row, cell.column))
+        return cells
+
+    def value(self, sheet: str, row: int, col: int):
+        return self.cells[sheet].get((row, col))
 
 
 def defined_names(workbook) -> dict[str, Area]:
@@ -298,9 +320,8 @@ def defined_names(workbook) -> dict[str, Area]:
     return areas
 
 
-def _input_value(cell, where: str, text: bool, blank_ok: bool):
-    value = cell.value
-    if isinstance(value, ArrayFormula) or (isinstance(value, str) and value.startswith("=")):
+def _input_value(value, is_formula: bool, where: str, text: bool, blank_ok: bool):
+    if is_formula:
         raise UsageError(f"input cell {where} holds a formula; an input must be a value")
     if value is None or (isinstance(value, str) and not value.strip()):
         if blank_ok:
@@ -313,27 +334,12 @@ def _input_value(cell, where: str, text: bool, blank_ok: bool):
     return float(value)
 
 
-def read_input(workbook, area: Area, text: bool = False, blank_ok: bool = False) -> np.ndarray:
+def read_input(book: Snapshot, area: Area, text: bool = False, blank_ok: bool = False) -> np.ndarray:
     """The values of an input range as a 2-D array (floats, NaN for allowed blanks; or labels)."""
-    sheet = workbook[area.sheet]
     grid = np.empty(area.shape, dtype=object if text else np.float64)
     for row, col in area.cells():
         where = address(area.sheet, row, col)
-        grid[row - area.min_row, col - area.min_col] = _input_value(sheet.cell(row, col), where, text,
-                                                                    blank_ok)
+        value = book.value(area.sheet, row, col)
+        is_formula = (area.sheet, row, col) in book.formulas
+        grid[row - area.min_row, col - area.min_col] = _input_value(value, is_formula, where, text, blank_ok)
     return grid
-
-
-def formula_cells(workbook) -> list[tuple[str, int, int]]:
-    """Every cell holding a formula, each cell of a multi-cell array formula included."""
-    cells = []
-    for sheet in workbook.worksheets:
-        for row in sheet.iter_rows():
-            for cell in row:
-                if isinstance(cell.value, ArrayFormula):
-                    min_col, min_row, max_col, max_row = range_boundaries(cell.value.ref)
-                    cells += [(sheet.title, r, c) for r in range(min_row, max_row + 1)
-                              for c in range(min_col, max_col + 1)]
-                elif cell.data_type == "f":
-                    cells.append((sheet.title, cell.row, cell.column))
-    return cells

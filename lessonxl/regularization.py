@@ -442,7 +442,7 @@ class Regularization(Lesson):
         target = sheet.block("target", top, x.right + 2, headers=["class"])
         fwd = self._net_forward(sheet, top, target.right + 2, "", x, target, params)
         top = x.bottom + 6
-        sheet.text(top - 3, 0, "backward: gradients of the mean loss", "header", widen=True)
+        sheet.text(top - 3, 0, "backward: gradients of the mean loss", "section")
         grads = self._net_backward(sheet, top, x, params, fwd)
         top += N_EXAMPLES + 3
         def update(name: str):
@@ -451,7 +451,7 @@ class Regularization(Lesson):
 
         new = self._net_params(sheet, top, "after one step: p - lr (grad + wd p)", update)
         top += max(N_FEATURES, N_HIDDEN) + 4
-        sheet.text(top - 3, 0, "forward again with the new parameters", "header", widen=True)
+        sheet.text(top - 3, 0, "forward again with the new parameters", "section")
         self._net_forward(sheet, top, target.right + 2, "new_", x, target, new)
 
     @staticmethod
@@ -465,7 +465,7 @@ class Regularization(Lesson):
                                        formula=None if formula is None else formula(name),
                                        result=formula is not None)
             left = blocks[name].right + 2
-        sheet.text(top - 3, 0, caption, "header", widen=True)
+        sheet.text(top - 3, 0, caption, "section")
         return blocks
 
     @staticmethod

@@ -32,6 +32,7 @@ _STYLES = {
     "title": {"bold": True, "font_size": 13},
     "header": {"bold": True, "align": "center", "bottom": 1, "text_wrap": True},
     "label": {"italic": True, "font_color": "#595959"},
+    "section": {"bold": True, "font_size": 12},
     "note": {"text_wrap": True, "valign": "top"},
 }
 LEGEND = (

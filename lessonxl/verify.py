@@ -113,14 +113,11 @@ class _Job:
         """Identify the lesson, read the inputs, and compute torch's values."""
         from .registry import by_sheets
 
-        book = reader.load(self.copy, self.path)
+        book = reader.Snapshot(self.copy, self.path)
         self.lesson = by_sheets(book.sheetnames)
         if self.lesson is None:
             raise UsageError(f"{self.path}: was not made by lessonxl (it has none of its workbooks' sheets)")
-        try:
-            self.areas = reader.defined_names(book)
-        except (ValueError, TypeError, KeyError) as error:
-            raise UsageError(f"{self.path}: a defined name is damaged ({error})") from None
+        self.areas = book.names
         inputs = {}
         for key in self.lesson.inputs:
             try:
@@ -139,7 +136,7 @@ class _Job:
         except (ValueError, RuntimeError, IndexError, TypeError, ArithmeticError) as error:
             raise UsageError(f"{self.path}: torch cannot compute from this workbook's inputs "
                              f"({type(error).__name__}: {error})") from None
-        self.formulas = set(reader.formula_cells(book))
+        self.formulas = book.formulas
         self.report.workbook, self.report.device = self.lesson.name, str(device)
 
     def _area(self, key: str) -> reader.Area:
@@ -152,7 +149,7 @@ class _Job:
         if recalculated is None:
             raise UsageError(f"{self.path}: LibreOffice wrote no recalculated copy (it could not open the "
                              "workbook)" + (f": {detail}" if detail else ""))
-        book = reader.cell_values(recalculated, self.path)
+        book = reader.Snapshot(recalculated, self.path, data_only=True).cells
         covered = set()
         for key, expected in self.expected.items():
             area = self._area(key)

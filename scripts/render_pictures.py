@@ -5,7 +5,12 @@ Each workbook is recalculated and exported to PDF by LibreOffice with one page p
 top-left --width x --height pixels of each sheet (a legible corner rather than a shrunken whole): docs/pictures/<workbook>-<sheet>.png. The notes sheets are skipped (text only).
 
     .venv/bin/python scripts/render_pictures.py [--out docs/pictures] [--dpi 80] [--width 1200] [--height 700]
-        [WORKBOOK.xlsx ...]
+        [--sheets SHEET ...] [WORKBOOK.xlsx ...]
+
+The README's pictures:
+
+    .venv/bin/python scripts/render_pictures.py --sheets bias gd_steps adam summary softmax \
+        multiclass_xent l2_vs_wd_adam two_layer_net
 
 Without workbooks, it renders every registered lesson generated afresh (seed 0).
 """
@@ -27,7 +32,8 @@ PDF_FILTER = 'pdf:calc_pdf_Export:{"SinglePageSheets":{"type":"boolean","value":
 SKIPPED = {"notes"}
 
 
-def render(workbook: Path, out: Path, width: int, height: int, dpi: int, work: Path) -> list[Path]:
+def render(workbook: Path, out: Path, width: int, height: int, dpi: int, work: Path,
+           wanted: set[str] | None = None) -> list[Path]:
     sheets = openpyxl.load_workbook(workbook, read_only=True).sheetnames
     pdf_dir = work / workbook.stem
     command = soffice_command([workbook], pdf_dir, make_profile(work / f"profile-{workbook.stem}"),
@@ -36,7 +42,7 @@ def render(workbook: Path, out: Path, width: int, height: int, dpi: int, work: P
     pdf = pdf_dir / (workbook.stem + ".pdf")
     written = []
     for page, sheet in enumerate(sheets, start=1):
-        if sheet in SKIPPED:
+        if sheet in SKIPPED or (wanted and sheet not in wanted):
             continue
         stem = out / f"{workbook.stem}-{sheet}"
         subprocess.run(["pdftoppm", "-png", "-singlefile", "-f", str(page), "-l", str(page),
@@ -50,10 +56,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("workbooks", nargs="*", type=Path)
     parser.add_argument("--out", type=Path, default=Path("docs/pictures"))
-    parser.add_argument("--width", type=int, default=1200, help="most pixels kept from the left of a sheet (wide sheets are cut)")
+    parser.add_argument("--width", type=int, default=1200,
+                        help="most pixels kept from the left of a sheet (wide sheets are cut)")
     parser.add_argument("--dpi", type=int, default=80, help="resolution of the rendering (default: 80)")
     parser.add_argument("--height", type=int, default=700,
                         help="most pixels kept from the top of a sheet (long sheets are cut)")
+    parser.add_argument("--sheets", nargs="+", metavar="SHEET",
+                        help="render only these sheets (default: every sheet but notes)")
     args = parser.parse_args()
     if not shutil.which("pdftoppm"):
         sys.exit("render_pictures: pdftoppm is needed (apt-get install poppler-utils)")
@@ -67,7 +76,8 @@ def main() -> None:
             from lessonxl.registry import LESSONS
             workbooks = [lesson.write(work / "workbooks", 0, torch.device("cpu")) for lesson in LESSONS]
         for workbook in workbooks:
-            for picture in render(workbook, args.out, args.width, args.height, args.dpi, work):
+            for picture in render(workbook, args.out, args.width, args.height, args.dpi, work,
+                                  set(args.sheets or ())):
                 print(f"wrote {picture} ({picture.stat().st_size // 1024} KB)")
 
 

@@ -11,9 +11,11 @@ import re
 import zipfile
 from pathlib import Path
 
+import openpyxl
 import pytest
 import torch
 
+from lessonxl import reader
 from lessonxl.registry import LESSONS
 
 SEED = 0
@@ -73,6 +75,21 @@ def pick_mutations(path: Path, per_sheet: int = 2, seed: int = SEED) -> list[tup
     rng = random.Random(seed)
     return [(sheet, cell) for sheet, cells in by_sheet.items()
             for cell in rng.sample(cells, min(per_sheet, len(cells)))]
+
+
+def first_number_input(path, lesson):
+    """(key, sheet, row, col, value) of the first input cell holding a number."""
+    book = openpyxl.load_workbook(path)
+    areas = reader.defined_names(book)
+    for key in lesson.inputs:
+        if key in lesson.text_inputs:
+            continue
+        area = areas[key]
+        for row, col in area.cells():
+            value = book[area.sheet].cell(row, col).value
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return key, area.sheet, row, col, value
+    raise AssertionError(f"{lesson.name} has no numeric input")
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from lessonxl.collab import (CROSSTABS, GD_STEPS, CollabFilter, EmbeddingDot, EmbeddingDotBias, all_pairs,
-                             gd_quantities, lookup, match, rated_pairs, train)
+                             lookup, match, rated_pairs, train)
 from lessonxl.errors import UsageError
 from lessonxl.movielens import crosstab, load_ratings, synthetic_ratings
 

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from lessonxl import cli, reader, recalc
+from lessonxl import cli, recalc
 from lessonxl.verify import verify_paths
 
 from conftest import rewrite_part, set_value, sheet_parts

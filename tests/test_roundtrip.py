@@ -11,35 +11,23 @@ from __future__ import annotations
 import numpy as np
 import openpyxl
 import pytest
+from openpyxl.worksheet.formula import ArrayFormula
 
 from lessonxl import reader
 from lessonxl.recalc import Recalculation
 from lessonxl.registry import LESSONS, by_name
 from lessonxl.verify import verify_paths
 
+from conftest import first_number_input
+
 NAMES = [lesson.name for lesson in LESSONS]
 
 
 def inputs_of(path, lesson) -> dict[str, np.ndarray]:
-    book = openpyxl.load_workbook(path)
-    areas = reader.defined_names(book)
-    return {key: reader.read_input(book, areas[key], key in lesson.text_inputs, key in lesson.blank_inputs)
+    book = reader.Snapshot(path)
+    return {key: reader.read_input(book, book.names[key], key in lesson.text_inputs,
+                                   key in lesson.blank_inputs)
             for key in lesson.inputs}
-
-
-def first_number_input(path, lesson):
-    """(key, sheet, row, col, value) of the first input cell holding a number."""
-    book = openpyxl.load_workbook(path)
-    areas = reader.defined_names(book)
-    for key in lesson.inputs:
-        if key in lesson.text_inputs:
-            continue
-        area = areas[key]
-        for row, col in area.cells():
-            value = book[area.sheet].cell(row, col).value
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return key, area.sheet, row, col, value
-    raise AssertionError(f"{lesson.name} has no numeric input")
 
 
 @pytest.fixture(scope="module")
@@ -76,17 +64,15 @@ def test_a_workbook_resaved_by_libreoffice_still_verifies(generated, round_trips
     resaved = paths[("libreoffice", name)]
     assert_verified(reports[("libreoffice", name)])
     lesson = by_name(name)
-    original, again = openpyxl.load_workbook(generated[name]), openpyxl.load_workbook(resaved)
+    original, again = reader.Snapshot(generated[name]), reader.Snapshot(resaved)
     # Every defined name survives, pointing at the same cells.
-    assert reader.defined_names(again) == reader.defined_names(original)
+    assert again.names == original.names
     # Every formula cell survives (each cell of a multi-cell array formula included) ...
-    assert set(reader.formula_cells(again)) == set(reader.formula_cells(original))
+    assert again.formulas == original.formulas
     # ... and the legacy array formulas stay array formulas.
-    from openpyxl.worksheet.formula import ArrayFormula
-
     def arrays(book):
-        return {(ws.title, cell.coordinate, cell.value.ref) for ws in book.worksheets for row in ws.iter_rows()
-                for cell in row if isinstance(cell.value, ArrayFormula)}
+        return {(sheet, where, value.ref) for sheet, cells in book.cells.items()
+                for where, value in cells.items() if isinstance(value, ArrayFormula)}
     assert arrays(again) == arrays(original)
     # The inputs read back are the same numbers and labels.
     before, after = inputs_of(generated[name], lesson), inputs_of(resaved, lesson)
@@ -109,7 +95,7 @@ def test_an_input_edited_with_openpyxl_verifies_and_changes_the_sheet(generated,
     fresh = Recalculation([paths[("openpyxl", name)]], folder / f"recalc_{name}").wait()
     fresh = openpyxl.load_workbook(fresh[paths[("openpyxl", name)]], data_only=True)
     cached = openpyxl.load_workbook(generated[name], data_only=True)
-    formulas = reader.formula_cells(openpyxl.load_workbook(generated[name]))
+    formulas = reader.Snapshot(generated[name]).formulas
     changed = [cell for cell in formulas
                if fresh[cell[0]].cell(*cell[1:]).value != cached[cell[0]].cell(*cell[1:]).value]
     assert changed, f"editing {where} changed no recalculated cell"

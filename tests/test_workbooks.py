@@ -15,6 +15,7 @@ import numpy as np
 import openpyxl
 import pytest
 import torch
+from openpyxl.utils import get_column_letter
 
 from lessonxl import reader
 from lessonxl.recalc import Recalculation
@@ -22,7 +23,7 @@ from lessonxl.registry import LESSONS, by_name
 from lessonxl.sheets import as_grid
 from lessonxl.verify import exit_code, verify_paths
 
-from conftest import SEED, mutate_formula, pick_mutations, set_value
+from conftest import SEED, first_number_input, mutate_formula, pick_mutations, set_value
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = [lesson.name for lesson in LESSONS]
@@ -81,28 +82,13 @@ def test_a_changed_formula_anywhere_fails_verify_and_names_its_cell(mutated, nam
         assert f"{sheet}!{cell}" in mismatched
 
 
-def _first_number_input(lesson, path: Path):
-    """The first input cell holding a number: (key, sheet, cell, value)."""
-    book = openpyxl.load_workbook(path)
-    areas = reader.defined_names(book)
-    for key in lesson.inputs:
-        if key in lesson.text_inputs:
-            continue
-        area = areas[key]
-        for row, col in area.cells():
-            value = book[area.sheet].cell(row, col).value
-            if isinstance(value, (int, float)):
-                return key, area.sheet, reader.address(area.sheet, row, col).split("!")[1], value
-    raise AssertionError(f"{lesson.name} has no numeric input")
-
-
 @pytest.mark.parametrize("name", NAMES)
 def test_an_edited_input_is_recomputed_and_passes(generated, tmp_path, name):
     lesson = by_name(name)
-    key, sheet, cell, value = _first_number_input(lesson, generated[name])
+    key, sheet, row, col, value = first_number_input(generated[name], lesson)
     edited = tmp_path / f"edited_{name}.xlsx"
     new_value = 0.9 * value if value else 0.25
-    set_value(generated[name], edited, sheet, cell, new_value)
+    set_value(generated[name], edited, sheet, f"{get_column_letter(col)}{row}", new_value)
 
     [report] = verify_paths([edited], device="cpu")
     assert report.ok, [c for c in report.checks if not c.passed]
@@ -110,7 +96,6 @@ def test_an_edited_input_is_recomputed_and_passes(generated, tmp_path, name):
     defaults = default_grids(lesson)
     changed = default_grids(lesson)
     area = reader.defined_names(openpyxl.load_workbook(edited))[key]
-    row, col = openpyxl.utils.cell.coordinate_to_tuple(cell)
     changed[key][row - area.min_row, col - area.min_col] = new_value
     before = lesson.evaluate(defaults, torch.device("cpu"))
     after = lesson.evaluate(changed, torch.device("cpu"))
@@ -125,7 +110,7 @@ def test_cached_values_equal_what_libreoffice_recalculates(generated, tmp_path):
     for path in paths:
         cached = openpyxl.load_workbook(path, data_only=True)
         fresh = openpyxl.load_workbook(recalculated[path], data_only=True)
-        formulas = reader.formula_cells(openpyxl.load_workbook(path))
+        formulas = reader.Snapshot(path).formulas
         assert formulas
         for sheet, row, col in formulas:
             want = fresh[sheet].cell(row, col).value
