@@ -14,10 +14,6 @@ if ! command -v soffice >/dev/null 2>&1 && ! command -v libreoffice >/dev/null 2
         echo "setup: install LibreOffice yourself (https://www.libreoffice.org); verify needs soffice" >&2
     fi
 fi
-if command -v pdftoppm >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then :; else
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq poppler-utils >/dev/null || true
-fi
 
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
