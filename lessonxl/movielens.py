@@ -52,6 +52,8 @@ def synthetic_ratings(seed: int, users: int = 100, movies: int = 200, count: int
 def load_ratings(path: str | Path) -> pd.DataFrame:
     """A MovieLens ratings file: the 100k `u.data` (tab-separated, no header) or `ratings.csv`."""
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path}: is a folder, not a ratings file")
     if not path.is_file():
         raise UsageError(f"{path}: no such ratings file")
     try:

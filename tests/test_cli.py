@@ -82,3 +82,30 @@ def test_cuda_asked_for_where_absent_is_a_one_line_error(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("CUDA is present here")
     _one_line_error(run("generate", "--out", tmp_path, "--device", "cuda"), "no CUDA device")
+
+
+RATINGS_CASES = {
+    "missing": (None, "no such ratings file"),
+    "folder": ("folder", "is a folder, not a ratings file"),
+    "empty": (b"", "the ratings file is empty"),
+    "a workbook": ("workbook", "not a MovieLens ratings file"),
+    "binary noise": (bytes(range(256)) * 64, "not a MovieLens ratings file"),
+    "too few users": (b"1\t1\t4\t0\n2\t1\t3\t0\n", "users have ratings, 15 are needed"),
+}
+
+
+@pytest.mark.parametrize("case", RATINGS_CASES)
+def test_unusable_ratings_files_are_one_line_errors_and_left_untouched(generated, tmp_path, case):
+    content, message = RATINGS_CASES[case]
+    path = tmp_path / "ratings.data"
+    if content == "folder":
+        path.mkdir()
+    elif content == "workbook":
+        path.write_bytes(generated["entropy_example"].read_bytes())
+    elif content is not None:
+        path.write_bytes(content)
+    before = path.read_bytes() if path.is_file() else None
+    _one_line_error(run("generate", "--out", tmp_path / "out", "--ratings", path, "collab_filter"),
+                    str(path), message)
+    assert (path.read_bytes() if path.is_file() else None) == before
+    assert not (tmp_path / "out" / "collab_filter.xlsx").exists()
