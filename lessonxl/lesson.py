@@ -55,14 +55,16 @@ class Lesson:
         """Write the sheets: notes first, then each quantity as a block with its formulas."""
         raise NotImplementedError
 
+    def tensors(self, inputs: Mapping[str, np.ndarray], device: torch.device) -> dict[str, object]:
+        """The inputs as `compute` takes them: float64 grids on `device`; labels stay arrays."""
+        return {key: value if key in self.text_inputs
+                else torch.as_tensor(as_grid(np.asarray(value, dtype=np.float64)), device=device)
+                for key, value in inputs.items()}
+
     def evaluate(self, inputs: Mapping[str, np.ndarray], device: torch.device) -> dict[str, np.ndarray]:
         """Run `compute` on `device` in float64 and return every output as a 2-D numpy grid."""
-        tensors = {
-            key: value if key in self.text_inputs
-            else torch.as_tensor(np.asarray(value, dtype=np.float64), device=device)
-            for key, value in inputs.items()
-        }
-        return {key: as_grid(value.detach().cpu().numpy()) for key, value in self.compute(tensors).items()}
+        outputs = self.compute(self.tensors(inputs, device))
+        return {key: as_grid(value.detach().cpu().numpy()) for key, value in outputs.items()}
 
     def build(self, seed: int, device: torch.device, **options) -> bytes:
         """The workbook's bytes for the default inputs: torch results cached in every formula cell."""

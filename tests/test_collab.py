@@ -34,11 +34,6 @@ def results(defaults) -> dict[str, np.ndarray]:
     return LESSON.evaluate(defaults, CPU)
 
 
-def _tensors(grids, device=CPU) -> dict:
-    return {k: v if k in LESSON.text_inputs else torch.tensor(v, dtype=torch.float64, device=device)
-            for k, v in grids.items()}
-
-
 def _models(seed: int = 0, users: int = 7, movies: int = 9, factors: int = 4):
     gen = torch.Generator().manual_seed(seed)
 
@@ -201,7 +196,7 @@ def test_word_vectors_equal_nn_embedding(defaults, results):
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_equals_cpu(defaults, results):
-    on_cuda = LESSON.compute(_tensors(defaults, torch.device("cuda")))
+    on_cuda = LESSON.compute(LESSON.tensors(defaults, torch.device("cuda")))
     assert on_cuda.keys() == results.keys()
     for key, value in on_cuda.items():
         assert value.device.type == "cuda", key

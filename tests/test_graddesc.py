@@ -8,7 +8,6 @@ import torch
 
 from lessonxl import graddesc as gd
 from lessonxl.registry import by_name
-from lessonxl.sheets import as_grid
 
 LESSON = gd.GradDesc()
 SPECS = {spec.name: spec for spec in gd.SHEETS}
@@ -18,14 +17,9 @@ ADAM_FAMILY = ("adam", "adam_lesson", "adam_annealed", "onecycle")
 CPU = torch.device("cpu")
 
 
-def as_tensors(inputs, device=CPU) -> dict[str, torch.Tensor]:
-    return {key: torch.as_tensor(as_grid(value), dtype=torch.float64, device=device)
-            for key, value in inputs.items()}
-
-
 @pytest.fixture(scope="module")
 def inputs() -> dict[str, torch.Tensor]:
-    return as_tensors(LESSON.default_inputs(0))
+    return LESSON.tensors(LESSON.default_inputs(0), CPU)
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +186,6 @@ def test_schedules(inputs, values):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_equals_cpu(inputs, values):
-    cuda = LESSON.compute(as_tensors({k: v.numpy() for k, v in inputs.items()}, torch.device("cuda")))
+    cuda = LESSON.compute(LESSON.tensors({k: v.numpy() for k, v in inputs.items()}, torch.device("cuda")))
     for key, value in values.items():
         np.testing.assert_allclose(cuda[key].cpu().numpy(), value.numpy(), rtol=1e-12, atol=1e-12, err_msg=key)
