@@ -86,8 +86,8 @@ def _generate(args) -> int:
     options = {key: value for key in ("ratings", "users", "movies", "factors")
                if (value := getattr(args, key)) is not None}
     for lesson in lessons:
-        path = lesson.write(args.out, args.seed, device, **options)
-        print(f"wrote {path} ({', '.join(s for s in lesson.sheets)})")
+        path, written = lesson.write(args.out, args.seed, device, **options)
+        print(f"{'wrote' if written else 'up to date'} {path} ({', '.join(s for s in lesson.sheets)})")
     return 0
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .errors import UsageError
+from .sameness import same_file
 from .sheets import Book, as_grid
 
 
@@ -76,8 +77,16 @@ class Lesson:
         book.close()
         return buffer.getvalue()
 
-    def write(self, folder: Path, seed: int, device: torch.device, **options) -> Path:
+    def write(self, folder: Path, seed: int, device: torch.device, **options) -> tuple[Path, bool]:
+        """Write the workbook into `folder`: its path, and whether the file was (re)written.
+
+        A file that already holds the same workbook, its cached results equal to rounding (see
+        `sameness`), is kept byte for byte: regenerating on another CPU or on CUDA changes no file.
+        """
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / self.filename
-        path.write_bytes(self.build(seed, device, **options))
-        return path
+        data = self.build(seed, device, **options)
+        if same_file(path, data):
+            return path, False
+        path.write_bytes(data)
+        return path, True

@@ -74,7 +74,7 @@ def main() -> None:
             import torch
 
             from lessonxl.registry import LESSONS
-            workbooks = [lesson.write(work / "workbooks", 0, torch.device("cpu")) for lesson in LESSONS]
+            workbooks = [lesson.write(work / "workbooks", 0, torch.device("cpu"))[0] for lesson in LESSONS]
         for workbook in workbooks:
             for picture in render(workbook, args.out, args.width, args.height, args.dpi, work,
                                   set(args.sheets or ())):

@@ -96,4 +96,4 @@ def first_number_input(path, lesson):
 def generated(tmp_path_factory) -> dict[str, Path]:
     """Every workbook, generated once with the default seed on the CPU."""
     folder = tmp_path_factory.mktemp("generated")
-    return {lesson.name: lesson.write(folder, SEED, torch.device("cpu")) for lesson in LESSONS}
+    return {lesson.name: lesson.write(folder, SEED, torch.device("cpu"))[0] for lesson in LESSONS}
