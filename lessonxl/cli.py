@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import signal
 import sys
 from pathlib import Path
 
@@ -17,6 +19,11 @@ GENERATE_EXAMPLE = """example:
   lessonxl generate                      # every workbook into ./workbooks
   lessonxl generate --out /tmp/wb --seed 7 entropy_example
   lessonxl generate --ratings ml-100k/u.data --users 20 collab_filter
+
+A file that already holds the same workbook is left as it is ("up to date"). A file that has been
+edited since lessonxl wrote it is never overwritten without --force.
+
+exit status: 0 every workbook written or up to date, 1 an edited workbook was kept, 2 unusable input
 """
 VERIFY_EXAMPLE = """example:
   lessonxl verify workbooks/*.xlsx
@@ -42,7 +49,10 @@ def _parser() -> argparse.ArgumentParser:
                           "see `lessonxl list`)")
     generate.add_argument("--out", type=Path, default=DEFAULT_FOLDER, metavar="DIR",
                           help=f"folder to write into (default: {DEFAULT_FOLDER})")
-    generate.add_argument("--seed", type=int, default=0, help="seed of the built-in data (default: 0)")
+    generate.add_argument("--seed", type=_seed, default=0,
+                          help=f"seed of the built-in data, 0 to {MAX_SEED} (default: 0)")
+    generate.add_argument("--force", action="store_true",
+                          help="overwrite workbooks that were edited since lessonxl wrote them")
     _device_option(generate)
     collab = generate.add_argument_group("collab_filter options")
     collab.add_argument("--ratings", type=Path, metavar="FILE",
@@ -59,10 +69,11 @@ def _parser() -> argparse.ArgumentParser:
                     "every formula cell. The files given are never modified.")
     verify.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="workbooks to verify")
     _device_option(verify)
-    verify.add_argument("--tol", type=float, default=DEFAULT_TOL,
+    verify.add_argument("--tol", type=_number("--tol", minimum=0.0), default=DEFAULT_TOL,
                         help=f"absolute and relative tolerance (default: {DEFAULT_TOL:g}): a cell passes "
                              "when |sheet - torch| <= tol + tol * |torch|")
-    verify.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+    verify.add_argument("--timeout", type=_number("--timeout", minimum=0.0, exclusive=True),
+                        default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"stop LibreOffice after this long (default: {DEFAULT_TIMEOUT:g})")
     verify.add_argument("--json", action="store_true", help="print the reports as JSON")
 
@@ -72,30 +83,68 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+MAX_SEED = 2**63 - 1
+COLLAB_OPTIONS = ("ratings", "users", "movies", "factors")
+
+
+def _seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{text} is out of range: a seed is a whole number from 0 to {MAX_SEED}")
+    return seed
+
+
+def _number(option: str, minimum: float, exclusive: bool = False):
+    """An argparse type for a finite number above `minimum` (or at least it)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or value < minimum or (exclusive and value == minimum):
+            raise argparse.ArgumentTypeError(
+                f"{text} is out of range: {option} takes a finite number {'above' if exclusive else 'of at least'} "
+                f"{minimum:g}")
+        return value
+    return parse
+
+
 def _device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where torch computes (default: auto = CUDA when present)")
 
 
 def _generate(args) -> int:
-    from .lesson import pick_device
+    from .lesson import KEPT, pick_device
     from .registry import LESSONS, by_name
 
-    device = pick_device(args.device)
     lessons = [by_name(name) for name in args.names] if args.names else LESSONS
-    options = {key: value for key in ("ratings", "users", "movies", "factors")
-               if (value := getattr(args, key)) is not None}
+    options = {key: value for key in COLLAB_OPTIONS if (value := getattr(args, key)) is not None}
+    if options and not any(lesson.name == "collab_filter" for lesson in lessons):
+        raise UsageError(f"--{', --'.join(options)} appl{'ies' if len(options) == 1 else 'y'} to collab_filter "
+                         "only, which is not among the workbooks asked for")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out}: is a file, not a folder")
+    device = pick_device(args.device)
+    kept = 0
     for lesson in lessons:
-        path, written = lesson.write(args.out, args.seed, device, **options)
-        print(f"{'wrote' if written else 'up to date'} {path} ({', '.join(s for s in lesson.sheets)})")
-    return 0
+        own = options if lesson.name == "collab_filter" else {}
+        path, status = lesson.write(args.out, args.seed, device, force=args.force, **own)
+        if status == KEPT:
+            kept += 1
+            print(f"lessonxl generate: kept {path}: it was edited since lessonxl wrote it (or lessonxl did not "
+                  "write it); --force overwrites it, --out writes elsewhere", file=sys.stderr)
+        else:
+            print(f"{status} {path} ({', '.join(lesson.sheets)})")
+    return 1 if kept else 0
 
 
 def _verify(args) -> int:
     from .verify import as_json, exit_code, format_report, verify_paths
 
-    if args.tol < 0:
-        raise UsageError("--tol must not be negative")
     reports = verify_paths(args.paths, args.device, atol=args.tol, rtol=args.tol, timeout=args.timeout)
     if args.json:
         print(json.dumps(as_json(reports), indent=2))
@@ -119,9 +168,17 @@ def _list(args) -> int:
     return 0
 
 
+def _stop(signum, frame) -> None:
+    """SIGTERM or SIGHUP: unwind like Ctrl-C, so that temporary files and LibreOffice go too."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     run = {"generate": _generate, "verify": _verify, "list": _list}[args.command]
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _stop)
     try:
         return run(args)
     except UsageError as error:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import UsageError
-from .lesson import Lesson
+from .lesson import Lesson, exact_match
 from .sheets import Book
 
 CLASSES = ("cat", "dog", "plane", "fish", "building")
@@ -100,7 +99,8 @@ class Entropy(Lesson):
     @staticmethod
     def _multiclass(inputs) -> dict[str, torch.Tensor]:
         logits = inputs["multiclass_xent!logits"]
-        index = class_index(inputs["multiclass_xent!target"], inputs["multiclass_xent!classes"])
+        index = exact_match(inputs["multiclass_xent!target"], inputs["multiclass_xent!classes"],
+                            "multiclass_xent: the target")
         exp, total, probs = softmax_parts(logits)
         log_probs = torch.log(probs)
         index_t = torch.as_tensor(index, device=logits.device)
@@ -216,17 +216,6 @@ class Entropy(Lesson):
         sheet.text(mean_row, loss_one_hot.left - 1, "mean", "header")
         for column, name in ((loss_one_hot, "mean_loss_one_hot"), (loss_lookup, "mean_loss_lookup")):
             sheet.block(name, mean_row, column.left, result=True, formula=f"=AVERAGE({column.column(0)})")
-
-
-def class_index(targets: np.ndarray, classes: np.ndarray) -> list[int]:
-    """0-based index of each target label among the classes (exact match, as MATCH(..., 0))."""
-    names = [str(c) for c in np.asarray(classes).ravel()]
-    index = []
-    for label in np.asarray(targets).ravel():
-        if str(label) not in names:
-            raise UsageError(f"target {label!r} is not one of the classes {', '.join(names)}")
-        index.append(names.index(str(label)))
-    return index
 
 
 NOTES = (

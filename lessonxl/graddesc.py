@@ -19,7 +19,7 @@ from typing import ClassVar, Mapping
 import numpy as np
 import torch
 
-from .lesson import Lesson
+from .lesson import Cancelling, Lesson
 from .sheets import Block, Book, Sheet
 
 N_SAMPLES, EPOCHS = 30, 20
@@ -504,19 +504,25 @@ def sheet_values(spec: OptimizerSheet, data_x: torch.Tensor, data_y: torch.Tenso
         "intercept": run.params[:, 0], "slope": run.params[:, 1],
         **{f"{s}_{p}": run.state[s][:, j] for s in spec.rule.state for j, p in enumerate(PARAMS)},
     }
-    if spec.finite_differences:
-        columns.update(finite_differences(start, run, xs, ys, h["h"]))
     rmse = torch.sqrt((run.error.reshape(epochs, n) ** 2).sum(dim=1) / n)
-    return {**scheduled, **{name: value.to(xs.dtype).reshape(-1, 1) for name, value in columns.items()},
-            "rmse": rmse.reshape(-1, 1)}
+    values = {**scheduled, **{name: value.to(xs.dtype).reshape(-1, 1) for name, value in columns.items()},
+              "rmse": rmse.reshape(-1, 1)}
+    if spec.finite_differences:
+        values.update(finite_differences(start, run, xs, ys, h["h"]))
+    return values
 
 
-def finite_differences(start, run: Trajectory, xs, ys, h) -> dict[str, torch.Tensor]:
-    """(loss(b + h) − loss(b)) / h and (loss(a + h) − loss(a)) / h at the parameters each step starts from."""
+def finite_differences(start, run: Trajectory, xs, ys, h) -> dict[str, Cancelling]:
+    """(loss(b + h) − loss(b)) / h and (loss(a + h) − loss(a)) / h at the parameters each step starts
+    from: differences of two losses, exact only relative to the losses (their scale)."""
     before = torch.cat([start.reshape(1, 2), run.params[:-1]])
     b, a = before[:, 0], before[:, 1]
-    return {"est_de_db": ((a * xs + (b + h) - ys) ** 2 - run.error ** 2) / h,
-            "est_de_da": (((a + h) * xs + b - ys) ** 2 - run.error ** 2) / h}
+    loss = run.error ** 2
+    estimates = {}
+    for name, shifted in (("est_de_db", (a * xs + (b + h) - ys) ** 2), ("est_de_da", ((a + h) * xs + b - ys) ** 2)):
+        estimates[name] = Cancelling(((shifted - loss) / h).reshape(-1, 1),
+                                     ((shifted + loss) / torch.abs(h)).reshape(-1, 1))
+    return estimates
 
 
 def train_torch_optim(spec: OptimizerSheet, data_x: torch.Tensor, data_y: torch.Tensor,

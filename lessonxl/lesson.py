@@ -6,15 +6,18 @@ A lesson names its quantities as the workbook does: `sheet!name` for a sheet-sco
 
 from __future__ import annotations
 
+import contextlib
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Mapping
 
 import numpy as np
 import torch
+from torch.overrides import TorchFunctionMode
 
 from .errors import UsageError
-from .sameness import same_file
+from .sameness import as_written, same_file, stamp
 from .sheets import Book, as_grid
 
 
@@ -29,6 +32,46 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+#: What `Lesson.write` did with a workbook's file.
+WROTE, UP_TO_DATE, KEPT = "wrote", "up to date", "kept"
+
+
+@dataclass(frozen=True)
+class Cancelling:
+    """A quantity that subtracts nearly equal numbers (a finite difference, the gap between two
+    trajectories): exact only relative to the size of its operands, `scale`, and snapped to 0 by
+    spreadsheet engines when the operands agree in (almost) every digit. `compute` returns it in
+    place of a plain tensor; verify then bounds the cell's error by `scale`, not by its value."""
+
+    value: torch.Tensor
+    scale: torch.Tensor
+
+
+class _SpreadsheetErrors(TorchFunctionMode):
+    """torch arithmetic with a spreadsheet's errors: a result that overflows (+-inf) becomes nan,
+    which then spreads through everything computed from it, as #NUM! does in a sheet (in plain
+    torch, x / inf = 0 and exp(-inf) = 0 hide where an overflow went)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor) and out.is_floating_point():
+            return torch.where(torch.isinf(out), torch.nan, out)
+        return out
+
+
+def exact_match(labels, table, what: str) -> list[int]:
+    """0-based position of each label in `table`, as MATCH(label, table, 0) finds it: the first
+    entry equal to it, text compared ignoring case (as MATCH and = do in every spreadsheet)."""
+    names = [str(entry).casefold() for entry in np.asarray(table).ravel()]
+    positions = []
+    for label in np.asarray(labels).ravel():
+        key = str(label).casefold()
+        if key not in names:
+            raise UsageError(f"{what} \"{label}\" is not one of {', '.join(map(str, np.asarray(table).ravel()))}")
+        positions.append(names.index(key))
+    return positions
+
+
 class Lesson:
     """One lesson topic: subclasses set the class attributes and the three methods."""
 
@@ -39,6 +82,8 @@ class Lesson:
     params: ClassVar[frozenset[str]] = frozenset()       # inputs that training learns (yellow)
     text_inputs: ClassVar[frozenset[str]] = frozenset()  # inputs holding labels, not numbers
     blank_inputs: ClassVar[frozenset[str]] = frozenset()  # inputs whose blank cells mean "missing"
+    #: How to get a workbook of another size (said when an edited workbook's inputs outgrow its formulas).
+    resize_hint: ClassVar[str] = "keep the workbook's size and type your numbers into the cells it has"
 
     @property
     def filename(self) -> str:
@@ -64,29 +109,65 @@ class Lesson:
 
     def evaluate(self, inputs: Mapping[str, np.ndarray], device: torch.device) -> dict[str, np.ndarray]:
         """Run `compute` on `device` in float64 and return every output as a 2-D numpy grid."""
-        outputs = self.compute(self.tensors(inputs, device))
-        return {key: as_grid(value.detach().cpu().numpy()) for key, value in outputs.items()}
+        return self.expected(inputs, device)[0]
+
+    def expected(self, inputs: Mapping[str, np.ndarray], device: torch.device,
+                 spreadsheet_errors: bool = False) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Every output as a 2-D numpy grid, and the operand scale of each `Cancelling` output.
+
+        With `spreadsheet_errors`, an overflow spreads as a sheet's error value does (see
+        `_SpreadsheetErrors`): nan marks every cell computed from an inf or a nan.
+        """
+        mode = _SpreadsheetErrors() if spreadsheet_errors else contextlib.nullcontext()
+        with mode:
+            outputs = self.compute(self.tensors(inputs, device))
+        values, scales = {}, {}
+        for key, value in outputs.items():
+            if isinstance(value, Cancelling):
+                scales[key] = _grid(value.scale)
+                value = value.value
+            values[key] = _grid(value)
+        return values, scales
 
     def build(self, seed: int, device: torch.device, **options) -> bytes:
-        """The workbook's bytes for the default inputs: torch results cached in every formula cell."""
+        """The workbook's bytes for the default inputs: torch results cached in every formula cell,
+        stamped as lessonxl's (see `sameness.stamp`)."""
         inputs = {key: as_grid(value) for key, value in self.default_inputs(seed, **options).items()}
         values = {**inputs, **self.evaluate(inputs, device)}
         buffer = io.BytesIO()
         book = Book(buffer, values, self.inputs, self.params)
         self.layout(book)
         book.close()
-        return buffer.getvalue()
+        return stamp(buffer.getvalue())
 
-    def write(self, folder: Path, seed: int, device: torch.device, **options) -> tuple[Path, bool]:
-        """Write the workbook into `folder`: its path, and whether the file was (re)written.
+    def write(self, folder: Path, seed: int, device: torch.device, force: bool = False,
+              **options) -> tuple[Path, str]:
+        """Write the workbook into `folder`: its path, and WROTE, UP_TO_DATE or KEPT.
 
-        A file that already holds the same workbook, its cached results equal to rounding (see
-        `sameness`), is kept byte for byte: regenerating on another CPU or on CUDA changes no file.
+        A file there that already holds the same workbook, its cached results equal to rounding (see
+        `sameness`), is left as it is (UP_TO_DATE): regenerating on another CPU or on CUDA changes no
+        file. A file that is not as lessonxl wrote it (edited since, or someone else's) is never
+        overwritten without `force` (KEPT). The file is replaced at once, never left half written.
         """
-        folder.mkdir(parents=True, exist_ok=True)
         path = folder / self.filename
         data = self.build(seed, device, **options)
-        if same_file(path, data):
-            return path, False
-        path.write_bytes(data)
-        return path, True
+        if path.exists() and not path.is_dir():
+            if same_file(path, data):
+                return path, UP_TO_DATE
+            if not force and not as_written(path):
+                return path, KEPT
+        partial = folder / f".{self.filename}.part"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(data)
+            partial.replace(path)
+        except OSError as error:
+            raise UsageError(f"cannot write {path} ({error.strerror or error})") from None
+        finally:
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+        return path, WROTE
+
+
+def _grid(value: torch.Tensor) -> np.ndarray:
+    return as_grid(value.detach().cpu().numpy())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 import shutil
@@ -320,26 +321,59 @@ def defined_names(workbook) -> dict[str, Area]:
     return areas
 
 
-def _input_value(value, is_formula: bool, where: str, text: bool, blank_ok: bool):
-    if is_formula:
-        raise UsageError(f"input cell {where} holds a formula; an input must be a value")
+class NeedsRecalculation(Exception):
+    """An input cell holds a formula: its value is known only once the engine has recalculated."""
+
+
+def describe(value) -> str:
+    """What a cell holds, as a spreadsheet user says it (never a Python repr): "the text "abc""."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        if blank_ok:
-            return math.nan
-        raise UsageError(f"input cell {where} is empty; a {'label' if text else 'number'} belongs there")
-    if text:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"the logical value {'TRUE' if value else 'FALSE'}"
+    if isinstance(value, datetime.datetime):
+        return f"a date ({value.isoformat(sep=' ').removesuffix(' 00:00:00')})"
+    if isinstance(value, (datetime.date, datetime.time)):
+        return f"a {'time' if isinstance(value, datetime.time) else 'date'} ({value.isoformat()})"
+    if isinstance(value, str) and value.startswith("#"):
+        return f"the error value {value}"
+    if isinstance(value, str):
+        return f'the text "{value}"'
+    if isinstance(value, (int, float)):
+        return f"the number {float(value):.15g}"
+    return "something other than a number or a label"
+
+
+def _input_value(value, where: str, text: bool, blank_ok: bool, formula: bool = False):
+    """A cell's value as an input takes it, or a one-line UsageError in a spreadsheet user's words."""
+    empty = value is None or (isinstance(value, str) and not value.strip())
+    if empty and blank_ok and not formula:
+        return math.nan
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and not text:
+        return float(value)
+    if text and (number or (isinstance(value, str) and not empty and not value.startswith("#"))):
         return str(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UsageError(f"input cell {where} holds {value!r}; a number belongs there")
-    return float(value)
+    if formula:
+        holds = f"holds a formula whose value is {'empty' if empty else describe(value)}"
+    else:
+        holds = "is empty" if empty else f"holds {describe(value)}"
+    raise UsageError(f"input cell {where} {holds}; {'a label' if text else 'a number'} belongs there")
 
 
-def read_input(book: Snapshot, area: Area, text: bool = False, blank_ok: bool = False) -> np.ndarray:
-    """The values of an input range as a 2-D array (floats, NaN for allowed blanks; or labels)."""
+def read_input(book: Snapshot, area: Area, text: bool = False, blank_ok: bool = False,
+               computed: Snapshot | None = None) -> np.ndarray:
+    """The values of an input range as a 2-D array (floats, NaN for allowed blanks; or labels).
+
+    A cell may hold a formula (`=1/1000`), as people type: its value is the one the engine computed,
+    read from `computed` (the recalculated workbook); without it, NeedsRecalculation is raised.
+    """
     grid = np.empty(area.shape, dtype=object if text else np.float64)
     for row, col in area.cells():
         where = address(area.sheet, row, col)
-        value = book.value(area.sheet, row, col)
-        is_formula = (area.sheet, row, col) in book.formulas
-        grid[row - area.min_row, col - area.min_col] = _input_value(value, is_formula, where, text, blank_ok)
+        formula = (area.sheet, row, col) in book.formulas
+        if formula and computed is None:
+            raise NeedsRecalculation(where)
+        value = (computed if formula else book).value(area.sheet, row, col)
+        grid[row - area.min_row, col - area.min_col] = _input_value(value, where, text, blank_ok, formula)
     return grid

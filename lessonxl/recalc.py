@@ -82,11 +82,16 @@ class Recalculation:
         self.detail = ""  # LibreOffice's last line of output, once it has finished
         if self.sources:
             self._command = soffice_command(self.sources, self.outdir, make_profile(workdir / "profile"))
+            # LibreOffice's own temporary files (lu*.tmp) go into the run's folder, so that they go with
+            # it even when LibreOffice is killed before it can remove them.
+            scratch = workdir / "tmp"
+            scratch.mkdir(exist_ok=True)
+            self._env = {**os.environ, "TMPDIR": str(scratch), "TMP": str(scratch), "TEMP": str(scratch)}
             self._launch()
 
     def _launch(self) -> None:
         self._process = subprocess.Popen(self._command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, start_new_session=True)
+                                         stderr=subprocess.PIPE, start_new_session=True, env=self._env)
 
     def wait(self) -> dict[Path, Path | None]:
         """Each source's recalculated copy, or None where LibreOffice wrote none (it could not open it).

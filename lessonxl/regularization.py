@@ -12,7 +12,7 @@ import torch
 
 from . import graddesc
 from .graddesc import Row, Rule, train_online
-from .lesson import Lesson
+from .lesson import Cancelling, Lesson
 from .sheets import Block, Book, Sheet
 
 # l2_vs_wd_*: graddesc's online regression, a few epochs, with L2 in the loss and with weight decay.
@@ -189,11 +189,20 @@ def l2_vs_wd(rule: type[Rule], x, y, start, epochs: int, **hyper) -> dict[str, t
         for name, value in run.state.items():
             columns.update({f"{name}_intercept": value[:, 0], f"{name}_slope": value[:, 1]})
         out.update({f"{variant}_{name}": value for name, value in columns.items()})
-    for param in graddesc.PARAMS:
-        out[f"{param}_diff"] = torch.abs(out[f"l2_{param}"] - out[f"wd_{param}"])
-    out["max_diff"] = torch.maximum(out["intercept_diff"].max(), out["slope_diff"].max())
-    return {name: value.reshape(-1, 1) if value.ndim == 1 else value.reshape(1, 1)
-            for name, value in out.items()}
+    out = {name: value.reshape(-1, 1) if value.ndim == 1 else value.reshape(1, 1) for name, value in out.items()}
+    return {**out, **trajectory_gaps(out)}
+
+
+def trajectory_gaps(out: dict[str, torch.Tensor]) -> dict[str, Cancelling]:
+    """|L2 - weight decay| per step and parameter, and its maximum: gaps between two trajectories that
+    may agree to rounding, so each is exact only relative to the parameters themselves."""
+    gaps = {f"{param}_diff": Cancelling(torch.abs(out[f"l2_{param}"] - out[f"wd_{param}"]),
+                                        torch.abs(out[f"l2_{param}"]) + torch.abs(out[f"wd_{param}"]))
+            for param in graddesc.PARAMS}
+    gaps["max_diff"] = Cancelling(
+        torch.maximum(*(gap.value.max() for gap in gaps.values())).reshape(1, 1),
+        torch.maximum(*(gap.scale.max() for gap in gaps.values())).reshape(1, 1))
+    return gaps
 
 
 def variant_headers(variant: str, rule: type[Rule]) -> dict[str, str]:

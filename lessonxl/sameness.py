@@ -1,5 +1,5 @@
 """When two generated workbooks are the same workbook: identical in everything a reader sees, and with
-cached formula results equal to rounding.
+cached formula results equal to rounding; and whether a file is still as lessonxl wrote it.
 
 torch's float64 exp, log and pow, and MKL's matrix products, round differently in the last bit on
 different instruction sets (`ATEN_CPU_CAPABILITY`, MKL's own dispatch) and on CUDA, so the cached
@@ -22,6 +22,7 @@ in the compared bytes, or moves results by far more.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import re
@@ -39,6 +40,7 @@ _VALUE = re.compile(rb"<v>([^<]*)</v>")
 _NUM_CACHE = re.compile(rb"<c:numCache>.*?</c:numCache>", re.S)
 _CHART_POINT = re.compile(rb"<c:v>([^<]*)</c:v>")
 _PLACEHOLDER = b"\x00"
+_STAMP = b"written by lessonxl; sha256 of its parts: "
 
 
 def differences(old: bytes, new: bytes, shown: int = DIFFERENCES_SHOWN) -> list[str]:
@@ -73,6 +75,31 @@ def same_file(path: Path, new: bytes) -> bool:
         return same_workbook(path.read_bytes(), new)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return False
+
+
+def stamp(data: bytes) -> bytes:
+    """The .xlsx file `data` with a digest of its parts in the zip comment: the mark of a file as
+    lessonxl wrote it. Any application that saves the file again writes a new archive without it."""
+    buffer = io.BytesIO(data)
+    with zipfile.ZipFile(buffer, "a") as archive:
+        archive.comment = _STAMP + _digest(archive)
+    return buffer.getvalue()
+
+
+def as_written(path: Path) -> bool:
+    """Whether the file at `path` is still exactly as lessonxl wrote it (its stamp matches its parts)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.comment == _STAMP + _digest(archive)
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
+        return False
+
+
+def _digest(archive: zipfile.ZipFile) -> bytes:
+    digest = hashlib.sha256()
+    for name in sorted(archive.namelist()):
+        digest.update(name.encode() + b"\0" + archive.read(name) + b"\0")
+    return digest.hexdigest().encode()
 
 
 def _parts(data: bytes) -> dict[str, bytes]:

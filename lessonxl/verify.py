@@ -11,7 +11,7 @@ import math
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Container, Mapping, Sequence
 
 import numpy as np
 
@@ -38,6 +38,7 @@ class Check:
     worst_values: tuple = ()  # (sheet value, torch value) at the worst cell
     non_finite: int = 0    # cells where torch gives inf or nan (the inputs overflow or leave the domain)
     sheet_errors: int = 0  # cells where the sheet holds an error value (#NUM!, #DIV/0!, #VALUE!, ...)
+    typed: list[str] = field(default_factory=list)  # cells holding a typed value where a formula belongs
 
 
 @dataclass
@@ -57,45 +58,74 @@ class Report:
         return self.error is None and all(check.passed for check in self.checks)
 
 
-def _cell_error(actual, expected: float) -> tuple[float, bool]:
-    """(absolute error, whether it is a mismatch before tolerance) of one recalculated cell."""
+@dataclass(frozen=True)
+class Truth:
+    """What torch says the cells of one quantity must hold."""
+
+    value: np.ndarray                 # torch's float64 result
+    scale: np.ndarray | None = None   # the operands' size, where the cells subtract nearly equal numbers
+    spread: np.ndarray | None = None  # True where torch's value was computed from an inf or a nan
+
+    def bound(self, index: tuple[int, int], atol: float, rtol: float) -> float:
+        """How far a correct cell may be from torch: tol relative to its value, or to its operands'
+        size where it cancels (spreadsheet engines even snap such a result to 0)."""
+        size = abs(float(self.value[index]))
+        if self.scale is not None:
+            size = max(size, abs(float(self.scale[index])))
+        return atol + rtol * size
+
+    def error_ok(self, index: tuple[int, int]) -> bool:
+        """Whether a spreadsheet error value is right here: torch's value is inf or nan, or was
+        computed from one (an error spreads through every dependent cell; x / inf = 0 does not)."""
+        return not math.isfinite(float(self.value[index])) or (self.spread is not None and self.spread[index])
+
+
+def _cell_error(actual, want: float, bound: float, error_ok: bool) -> tuple[float, bool]:
+    """(absolute error, whether the cell differs from torch) of one recalculated cell."""
     if isinstance(actual, bool):
         actual = float(actual)
+    if _is_error(actual):
+        return (0.0, False) if error_ok else (math.inf, True)
     if isinstance(actual, (int, float)):
-        if math.isfinite(expected):
-            return abs(actual - expected), False
-        return math.inf, True  # torch left the domain (inf/nan), the sheet gave a number
-    if isinstance(actual, str) and actual.startswith("#"):
-        # A spreadsheet error value (#NUM!, #DIV/0!, #VALUE!) agrees with torch's inf or nan only.
-        return (0.0, False) if not math.isfinite(expected) else (math.inf, True)
+        if not math.isfinite(want):
+            return math.inf, True  # torch left the domain (inf/nan), the sheet gave a number
+        error = abs(actual - want)
+        return error, error > bound
     return math.inf, True  # blank or text where a number belongs
 
 
-def compare(values: Mapping[tuple[int, int], object], area: reader.Area, name: str, expected: np.ndarray,
-            atol: float, rtol: float) -> Check:
-    """Compare the recalculated cells of `area` (`values` of its sheet) with torch's `expected` grid."""
+def compare(values: Mapping[tuple[int, int], object], area: reader.Area, name: str, truth: Truth,
+            atol: float, rtol: float, formulas: Container[tuple[int, int]] | None = None) -> Check:
+    """Compare the recalculated cells of `area` (`values` of its sheet) with torch's `truth`.
+
+    Where `formulas` is given, a cell of the area outside it holds a typed value where the workbook
+    has a formula: it fails, even when the value is right.
+    """
     max_abs = max_rel = 0.0
-    worst, worst_ratio, worst_values, mismatches = "", -1.0, (), []
+    worst, worst_ratio, worst_values, mismatches, typed = "", -1.0, (), [], []
     non_finite = sheet_errors = 0
     for row, col in area.cells():
-        actual = values.get((row, col))
-        want = float(expected[row - area.min_row, col - area.min_col])
+        index = (row - area.min_row, col - area.min_col)
+        actual, want = values.get((row, col)), float(truth.value[index])
         non_finite += not math.isfinite(want)
         sheet_errors += _is_error(actual)
-        error, mismatch = _cell_error(actual, want)
+        bound = truth.bound(index, atol, rtol) if math.isfinite(want) else 0.0
+        error, mismatch = _cell_error(actual, want, bound, truth.error_ok(index))
         where = reader.address(area.sheet, row, col)
-        allowed = atol + rtol * abs(want) if math.isfinite(want) else 0.0
-        if mismatch or error > allowed:
+        if formulas is not None and (row, col) not in formulas:
+            typed.append(where)
+            mismatch = True
+        if mismatch:
             mismatches.append(where)
         if math.isfinite(error):
             max_abs = max(max_abs, error)
-            if want != 0:
+            if want != 0 and math.isfinite(want):
                 max_rel = max(max_rel, error / abs(want))
-        ratio = math.inf if mismatch else error / allowed if allowed else 0.0
+        ratio = math.inf if mismatch else error / bound if bound else 0.0
         if ratio > worst_ratio:
             worst, worst_ratio, worst_values = where, ratio, (actual, want)
     return Check(area.sheet, name, area.shape[0] * area.shape[1], max_abs, max_rel, worst,
-                 not mismatches, mismatches, worst_values, non_finite, sheet_errors)
+                 not mismatches, mismatches, worst_values, non_finite, sheet_errors, typed)
 
 
 def _is_error(value) -> bool:
@@ -105,66 +135,117 @@ def _is_error(value) -> bool:
 class _Job:
     """One file on its way through verification."""
 
-    def __init__(self, path: Path, copy: Path):
-        self.path, self.copy = path, copy
+    def __init__(self, path: Path):
+        self.path, self.copy = path, None
         self.report = Report(str(path))
+        self.inputs: dict[str, np.ndarray] | None = None
+
+    def _refuse(self, message: str) -> UsageError:
+        return UsageError(message if message.startswith(f"{self.path}:") else f"{self.path}: {message}")
 
     def prepare(self, device) -> None:
-        """Identify the lesson, read the inputs, and compute torch's values."""
+        """Identify the lesson and read the inputs; compute torch's values unless an input is a
+        formula, whose value is known only after recalculation."""
         from .registry import by_sheets
 
-        book = reader.Snapshot(self.copy, self.path)
-        self.lesson = by_sheets(book.sheetnames)
-        if self.lesson is None:
-            raise UsageError(f"{self.path}: was not made by lessonxl (it has none of its workbooks' sheets)")
-        self.areas = book.names
+        self.book = reader.Snapshot(self.copy, self.path)
+        self.lesson = by_sheets(self.book.sheetnames, str(self.path))
+        self.device = device
+        self.report.workbook, self.report.device = self.lesson.name, str(device)
+        try:
+            self._compute(None)
+        except reader.NeedsRecalculation:
+            self.inputs = None
+
+    def _read_inputs(self, computed: reader.Snapshot | None) -> dict[str, np.ndarray]:
         inputs = {}
         for key in self.lesson.inputs:
             try:
-                inputs[key] = reader.read_input(book, self._area(key), key in self.lesson.text_inputs,
-                                                key in self.lesson.blank_inputs)
+                inputs[key] = reader.read_input(self.book, self._area(key), key in self.lesson.text_inputs,
+                                                key in self.lesson.blank_inputs, computed)
             except (KeyError, IndexError):  # the name points at a sheet or cell that is not there
-                raise UsageError(f"{self.path}: the defined name {key} points outside the workbook") from None
+                raise self._refuse(f"the defined name {key} points outside the workbook") from None
             except UsageError as error:
-                message = str(error)
-                raise UsageError(message if message.startswith(f"{self.path}:")
-                                 else f"{self.path}: {message}") from None
+                raise self._refuse(str(error)) from None
+        return inputs
+
+    def _compute(self, computed: reader.Snapshot | None, spreadsheet_errors: bool = False) -> None:
+        """torch's truth for every quantity, from the workbook's inputs."""
+        if self.inputs is None or computed is not None:
+            self.inputs = self._read_inputs(computed)
         try:
-            self.expected = self.lesson.evaluate(inputs, device)
+            values, scales = self.lesson.expected(self.inputs, self.device)
+            spread = (self.lesson.expected(self.inputs, self.device, spreadsheet_errors=True)[0]
+                      if spreadsheet_errors else {})
         except UsageError as error:
-            raise UsageError(f"{self.path}: {error}") from None
+            raise self._refuse(str(error)) from None
         except (ValueError, RuntimeError, IndexError, TypeError, ArithmeticError) as error:
-            raise UsageError(f"{self.path}: torch cannot compute from this workbook's inputs "
-                             f"({type(error).__name__}: {error})") from None
-        self.formulas = book.formulas
-        self.report.workbook, self.report.device = self.lesson.name, str(device)
+            raise self._refuse(f"torch cannot compute from this workbook's inputs "
+                               f"({type(error).__name__}: {error})") from None
+        self.truths = {key: Truth(value, scales.get(key),
+                                  np.isnan(spread[key]) if key in spread else None)
+                       for key, value in values.items()}
 
     def _area(self, key: str) -> reader.Area:
-        if key not in self.areas:
-            raise UsageError(f"{self.path}: the defined name {key} is missing")
-        return self.areas[key]
+        if key not in self.book.names:
+            raise self._refuse(f"the defined name {key} is missing")
+        return self.book.names[key]
 
     def finish(self, recalculated: Path | None, atol: float, rtol: float, detail: str = "") -> None:
         """Compare the recalculated workbook with torch and list the formula cells left uncovered."""
         if recalculated is None:
-            raise UsageError(f"{self.path}: LibreOffice wrote no recalculated copy (it could not open the "
-                             "workbook)" + (f": {detail}" if detail else ""))
-        book = reader.Snapshot(recalculated, self.path, data_only=True).cells
-        covered = set()
-        for key, expected in self.expected.items():
+            raise self._refuse("LibreOffice wrote no recalculated copy (it could not open the workbook)"
+                               + (f": {detail}" if detail else ""))
+        computed = reader.Snapshot(recalculated, self.path, data_only=True)
+        if self.inputs is None:
+            self._compute(computed)
+        checks = self._compare(computed.cells, atol, rtol)
+        if any(check.sheet_errors > check.non_finite for check in checks):
+            # Error values where torch has numbers: find where torch's values came from an overflow.
+            self._compute(None, spreadsheet_errors=True)
+            checks = self._compare(computed.cells, atol, rtol)
+        self.report.checks = checks
+        covered = {(area.sheet, row, col) for key in [*self.truths, *self.lesson.inputs]
+                   for area in [self._area(key)] for row, col in area.cells()}
+        self.report.formula_cells = len(self.book.formulas)
+        order = {name: i for i, name in enumerate(computed.cells)}
+        self.report.uncovered = [reader.address(*cell) for cell in sorted(
+            self.book.formulas - covered, key=lambda c: (order.get(c[0], 0), c[1:]))]
+
+    def _compare(self, cells: Mapping[str, Mapping], atol: float, rtol: float) -> list[Check]:
+        formulas: dict[str, set] = {}
+        for sheet, row, col in self.book.formulas:
+            formulas.setdefault(sheet, set()).add((row, col))
+        checks = []
+        for key, truth in self.truths.items():
             area = self._area(key)
-            if area.sheet not in book:
-                raise UsageError(f"{self.path}: sheet {area.sheet} is missing after recalculation")
-            if area.shape != expected.shape:
-                raise UsageError(f"{self.path}: {key} spans {area.shape[0]} x {area.shape[1]} cells, "
-                                 f"torch computes {expected.shape[0]} x {expected.shape[1]}")
-            self.report.checks.append(compare(book[area.sheet], area, key.rpartition("!")[2], expected,
-                                              atol, rtol))
-            covered.update((area.sheet, row, col) for row, col in area.cells())
-        self.report.formula_cells = len(self.formulas)
-        order = {name: i for i, name in enumerate(book)}
-        self.report.uncovered = [reader.address(*cell) for cell in
-                                 sorted(self.formulas - covered, key=lambda c: (order.get(c[0], 0), c[1:]))]
+            if area.sheet not in cells:
+                raise self._refuse(f"sheet {area.sheet} is missing after recalculation")
+            if area.shape != truth.value.shape:
+                raise self._refuse(self._shape_message(key, area, truth.value.shape))
+            checks.append(compare(cells[area.sheet], area, key.rpartition("!")[2], truth, atol, rtol,
+                                  formulas.get(area.sheet, set())))
+        return checks
+
+    def _shape_message(self, key: str, area: reader.Area, computed: tuple[int, int]) -> str:
+        """Why a quantity's cells no longer fit what torch computes from the inputs, in a user's words."""
+        made_for = {name: _shape(value) for name, value in self.lesson.default_inputs(0).items()}
+        grown = [f"{name.rpartition('!')[2]} holds {_cells(value.shape)} where the workbook was made for "
+                 f"{_cells(made_for[name])}" for name, value in self.inputs.items()
+                 if name in made_for and value.shape != made_for[name]]
+        return (f"{'; '.join(grown) + ', so ' if grown else ''}torch computes {key} as {_cells(computed)}, "
+                f"but the sheet has formulas for {_cells(area.shape)}. A workbook's size is fixed when lessonxl "
+                f"generates it (cells added to an input range get no formulas): remove the added cells, or "
+                f"{self.lesson.resize_hint}")
+
+
+def _shape(value) -> tuple[int, int]:
+    grid = np.asarray(value)
+    return (1, 1) if grid.ndim == 0 else (grid.shape[0], 1) if grid.ndim == 1 else grid.shape
+
+
+def _cells(shape: tuple[int, int]) -> str:
+    return f"{shape[0]} x {shape[1]} cells"
 
 
 def verify_paths(paths: Sequence[Path], device: str = "auto", atol: float = DEFAULT_TOL,
@@ -175,7 +256,7 @@ def verify_paths(paths: Sequence[Path], device: str = "auto", atol: float = DEFA
         (folder / "in").mkdir()
         jobs, reports = [], []
         for index, path in enumerate(map(Path, paths)):
-            job = _Job(path, path)
+            job = _Job(path)
             reports.append(job.report)
             try:
                 job.copy = reader.stage(path, folder / "in", index)
@@ -220,8 +301,20 @@ def exit_code(reports: Sequence[Report]) -> int:
     return 0 if all(report.ok for report in reports) else 1
 
 
-def _number(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else repr(value)
+def _shown(value) -> str:
+    """A sheet's or torch's value in a report line."""
+    if isinstance(value, float) and not isinstance(value, bool):
+        return f"{value:.3g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if _is_error(value):
+        return value
+    return reader.describe(value)
+
+
+def _listed(cells: list[str]) -> str:
+    more = len(cells) - MISMATCHES_SHOWN
+    return ", ".join(cells[:MISMATCHES_SHOWN]) + (f" and {more} more" if more > 0 else "")
 
 
 def format_report(report: Report) -> str:
@@ -233,21 +326,22 @@ def format_report(report: Report) -> str:
         lines.append(f"  {check.sheet:<18} {check.name:<22} {check.cells:>6} {check.max_abs:>12.2e} "
                      f"{check.max_rel:>12.2e}  {check.worst:<22} {'pass' if check.passed else 'FAIL'}")
     for check in report.checks:
-        if not check.passed:
+        if check.typed:
+            lines.append(f"  FAIL {check.sheet}!{check.name}: {_listed(check.typed)} "
+                         f"{'holds a typed value' if len(check.typed) == 1 else 'hold typed values'} where "
+                         "the workbook has a formula: a hard-coded answer is not a computed one")
+        differ = [cell for cell in check.mismatches if cell not in check.typed]
+        if differ:
             sheet_value, torch_value = check.worst_values
-            shown = ", ".join(check.mismatches[:MISMATCHES_SHOWN])
-            more = len(check.mismatches) - MISMATCHES_SHOWN
-            lines.append(f"  FAIL {check.sheet}!{check.name}: {len(check.mismatches)} of {check.cells} cells "
-                         f"differ from torch ({shown}{f' and {more} more' if more > 0 else ''}); worst "
-                         f"{check.worst}: sheet {_number(sheet_value)}, torch {_number(torch_value)}")
+            lines.append(f"  FAIL {check.sheet}!{check.name}: {len(differ)} of {check.cells} cells differ "
+                         f"from torch ({_listed(differ)}); worst {check.worst}: sheet {_shown(sheet_value)}, "
+                         f"torch {_shown(torch_value)}")
     non_finite = sum(check.non_finite for check in report.checks)
     sheet_errors = sum(check.sheet_errors for check in report.checks)
     if non_finite or sheet_errors:
         lines.append(f"  note: these inputs overflow or leave the math's domain: torch gives inf or nan in "
                      f"{non_finite} cells, the sheet an error value (#NUM!, #DIV/0!, ...) in {sheet_errors}; "
-                     "an error value passes only where torch gives inf or nan"
-                     + ("" if sheet_errors <= non_finite else ", so it fails where the error spreads but "
-                        "torch's inf arithmetic still gives a number (EXP(-inf) = 0, x / inf = 0)"))
+                     "an error value passes where torch's value is inf or nan or was computed from one")
     covered = report.formula_cells - len(report.uncovered)
     lines.append(f"  {len(report.checks)} quantities, {covered} of {report.formula_cells} formula cells "
                  f"checked" + (f"; not covered by any check: {', '.join(report.uncovered[:10])}"

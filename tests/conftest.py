@@ -10,12 +10,15 @@ import random
 import re
 import zipfile
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import openpyxl
 import pytest
 import torch
+from openpyxl.utils import get_column_letter
 
 from lessonxl import reader
+from lessonxl.recalc import Recalculation
 from lessonxl.registry import LESSONS
 
 SEED = 0
@@ -65,6 +68,62 @@ def set_value(source: Path, target: Path, sheet: str, cell: str, value: float) -
         assert pattern.search(xml), f"{sheet}!{cell} holds no number"
         return pattern.sub(lambda m: f"{m.group(1)}<v>{value!r}</v>", xml, count=1)
     rewrite_part(source, target, sheet_parts(source)[sheet], edit)
+
+
+def cell_xml(cell: str, style: str, content) -> str:
+    """A worksheet cell holding `content` as a spreadsheet stores what a user typed: a number, a
+    logical value (bool), a formula ("=..."), text, or nothing (None)."""
+    if content is None:
+        return f'<c r="{cell}"{style}/>'
+    if isinstance(content, bool):
+        return f'<c r="{cell}"{style} t="b"><v>{int(content)}</v></c>'
+    if isinstance(content, (int, float)):
+        return f'<c r="{cell}"{style}><v>{float(content)!r}</v></c>'
+    if content.startswith("="):
+        return f'<c r="{cell}"{style}><f>{escape(content[1:])}</f></c>'
+    return f'<c r="{cell}"{style} t="inlineStr"><is><t>{escape(content)}</t></is></c>'
+
+
+def set_cells(source: Path, target: Path, edits: list[tuple[str, str, object]]) -> None:
+    """Copy `source` to `target` with each (sheet, cell, content) of `edits` typed in (see `cell_xml`).
+
+    The cell keeps its style; whatever it held (a number, a formula and its cached value) goes.
+    """
+    by_part: dict[str, list[tuple[str, object]]] = {}
+    parts = sheet_parts(source)
+    for sheet, cell, content in edits:
+        by_part.setdefault(parts[sheet], []).append((cell, content))
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
+        for item in old.infolist():
+            data = old.read(item.filename)
+            for cell, content in by_part.get(item.filename, []):
+                xml = data.decode()
+                pattern = re.compile(rf'<c r="{cell}"( s="\d+")?[^>]*?(?:/>|>.*?</c>)')
+                assert pattern.search(xml), f"{item.filename}: no cell {cell}"
+                data = pattern.sub(lambda m: cell_xml(cell, m.group(1) or "", content), xml, count=1).encode()
+            new.writestr(item, data)
+
+
+def area_of(path: Path, key: str) -> reader.Area:
+    """Where the defined name `key` (`sheet!name` or `name`) points."""
+    book = openpyxl.load_workbook(path, read_only=True)
+    try:
+        return reader.defined_names(book)[key]
+    finally:
+        book.close()
+
+
+def cell_of(path: Path, key: str, r: int = 0, c: int = 0) -> tuple[str, str]:
+    """(sheet, A1 cell) of entry (r, c) of the defined name `key`."""
+    area = area_of(path, key)
+    return area.sheet, f"{get_column_letter(area.min_col + c)}{area.min_row + r}"
+
+
+def resave_with_libreoffice(paths: list[Path], folder: Path) -> dict[Path, Path]:
+    """Each workbook opened and saved again as .xlsx by LibreOffice (recalculated), as a user saves it."""
+    saved = Recalculation(paths, folder).wait()
+    assert all(saved.values()), f"LibreOffice did not save {[p for p, s in saved.items() if not s]}"
+    return saved
 
 
 def pick_mutations(path: Path, per_sheet: int = 2, seed: int = SEED) -> list[tuple[str, str]]:

@@ -324,7 +324,7 @@ def set_cell_xml(source: Path, target: Path, sheet: str, cell: str, text: str | 
     rewrite_part(source, target, sheet_parts(source)[sheet], edit)
 
 
-@pytest.mark.parametrize("content, needle", [("twelve", "holds 'twelve'; a number belongs there"),
+@pytest.mark.parametrize("content, needle", [("twelve", 'holds the text "twelve"; a number belongs there'),
                                              (None, "is empty; a number belongs there")])
 def test_an_input_cell_without_a_number_is_named(generated, tmp_path, capsys, content, needle):
     cell = defined_cell(generated["entropy_example"], "softmax", "logits")

@@ -20,7 +20,8 @@ import pytest
 import torch
 
 from lessonxl.registry import LESSONS
-from lessonxl.sameness import ROUNDING_TOL, differences, same_workbook
+from lessonxl.lesson import UP_TO_DATE, WROTE
+from lessonxl.sameness import ROUNDING_TOL, as_written, differences, same_workbook, stamp
 
 from conftest import SEED, mutate_formula, rewrite_part, sheet_parts
 
@@ -193,12 +194,24 @@ def test_workbooks_generated_on_cuda_are_the_committed_ones(name):
 
 
 def test_generate_rewrites_a_workbook_that_really_changed(generated, tmp_path):
-    """A formula that is not what the code writes is replaced (and only that file)."""
+    """A file lessonxl wrote (stamped) that differs from what the code writes now is replaced; then it is
+    up to date. (A file edited since lessonxl wrote it is kept: tests/test_truth.py.)"""
     lesson = next(lesson for lesson in LESSONS if lesson.name == "entropy_example")
     stale = tmp_path / lesson.filename
     mutate_formula(generated["entropy_example"], stale, "softmax", "K6")
-    path, written = lesson.write(tmp_path, SEED, torch.device("cpu"))
-    assert path == stale and written
+    stale.write_bytes(stamp(stale.read_bytes()))  # as an earlier lessonxl, whose formula differed, wrote it
+    assert as_written(stale)
+    path, status = lesson.write(tmp_path, SEED, torch.device("cpu"))
+    assert path == stale and status == WROTE
     assert stale.read_bytes() == generated["entropy_example"].read_bytes()
-    path, written = lesson.write(tmp_path, SEED, torch.device("cpu"))
-    assert not written and stale.read_bytes() == generated["entropy_example"].read_bytes()
+    path, status = lesson.write(tmp_path, SEED, torch.device("cpu"))
+    assert status == UP_TO_DATE and stale.read_bytes() == generated["entropy_example"].read_bytes()
+
+
+def test_the_stamp_marks_a_file_as_lessonxl_wrote_it(generated, tmp_path):
+    assert as_written(generated["entropy_example"])
+    resaved = tmp_path / "resaved.xlsx"
+    rewrite_part(generated["entropy_example"], resaved, "docProps/app.xml", lambda xml: xml)
+    assert same_workbook(resaved.read_bytes(), generated["entropy_example"].read_bytes())
+    assert not as_written(resaved), "an archive written again, even with the same parts, is no longer lessonxl's"
+    assert not as_written(tmp_path / "absent.xlsx")
