@@ -7,13 +7,16 @@ import json
 import math
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
+from . import __version__
+from .api import DEFAULT_FOLDER
 from .errors import UsageError
 from .recalc import DEFAULT_TIMEOUT
 from .verify import DEFAULT_TOL
 
-DEFAULT_FOLDER = Path("workbooks")
 
 GENERATE_EXAMPLE = """example:
   lessonxl generate                      # every workbook into ./workbooks
@@ -27,6 +30,7 @@ exit status: 0 every workbook written or up to date, 1 an edited workbook was ke
 """
 VERIFY_EXAMPLE = """example:
   lessonxl verify workbooks/*.xlsx
+  lessonxl verify -v my_edited_copy.xlsx     # every quantity of every sheet
   lessonxl verify --json --tol 1e-6 my_edited_copy.xlsx
 
 exit status: 0 every formula cell equals torch, 1 a value differs, 2 unusable input
@@ -38,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="lessonxl",
         description="The fast.ai lesson's spreadsheets as .xlsx workbooks with live formulas, "
                     "every number checked against PyTorch.")
+    parser.add_argument("--version", action="version", version=f"lessonxl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     generate = commands.add_parser(
@@ -75,7 +80,13 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--timeout", type=_number("--timeout", minimum=0.0, exclusive=True),
                         default=DEFAULT_TIMEOUT, metavar="SECONDS",
                         help=f"stop LibreOffice after this long (default: {DEFAULT_TIMEOUT:g})")
-    verify.add_argument("--json", action="store_true", help="print the reports as JSON")
+    shown = verify.add_mutually_exclusive_group()
+    shown.add_argument("-v", "--verbose", action="store_true",
+                       help="print every quantity of every workbook (default: one line per workbook, then "
+                            "what failed)")
+    shown.add_argument("--json", action="store_true", help="print the reports as JSON")
+    verify.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress on the terminal while LibreOffice and torch work")
 
     commands.add_parser("list", help="list the workbooks and what each sheet teaches",
                         description="List the workbooks and their sheets, one line on each.",
@@ -118,44 +129,73 @@ def _device_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _generate(args) -> int:
-    from .lesson import KEPT, pick_device
-    from .registry import LESSONS, by_name
+    from .api import generate_each, kept_message
+    from .sameness import KEPT
 
-    lessons = [by_name(name) for name in args.names] if args.names else LESSONS
-    options = {key: value for key in COLLAB_OPTIONS if (value := getattr(args, key)) is not None}
-    if options and not any(lesson.name == "collab_filter" for lesson in lessons):
-        raise UsageError(f"--{', --'.join(options)} appl{'ies' if len(options) == 1 else 'y'} to collab_filter "
-                         "only, which is not among the workbooks asked for")
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out {args.out}: is a file, not a folder")
-    device = pick_device(args.device)
-    kept = 0
-    for lesson in lessons:
-        own = options if lesson.name == "collab_filter" else {}
-        path, status = lesson.write(args.out, args.seed, device, force=args.force, **own)
+    options = {key: getattr(args, key) for key in COLLAB_OPTIONS}
+    kept = []
+    for path, status in generate_each(args.names, args.out, args.seed, args.device, args.force, **options):
         if status == KEPT:
-            kept += 1
-            print(f"lessonxl generate: kept {path}: it was edited since lessonxl wrote it (or lessonxl did not "
-                  "write it); --force overwrites it, --out writes elsewhere", file=sys.stderr)
+            kept.append(path)
         else:
-            print(f"{status} {path} ({', '.join(lesson.sheets)})")
+            print(f"{status} {path}")
+    if kept:
+        print(f"lessonxl generate: {kept_message(kept)}", file=sys.stderr)
     return 1 if kept else 0
 
 
 def _verify(args) -> int:
-    from .verify import as_json, exit_code, format_report, verify_paths
+    from .api import verify
+    from .verify import as_json, format_report, format_summary
 
-    reports = verify_paths(args.paths, args.device, atol=args.tol, rtol=args.tol, timeout=args.timeout)
+    with Progress(enabled=not args.quiet and sys.stderr.isatty()) as progress:
+        reports = verify(args.paths, args.device, tol=args.tol, timeout=args.timeout, raise_on_error=False,
+                         progress=progress.show)
     if args.json:
         print(json.dumps(as_json(reports), indent=2))
     else:
-        tables = [format_report(report) for report in reports if not report.error]
-        if tables:
-            print("\n\n".join(tables))
+        verified = [report for report in reports if not report.error]
+        if args.verbose and verified:
+            print("\n\n".join(format_report(report) for report in verified))
+        for report in verified if not args.verbose else ():
+            print(format_summary(report))
     for report in reports:
         if report.error:
             print(f"lessonxl verify: {report.error}", file=sys.stderr)
-    return exit_code(reports)
+    return reports.exit_code
+
+
+class Progress:
+    """The stage a long run is at, on one rewritten terminal line; shown only after `delay` seconds."""
+
+    def __init__(self, enabled: bool, delay: float = 1.0, stream=sys.stderr):
+        self.enabled, self.delay, self.stream = enabled, delay, stream
+        self.stage, self.shown = "", False
+        self._started = time.monotonic()
+        self._done = threading.Event()
+
+    def show(self, stage: str) -> None:
+        self.stage = stage
+
+    def __enter__(self) -> "Progress":
+        if self.enabled:
+            threading.Thread(target=self._run, daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        if self._done.wait(self.delay):
+            return
+        while not self._done.wait(0.1):
+            seconds = time.monotonic() - self._started
+            self.stream.write(f"\r\033[Klessonxl: {self.stage} ({seconds:.0f} s)")
+            self.stream.flush()
+            self.shown = True
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
 
 
 def _list(args) -> int:

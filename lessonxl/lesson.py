@@ -17,7 +17,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from .errors import UsageError
-from .sameness import as_written, same_file, stamp
+from .sameness import KEPT, UP_TO_DATE, WROTE, as_written, same_file, stamp
 from .sheets import Book, as_grid
 
 
@@ -30,10 +30,6 @@ def pick_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda"):
         raise UsageError(f"--device {name}: choose auto, cpu or cuda")
     return torch.device(name)
-
-
-#: What `Lesson.write` did with a workbook's file.
-WROTE, UP_TO_DATE, KEPT = "wrote", "up to date", "kept"
 
 
 @dataclass(frozen=True)

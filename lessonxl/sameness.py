@@ -32,6 +32,8 @@ from pathlib import Path
 from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell
 
 ROUNDING_TOL = 1e-9
+#: What `Lesson.write` does with a workbook's file.
+WROTE, UP_TO_DATE, KEPT = "wrote", "up to date", "kept"
 DIFFERENCES_SHOWN = 5
 
 _CELL = re.compile(rb'<c r="([A-Z]+[0-9]+)"([^>]*?)(?:/>|>(.*?)</c>)', re.S)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Container, Mapping, Sequence
+from typing import Callable, Container, Mapping, Sequence
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class Check:
     name: str
     cells: int
     max_abs: float
-    max_rel: float
+    max_rel: float  # relative to each cell's value, or to its operands' size where it cancels
     worst: str
     passed: bool
     mismatches: list[str] = field(default_factory=list)
@@ -52,10 +53,72 @@ class Report:
     formula_cells: int = 0
     uncovered: list[str] = field(default_factory=list)
     error: str | None = None
+    seconds: float = 0.0  # this file's share of the run: its LibreOffice conversion and its own work
 
     @property
     def ok(self) -> bool:
         return self.error is None and all(check.passed for check in self.checks)
+
+    passed = ok
+
+    @property
+    def exit_code(self) -> int:
+        """As `lessonxl verify` exits for this file alone: 0 pass, 1 a value differs, 2 unusable."""
+        return exit_code([self])
+
+    def to_frame(self):
+        """One row per sheet and quantity (cells, max abs/rel error, worst cell, result), as a pandas
+        DataFrame; an unusable file is one row whose result is "error"."""
+        import pandas as pd
+
+        if self.error:
+            rows = [{"sheet": "", "quantity": "", "cells": 0, "max_abs_err": math.nan, "max_rel_err": math.nan,
+                     "worst_cell": "", "result": "error", "detail": self.error}]
+        else:
+            rows = [{"sheet": c.sheet, "quantity": c.name, "cells": c.cells, "max_abs_err": c.max_abs,
+                     "max_rel_err": c.max_rel, "worst_cell": c.worst, "result": "pass" if c.passed else "FAIL",
+                     "detail": _failure(c) if not c.passed else ""} for c in self.checks]
+        frame = pd.DataFrame(rows, columns=FRAME_COLUMNS[1:])
+        frame.insert(0, "workbook", self.path)
+        return frame
+
+    def _repr_html_(self) -> str:
+        return Reports([self])._repr_html_()
+
+
+FRAME_COLUMNS = ["workbook", "sheet", "quantity", "cells", "max_abs_err", "max_rel_err", "worst_cell",
+                 "result", "detail"]
+
+
+class Reports(list):
+    """The reports of one verify run, in the order of the paths given."""
+
+    @property
+    def passed(self) -> bool:
+        return all(report.passed for report in self)
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self)
+
+    def to_frame(self):
+        """Every report's rows in one pandas DataFrame (see `Report.to_frame`)."""
+        import pandas as pd
+
+        frames = [report.to_frame() for report in self]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FRAME_COLUMNS)
+
+    def _repr_html_(self) -> str:
+        """A compact table for a notebook: one line per workbook, then the failing quantities first."""
+        import html
+
+        head = "".join(f"<li>{html.escape(line)}</li>" for report in self for line in [summary_line(report)])
+        frame = self.to_frame()
+        failing = frame[frame["result"] != "pass"]
+        rows = failing if len(failing) else frame.head(0)
+        table = rows.to_html(index=False, float_format=lambda v: f"{v:.2e}", na_rep="") if len(rows) else \
+            "<p>every quantity equals torch</p>"
+        return f"<ul>{head}</ul>{table}"
 
 
 @dataclass(frozen=True)
@@ -66,13 +129,11 @@ class Truth:
     scale: np.ndarray | None = None   # the operands' size, where the cells subtract nearly equal numbers
     spread: np.ndarray | None = None  # True where torch's value was computed from an inf or a nan
 
-    def bound(self, index: tuple[int, int], atol: float, rtol: float) -> float:
-        """How far a correct cell may be from torch: tol relative to its value, or to its operands'
-        size where it cancels (spreadsheet engines even snap such a result to 0)."""
+    def size(self, index: tuple[int, int]) -> float:
+        """What a cell's error is relative to: its value, or its operands' size where it cancels
+        (spreadsheet engines even snap such a result to 0)."""
         size = abs(float(self.value[index]))
-        if self.scale is not None:
-            size = max(size, abs(float(self.scale[index])))
-        return atol + rtol * size
+        return max(size, abs(float(self.scale[index]))) if self.scale is not None else size
 
     def error_ok(self, index: tuple[int, int]) -> bool:
         """Whether a spreadsheet error value is right here: torch's value is inf or nan, or was
@@ -109,7 +170,8 @@ def compare(values: Mapping[tuple[int, int], object], area: reader.Area, name: s
         actual, want = values.get((row, col)), float(truth.value[index])
         non_finite += not math.isfinite(want)
         sheet_errors += _is_error(actual)
-        bound = truth.bound(index, atol, rtol) if math.isfinite(want) else 0.0
+        size = truth.size(index)
+        bound = atol + rtol * size if math.isfinite(want) else 0.0
         error, mismatch = _cell_error(actual, want, bound, truth.error_ok(index))
         where = reader.address(area.sheet, row, col)
         if formulas is not None and (row, col) not in formulas:
@@ -119,8 +181,8 @@ def compare(values: Mapping[tuple[int, int], object], area: reader.Area, name: s
             mismatches.append(where)
         if math.isfinite(error):
             max_abs = max(max_abs, error)
-            if want != 0 and math.isfinite(want):
-                max_rel = max(max_rel, error / abs(want))
+            if size != 0 and math.isfinite(size):
+                max_rel = max(max_rel, error / size)
         ratio = math.inf if mismatch else error / bound if bound else 0.0
         if ratio > worst_ratio:
             worst, worst_ratio, worst_values = where, ratio, (actual, want)
@@ -249,12 +311,16 @@ def _cells(shape: tuple[int, int]) -> str:
 
 
 def verify_paths(paths: Sequence[Path], device: str = "auto", atol: float = DEFAULT_TOL,
-                 rtol: float = DEFAULT_TOL, timeout: float = DEFAULT_TIMEOUT) -> list[Report]:
-    """Verify each workbook; a report per path, in order. Unusable files get a report with `error`."""
+                 rtol: float = DEFAULT_TOL, timeout: float = DEFAULT_TIMEOUT,
+                 progress: Callable[[str], None] = lambda stage: None) -> Reports:
+    """Verify each workbook; a report per path, in order. Unusable files get a report with `error`.
+
+    `progress` is told each stage as it starts ("reading x.xlsx", "recalculating ...", ...).
+    """
     with tempfile.TemporaryDirectory(prefix="lessonxl-verify-") as tmp:
         folder = Path(tmp)
         (folder / "in").mkdir()
-        jobs, reports = [], []
+        jobs, reports = [], Reports()
         for index, path in enumerate(map(Path, paths)):
             job = _Job(path)
             reports.append(job.report)
@@ -263,15 +329,21 @@ def verify_paths(paths: Sequence[Path], device: str = "auto", atol: float = DEFA
                 jobs.append(job)
             except UsageError as error:
                 job.report.error = str(error)
+        started = time.time()
         engine = Recalculation([job.copy for job in jobs], folder, timeout)
         try:
             # torch is imported while LibreOffice starts: the two overlap on a multi-core machine.
             from .lesson import pick_device
 
             chosen = pick_device(device)
-            ready = [job for job in jobs if _attempt(job, job.prepare, chosen)]
+            ready = []
+            for job in jobs:
+                progress(f"reading and computing {job.path.name} with torch")
+                if _attempt(job, job.prepare, chosen):
+                    ready.append(job)
             try:
                 # When no file is left to compare, LibreOffice is stopped rather than awaited.
+                progress(f"recalculating {len(ready)} workbook{'s' * (len(ready) != 1)} with LibreOffice")
                 recalculated = engine.wait() if ready else {}
             except UsageError as error:  # LibreOffice hung or crashed: every file of the run says so
                 for job in ready:
@@ -279,19 +351,36 @@ def verify_paths(paths: Sequence[Path], device: str = "auto", atol: float = DEFA
                 ready = []
         finally:
             engine.kill()
+        _share_libreoffice_time(ready, recalculated if ready else {}, started)
         for job in ready:
+            progress(f"comparing {job.path.name}")
             _attempt(job, job.finish, recalculated[job.copy], atol, rtol, engine.detail)
     return reports
 
 
+def _share_libreoffice_time(jobs: Sequence[_Job], recalculated: Mapping[Path, Path | None], started: float) -> None:
+    """Give each file the LibreOffice time of its own conversion (one process converts them in order:
+    each recalculated copy is written when its file is done)."""
+    previous = started
+    for job in jobs:
+        out = recalculated.get(job.copy)
+        if out is not None:
+            done = out.stat().st_mtime
+            job.report.seconds += max(0.0, done - previous)
+            previous = max(previous, done)
+
+
 def _attempt(job: _Job, step, *args) -> bool:
-    """Run one step of a job; a usage error becomes the job's error instead of stopping the run."""
+    """Run one step of a job, timed; a usage error becomes the job's error instead of stopping the run."""
+    begun = time.perf_counter()
     try:
         step(*args)
         return True
     except UsageError as error:
         job.report.error = str(error)
         return False
+    finally:
+        job.report.seconds += time.perf_counter() - begun
 
 
 def exit_code(reports: Sequence[Report]) -> int:
@@ -317,35 +406,67 @@ def _listed(cells: list[str]) -> str:
     return ", ".join(cells[:MISMATCHES_SHOWN]) + (f" and {more} more" if more > 0 else "")
 
 
+def _failure(check: Check) -> str:
+    """Why a quantity failed, in one line without its sheet and name."""
+    parts = []
+    if check.typed:
+        parts.append(f"{_listed(check.typed)} {'holds a typed value' if len(check.typed) == 1 else 'hold typed values'}"
+                     " where the workbook has a formula: a hard-coded answer is not a computed one")
+    differ = [cell for cell in check.mismatches if cell not in check.typed]
+    if differ:
+        sheet_value, torch_value = check.worst_values
+        parts.append(f"{len(differ)} of {check.cells} cells differ from torch ({_listed(differ)}); worst "
+                     f"{check.worst}: sheet {_shown(sheet_value)}, torch {_shown(torch_value)}")
+    return "; ".join(parts)
+
+
+def _notes(report: Report) -> list[str]:
+    lines = []
+    non_finite = sum(check.non_finite for check in report.checks)
+    sheet_errors = sum(check.sheet_errors for check in report.checks)
+    if non_finite or sheet_errors:
+        lines.append(f"note: these inputs overflow or leave the math's domain: torch gives inf or nan in "
+                     f"{non_finite} cells, the sheet an error value (#NUM!, #DIV/0!, ...) in {sheet_errors}; "
+                     "an error value passes where torch's value is inf or nan or was computed from one")
+    if report.uncovered:
+        lines.append(f"note: {len(report.uncovered)} formula cells are not covered by any check: "
+                     f"{', '.join(report.uncovered[:10])}{' ...' if len(report.uncovered) > 10 else ''}")
+    return lines
+
+
+def summary_line(report: Report) -> str:
+    """One line on one file: PASS/FAIL, the formula cells checked, the worst relative error, the time."""
+    if report.error:
+        return f"ERROR {report.error}"
+    checked = report.formula_cells - len(report.uncovered)
+    differ = len({cell for check in report.checks for cell in check.mismatches})
+    worst = max((check.max_rel for check in report.checks), default=0.0)
+    verdict = (f"{checked:,} of {report.formula_cells:,} formula cells equal torch" if report.ok else
+               f"{differ:,} of {checked:,} formula cells differ from torch")
+    return (f"{'PASS' if report.ok else 'FAIL'} {report.path}: {report.workbook}, {verdict} "
+            f"(worst relative error {worst:.1e}), {report.seconds:.1f} s")
+
+
+def format_summary(report: Report) -> str:
+    """The default report of one file: its summary line, then each failing quantity, then notes."""
+    lines = [summary_line(report)]
+    lines += [f"  {check.sheet}!{check.name}: {_failure(check)}" for check in report.checks if not check.passed]
+    lines += [f"  {line}" for line in _notes(report)]
+    return "\n".join(lines)
+
+
 def format_report(report: Report) -> str:
-    """The human-readable table of one report that has no error."""
+    """The full table of one report that has no error (`lessonxl verify --verbose`)."""
     lines = [f"{report.path}: {report.workbook}, recalculated by LibreOffice, torch float64 on {report.device}",
              f"  {'sheet':<18} {'quantity':<22} {'cells':>6} {'max abs err':>12} {'max rel err':>12}"
              f"  {'worst cell':<22} result"]
     for check in report.checks:
         lines.append(f"  {check.sheet:<18} {check.name:<22} {check.cells:>6} {check.max_abs:>12.2e} "
                      f"{check.max_rel:>12.2e}  {check.worst:<22} {'pass' if check.passed else 'FAIL'}")
-    for check in report.checks:
-        if check.typed:
-            lines.append(f"  FAIL {check.sheet}!{check.name}: {_listed(check.typed)} "
-                         f"{'holds a typed value' if len(check.typed) == 1 else 'hold typed values'} where "
-                         "the workbook has a formula: a hard-coded answer is not a computed one")
-        differ = [cell for cell in check.mismatches if cell not in check.typed]
-        if differ:
-            sheet_value, torch_value = check.worst_values
-            lines.append(f"  FAIL {check.sheet}!{check.name}: {len(differ)} of {check.cells} cells differ "
-                         f"from torch ({_listed(differ)}); worst {check.worst}: sheet {_shown(sheet_value)}, "
-                         f"torch {_shown(torch_value)}")
-    non_finite = sum(check.non_finite for check in report.checks)
-    sheet_errors = sum(check.sheet_errors for check in report.checks)
-    if non_finite or sheet_errors:
-        lines.append(f"  note: these inputs overflow or leave the math's domain: torch gives inf or nan in "
-                     f"{non_finite} cells, the sheet an error value (#NUM!, #DIV/0!, ...) in {sheet_errors}; "
-                     "an error value passes where torch's value is inf or nan or was computed from one")
+    lines += [f"  FAIL {check.sheet}!{check.name}: {_failure(check)}" for check in report.checks if not check.passed]
+    lines += [f"  {line}" for line in _notes(report)]
     covered = report.formula_cells - len(report.uncovered)
-    lines.append(f"  {len(report.checks)} quantities, {covered} of {report.formula_cells} formula cells "
-                 f"checked" + (f"; not covered by any check: {', '.join(report.uncovered[:10])}"
-                               + (" ..." if len(report.uncovered) > 10 else "") if report.uncovered else ""))
+    lines.append(f"  {len(report.checks)} quantities, {covered} of {report.formula_cells} formula cells checked")
     lines.append(f"  {'PASS' if report.ok else 'FAIL'}")
     return "\n".join(lines)
 

@@ -42,6 +42,56 @@ def test_generate_then_verify_passes(tmp_path):
     assert "PASS" in verified.stdout and "FAIL" not in verified.stdout
 
 
+def test_version():
+    import lessonxl
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout == f"lessonxl {lessonxl.__version__}\n"
+
+
+def test_verify_prints_a_line_per_workbook_and_the_table_with_verbose(generated):
+    import re
+    paths = [generated["entropy_example"], generated["regularization"]]
+    short = run("verify", "--device", "cpu", *paths)
+    assert short.returncode == 0, short.stderr
+    lines = short.stdout.splitlines()
+    assert len(lines) == 2, short.stdout
+    for line, path in zip(lines, paths):
+        assert re.fullmatch(rf"PASS {re.escape(str(path))}: \w+, ([\d,]+) of \1 formula cells equal torch "
+                            rf"\(worst relative error \d\.\de[-+]\d+\), \d+\.\d s", line), line
+    full = run("verify", "-v", "--device", "cpu", generated["entropy_example"])
+    assert full.returncode == 0
+    assert "softmax            probs" in full.stdout and full.stdout.rstrip().endswith("PASS")
+
+
+def test_progress_shows_on_a_terminal_only(generated):
+    """Progress goes to stderr when it is a terminal and the run lasts over a second; never when piped
+    or with --quiet."""
+    import pty
+    outputs = {}
+    for quiet in ((), ("--quiet",)):
+        master, slave = pty.openpty()
+        process = subprocess.Popen([sys.executable, "-m", "lessonxl", "verify", *quiet, "--device", "cpu",
+                                    str(generated["graddesc"])], stdout=subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        process.wait(timeout=300)
+        os.close(master)
+        outputs[quiet] = b"".join(chunks).decode()
+        assert process.returncode == 0
+    assert "recalculating 1 workbook with LibreOffice" in outputs[()]
+    assert outputs[("--quiet",)] == ""
+    piped = run("verify", "--device", "cpu", generated["graddesc"])
+    assert piped.stderr == ""
+
+
 def test_verify_json_is_machine_readable(generated):
     import json
     result = run("verify", "--json", "--device", "cpu", generated["entropy_example"])

@@ -20,8 +20,7 @@ import pytest
 import torch
 
 from lessonxl.registry import LESSONS
-from lessonxl.lesson import UP_TO_DATE, WROTE
-from lessonxl.sameness import ROUNDING_TOL, as_written, differences, same_workbook, stamp
+from lessonxl.sameness import ROUNDING_TOL, UP_TO_DATE, WROTE, as_written, differences, same_workbook, stamp
 
 from conftest import SEED, mutate_formula, rewrite_part, sheet_parts
 

@@ -250,7 +250,7 @@ def test_the_blow_up_really_cancels_overflows_and_spreads(saved):
     """The cases above are the hard ones: the sheet holds snapped zeros and spread error values."""
     _, reports = saved
     basic = {c.name: c for c in reports["graddesc, basic lr 0.001 and a negative lr"].checks if c.sheet == "basic"}
-    assert basic["intercept"].sheet_errors > 0 and basic["est_de_db"].max_rel >= 0.99  # sheet 0, torch not
+    assert basic["intercept"].sheet_errors > 0 and basic["est_de_db"].max_abs > 1e9  # sheet 0, torch not
     softmax = {c.name: c for c in reports["entropy, a logit of 1000 and labels in another case"].checks
                if c.sheet == "softmax"}
     assert softmax["probs"].sheet_errors == 5 and softmax["probs"].non_finite == 1

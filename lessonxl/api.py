@@ -1,0 +1,186 @@
+"""lessonxl from Python, in a notebook or a script: generate workbooks, verify them, read them back.
+
+The command line (`lessonxl generate`, `lessonxl verify`) is a thin layer over these functions. Every
+problem with a file or an option raises `LessonxlError`, whose message is the command line's one line.
+
+>>> import lessonxl
+>>> paths = lessonxl.generate(["entropy_example"], out="wb")           # doctest: +SKIP
+>>> reports = lessonxl.verify(paths)                                    # doctest: +SKIP
+>>> reports.passed, reports.to_frame().head()                           # doctest: +SKIP
+>>> book = lessonxl.read("wb/entropy_example.xlsx")                     # doctest: +SKIP
+>>> book.frame("softmax!probs")                                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from . import reader
+from .errors import UsageError as LessonxlError
+from .recalc import DEFAULT_TIMEOUT, Recalculation
+from .sameness import KEPT
+from .verify import DEFAULT_TOL, Reports, verify_paths
+
+DEFAULT_FOLDER = Path("workbooks")
+
+
+def generate(names: Sequence[str] = (), out: str | Path = DEFAULT_FOLDER, seed: int = 0,
+             device: str = "auto", force: bool = False, **collab_options) -> list[Path]:
+    """Write lesson workbooks (default: all) into `out`; the paths written or already up to date.
+
+    `collab_options` (`ratings`, `users`, `movies`, `factors`) build collab_filter from a MovieLens
+    file. A file that holds the same workbook is left as it is; a file edited since lessonxl wrote
+    it is kept, and LessonxlError says so after the others are written, unless `force`.
+
+    >>> lessonxl.generate(["graddesc"], out="my_workbooks", seed=7)     # doctest: +SKIP
+    [PosixPath('my_workbooks/graddesc.xlsx')]
+    """
+    paths, kept = [], []
+    for path, status in generate_each(names, out, seed, device, force, **collab_options):
+        (kept if status == KEPT else paths).append(path)
+    if kept:
+        raise LessonxlError(kept_message(kept))
+    return paths
+
+
+def generate_each(names: Sequence[str], out: str | Path, seed: int, device: str, force: bool,
+                  **collab_options) -> Iterator[tuple[Path, str]]:
+    """Write each workbook in turn, yielding its path and what was done: wrote, up to date or kept."""
+    from .lesson import pick_device
+    from .registry import LESSONS, by_name
+
+    out = Path(out)
+    lessons = [by_name(name) for name in names] if names else list(LESSONS)
+    options = {key: value for key, value in collab_options.items() if value is not None}
+    if options and not any(lesson.name == "collab_filter" for lesson in lessons):
+        raise LessonxlError(f"--{', --'.join(options)} appl{'ies' if len(options) == 1 else 'y'} to "
+                            "collab_filter only, which is not among the workbooks asked for")
+    if out.exists() and not out.is_dir():
+        raise LessonxlError(f"--out {out}: is a file, not a folder")
+    chosen = pick_device(device)
+    for lesson in lessons:
+        own = options if lesson.name == "collab_filter" else {}
+        yield lesson.write(out, seed, chosen, force=force, **own)
+
+
+def kept_message(paths: Sequence[Path]) -> str:
+    """Why generate left files as they were (the command line's line)."""
+    it, was = ("it", "it was") if len(paths) == 1 else ("them", "they were")
+    return (f"kept {', '.join(map(str, paths))}: {was} edited since lessonxl wrote {it} (or lessonxl did not "
+            f"write {it}); --force overwrites {it}, --out writes elsewhere")
+
+
+def verify(paths: str | Path | Sequence[str | Path], device: str = "auto", tol: float = DEFAULT_TOL,
+           timeout: float = DEFAULT_TIMEOUT, raise_on_error: bool = True,
+           progress: Callable[[str], None] = lambda stage: None) -> Reports:
+    """Recalculate each workbook with LibreOffice and compare every formula cell with torch.
+
+    Returns `Reports` (a list of `Report`, one per path) with `.passed`, `.exit_code`, `.to_frame()`;
+    in a notebook they show as a table, failures first. A file that cannot be verified (not a
+    workbook, a missing sheet, text where a number belongs) raises LessonxlError, unless
+    `raise_on_error` is False: then its report carries `.error`.
+
+    >>> reports = lessonxl.verify("workbooks/graddesc.xlsx")            # doctest: +SKIP
+    >>> reports.passed, reports.exit_code                               # doctest: +SKIP
+    (True, 0)
+    """
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    reports = verify_paths([Path(p) for p in paths], device, atol=tol, rtol=tol, timeout=timeout,
+                           progress=progress)
+    errors = [report.error for report in reports if report.error]
+    if errors and raise_on_error:
+        raise LessonxlError("; ".join(errors))
+    return reports
+
+
+@dataclass(frozen=True)
+class Workbook:
+    """A workbook read back: its inputs as the file holds them, and every other defined name as
+    LibreOffice recalculated it from those inputs (error values as nan)."""
+
+    path: Path
+    lesson: str
+    inputs: dict[str, np.ndarray]
+    values: dict[str, np.ndarray]
+
+    @property
+    def names(self) -> list[str]:
+        return sorted({*self.inputs, *self.values})
+
+    def grid(self, name: str) -> np.ndarray:
+        """A defined name's cells as a 2-D array; `name` is `sheet!name`, or just `name` when only one
+        sheet has it."""
+        key = self._key(name)
+        return self.inputs[key] if key in self.inputs else self.values[key]
+
+    def tensor(self, name: str, device: str = "cpu"):
+        """A numeric defined name as a float64 torch tensor."""
+        import torch
+
+        return torch.as_tensor(np.asarray(self.grid(name), dtype=np.float64), device=device)
+
+    def frame(self, name: str):
+        """A defined name as a pandas DataFrame (rows and columns as the sheet lays them out)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.grid(name))
+
+    def _key(self, name: str) -> str:
+        known = self.names
+        if name in known:
+            return name
+        matches = [key for key in known if key.rpartition("!")[2] == name]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise LessonxlError(f"{self.path}: several sheets have {name}: say which, e.g. {matches[0]}")
+        raise LessonxlError(f"{self.path}: has no defined name {name} (it has {', '.join(known[:8])}, ...)")
+
+
+def read(path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Workbook:
+    """Read a lesson workbook back, recalculated by LibreOffice: e.g. the trained embeddings of a
+    workbook you edited.
+
+    >>> book = lessonxl.read("workbooks/collab_filter.xlsx")            # doctest: +SKIP
+    >>> book.tensor("gd_steps!user_factors_12").shape                    # doctest: +SKIP
+    torch.Size([15, 5])
+    """
+    from .registry import by_sheets
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="lessonxl-read-") as tmp:
+        folder = Path(tmp)
+        (folder / "in").mkdir()
+        copy = reader.stage(path, folder / "in", 0)
+        book = reader.Snapshot(copy, path)
+        lesson = by_sheets(book.sheetnames, str(path))
+        recalculated = Recalculation([copy], folder, timeout).wait()[copy]
+        if recalculated is None:
+            raise LessonxlError(f"{path}: LibreOffice could not open the workbook")
+        computed = reader.Snapshot(recalculated, path, data_only=True)
+        inputs = {}
+        for key in lesson.inputs:
+            if key not in book.names:
+                raise LessonxlError(f"{path}: the defined name {key} is missing")
+            try:
+                inputs[key] = reader.read_input(book, book.names[key], key in lesson.text_inputs,
+                                                key in lesson.blank_inputs, computed)
+            except LessonxlError as error:
+                raise LessonxlError(f"{path}: {error}") from None
+        values = {key: _recalculated(computed, area) for key, area in book.names.items() if key not in inputs}
+    return Workbook(path, lesson.name, inputs, values)
+
+
+def _recalculated(computed: reader.Snapshot, area: reader.Area) -> np.ndarray:
+    """A range's recalculated cells: floats (error values and blanks as nan), or labels where any."""
+    cells = [[computed.value(area.sheet, row, col) for col in range(area.min_col, area.max_col + 1)]
+             for row in range(area.min_row, area.max_row + 1)]
+    numeric = all(isinstance(v, (int, float)) or v is None or str(v).startswith("#") for r in cells for v in r)
+    if not numeric:
+        return np.array(cells, dtype=object)
+    return np.array([[np.nan if not isinstance(v, (int, float)) else float(v) for v in r] for r in cells])

@@ -1,0 +1,80 @@
+"""The Python API a notebook uses, and the example notebook itself, executed as a student would run it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+from nbclient import NotebookClient
+
+import lessonxl
+
+from conftest import cell_of, set_cells
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_public_names():
+    assert set(lessonxl.__all__) == {"generate", "verify", "read", "Workbook", "Report", "Reports",
+                                     "LessonxlError", "__version__"}
+    assert all(getattr(lessonxl, name).__doc__ for name in ("generate", "verify", "read", "Workbook"))
+
+
+def test_generate_verify_read_back_and_report_frames(generated, tmp_path):
+    [path] = lessonxl.generate(["entropy_example"], out=tmp_path, device="cpu")
+    assert path.read_bytes() == generated["entropy_example"].read_bytes()
+    edited = tmp_path / "edited.xlsx"
+    set_cells(path, edited, [(*cell_of(path, "softmax!logits"), 4.0)])
+    reports = lessonxl.verify([path, edited], device="cpu")
+    assert reports.passed and reports.exit_code == 0
+    frame = reports.to_frame()
+    assert list(frame.columns) == ["workbook", "sheet", "quantity", "cells", "max_abs_err", "max_rel_err",
+                                   "worst_cell", "result", "detail"]
+    assert len(frame) == sum(len(report.checks) for report in reports) and set(frame["result"]) == {"pass"}
+    assert "<table" not in reports._repr_html_() and "249 of 249 formula cells equal torch" in reports._repr_html_()
+    book = lessonxl.read(edited)
+    # the recalculated softmax of the edited row, against torch's own softmax of the inputs read back
+    logits = book.tensor("softmax!logits")
+    assert logits[0, 0] == 4.0
+    torch.testing.assert_close(book.tensor("softmax!probs"), torch.softmax(logits, dim=1), rtol=1e-12, atol=0)
+    assert book.frame("softmax!probs").shape == (2, 5)
+
+
+def test_a_failing_report_shows_failures_first(generated, tmp_path):
+    from conftest import mutate_formula
+    mutant = tmp_path / "mutant.xlsx"
+    mutate_formula(generated["entropy_example"], mutant, "softmax", "K6")
+    [report] = lessonxl.verify(mutant, device="cpu")
+    assert not report.passed and report.exit_code == 1
+    html = report._repr_html_()
+    assert "<table" in html and "FAIL" in html and "softmax!K6" in html
+    failing = report.to_frame().query("result == 'FAIL'")
+    assert list(failing["quantity"]) == ["exp_logits", "sum_exp", "probs"]  # the change and what it feeds
+    assert "softmax!K6" in failing["detail"].iloc[0]
+
+
+def test_errors_raise_one_exception_type_with_the_command_lines_message(tmp_path):
+    missing = tmp_path / "nope.xlsx"
+    with pytest.raises(lessonxl.LessonxlError, match=f"^{missing}: no such file$"):
+        lessonxl.verify(missing)
+    [report] = lessonxl.verify(missing, raise_on_error=False)
+    assert report.exit_code == 2 and report.to_frame()["result"].tolist() == ["error"]
+    with pytest.raises(lessonxl.LessonxlError, match="unknown workbook 'nope'"):
+        lessonxl.generate(["nope"], out=tmp_path)
+    with pytest.raises(lessonxl.LessonxlError, match="has no defined name softmax!nope"):
+        lessonxl.read(REPO / "workbooks" / "entropy_example.xlsx").grid("softmax!nope")
+
+
+def test_the_example_notebook_runs(tmp_path):
+    notebook = nbformat.read(REPO / "docs" / "lessonxl_in_a_notebook.ipynb", as_version=4)
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), \
+        "commit the notebook without outputs"
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    assert "64,455 of 64,455 formula cells equal torch" in html
