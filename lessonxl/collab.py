@@ -8,17 +8,19 @@ lesson; torch keeps them movies x factors, as nn.Embedding does.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from xlsxwriter.utility import quote_sheetname, xl_rowcol_to_cell
 
 from .errors import UsageError
 from .lesson import Lesson
-from .movielens import crosstab, load_ratings, synthetic_ratings
-from .sheets import Book, Sheet
+from .movielens import crosstab, load_movies, load_ratings, movie_labels, synthetic_movies, synthetic_ratings
+from .sheets import Block, Book, Sheet
 
 Y_RANGE = (0.0, 5.5)
 GD_STEPS, GD_LR = 12, 1.0
@@ -26,6 +28,9 @@ SOLVER_STEPS, SOLVER_LR = 500, 0.05
 VOCAB = ("the", "a", "cat", "dog", "sat", "ran", "on", "mat", "rug", "fast")
 SENTENCE = ("the", "cat", "sat", "on", "the", "mat")
 WORD_DIMS = 4
+POWER_STEPS = 150  # power-iteration steps per component (see test_interpret for why enough)
+RANKED = 5        # movies shown at each end of a ranking
+INTERPRET = "interpret!{}"
 
 
 # ---------------------------------------------------------------- torch: models and training
@@ -224,6 +229,7 @@ DOTPROD = CROSSTABS[0]
 PAIR_SHEETS = ("movielens_1hot", "movielens_emb")
 PAIR_INPUTS = ("user_id", "movie_id", "rating")
 GD_WEIGHTS = ("user_factors", "movie_factors", "user_bias", "movie_bias")
+INTERPRETED = CROSSTABS[2]  # the lesson's model: biases and y_range
 
 
 def pair_quantities(inputs, sheet: str) -> dict[str, torch.Tensor]:
@@ -274,6 +280,84 @@ def gd_quantities(inputs) -> dict[str, torch.Tensor]:
             opt.step()
     out[key("rmse")] = torch.stack(rmse).reshape(-1, 1)
     return out
+
+
+def power_iteration(matrix: torch.Tensor, start: torch.Tensor, steps: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`steps` power-iteration steps from the column `start`, as the sheet unrolls them: each step's
+    product w = matrix x v and its normalised v = w / |w|, one column per step."""
+    products, vectors = [], []
+    v = start[:, 0]
+    for _ in range(steps):
+        w = v @ matrix  # the sheet's SUMPRODUCT(matrix column r, v): matrix is symmetric
+        v = w / w.square().sum().sqrt()
+        products.append(w)
+        vectors.append(v)
+    return torch.stack(products, 1), torch.stack(vectors, 1)
+
+
+def fix_sign(v: torch.Tensor) -> torch.Tensor:
+    """The vector or its negative, whichever has its largest-magnitude entry positive (on a tie
+    between +x and -x, the vector as it is): IF(MAX(v) >= -MIN(v), 1, -1) * v."""
+    return v * torch.where(v.max() >= -v.min(), 1.0, -1.0).to(v.dtype)
+
+
+def ranking(values: torch.Tensor, movie_ids: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
+    """The n largest then the n smallest of a column (LARGE, SMALL), the 1-based position of each
+    one's first occurrence (MATCH type 0) and that movie's id (INDEX): three columns of 2n."""
+    column = values[:, 0]
+    ordered = column.sort(descending=True).values
+    picked = torch.cat([ordered[:n], ordered.flip(0)[:n]])
+    hits = picked[:, None] == column[None, :]
+    found = hits.any(dim=1)
+    first = hits.to(column.dtype).argmax(dim=1)
+    nan = torch.full_like(picked, torch.nan)
+    position = torch.where(found, (first + 1).to(column.dtype), nan)
+    ids = torch.where(found, movie_ids.reshape(-1)[first], nan)
+    return picked.reshape(-1, 1), position.reshape(-1, 1), ids.reshape(-1, 1)
+
+
+def principal_components(centred: torch.Tensor, start: torch.Tensor, steps: int = POWER_STEPS
+                         ) -> dict[str, torch.Tensor]:
+    """The first two principal components of the rows of `centred`, as the sheet computes them:
+    covariance, power iteration, sign fixed, variance (Rayleigh quotient), deflation, again. The
+    components are the rows of `pc_loadings`."""
+    covariance = centred.T @ centred / (centred.shape[0] - 1)
+    out = {"covariance": covariance}
+    matrix, loadings, variances = covariance, [], []
+    for pc in (1, 2):
+        if pc == 2:
+            matrix = covariance - variances[0] * loadings[0].T @ loadings[0]
+            out["deflated"] = matrix
+        out[f"pc{pc}_products"], out[f"pc{pc}_steps"] = power_iteration(matrix, start, steps)
+        loadings.append(fix_sign(out[f"pc{pc}_steps"][:, -1:]).T)
+        variances.append(loadings[-1] @ matrix @ loadings[-1].T)
+    out["pc_loadings"] = torch.cat(loadings, dim=0)
+    out["pc_variance"] = torch.cat(variances, dim=0)
+    out["variance_share"] = out["pc_variance"] / (centred.square().sum() / (centred.shape[0] - 1))
+    out["pc_scores"] = centred @ out["pc_loadings"].T
+    return out
+
+
+def interpret_quantities(inputs) -> dict[str, torch.Tensor]:
+    """The lesson's model's movies ranked by bias, and the principal components of their factors."""
+    factors = inputs[INTERPRETED.key("movie_factors")].T
+    bias = inputs[INTERPRETED.key("movie_bias")].T
+    movie_ids = inputs[DOTPROD.key("movie_ids")]
+    mean = factors.mean(dim=0, keepdim=True)
+    centred = factors - mean
+    out = {"movie_id": movie_ids.T, "movie_bias": bias, "factor_mean": mean, "centred": centred,
+           **principal_components(centred, inputs[INTERPRET.format("start")])}
+    n = ranked_count(len(bias))
+    for what, column in (("bias", bias), ("pc1", out["pc_scores"][:, :1]), ("pc2", out["pc_scores"][:, 1:])):
+        for suffix, value in zip(("", "_movie", "_id"), ranking(column, movie_ids, n)):
+            out[f"{what}_ranked{suffix}"] = value
+    return {INTERPRET.format(name): value for name, value in out.items()}
+
+
+def ranked_count(movies: int) -> int:
+    """How many movies each ranking shows at the top and at the bottom."""
+    return min(RANKED, movies // 2)
 
 
 def word_quantities(inputs) -> dict[str, torch.Tensor]:
@@ -332,11 +416,14 @@ class CollabFilter(Lesson):
         "bias": "the dot product plus a user bias and a movie bias",
         "bias_yrange": "the bias model squashed into a range: lo + (hi - lo) * sigmoid",
         "gd_steps": "gradient descent unrolled in formulas, checked against autograd and torch.optim.SGD",
+        "interpret": "movies ranked by learned bias; principal components of the movie factors by power "
+                     "iteration in formulas",
         "word_emb": "a sentence as word ids (MATCH) and as vectors (INDEX): nn.Embedding",
     }
     inputs = (
         *(key for table in CROSSTABS for key in table.inputs),
-        DOTPROD.key("user_ids"), DOTPROD.key("movie_ids"),
+        DOTPROD.key("user_ids"), DOTPROD.key("movie_ids"), DOTPROD.key("movie_titles"),
+        INTERPRET.format("genre"), INTERPRET.format("start"),
         *(f"{sheet}!{name}" for sheet in PAIR_SHEETS for name in PAIR_INPUTS),
         "gd_steps!ratings", "gd_steps!lr", *(f"gd_steps!{name}" for name in GD_WEIGHTS),
         "word_emb!vocab", "word_emb!embedding", "word_emb!sentence",
@@ -344,7 +431,8 @@ class CollabFilter(Lesson):
     params = frozenset(
         [key for table in CROSSTABS for key in table.weights]
         + [f"gd_steps!{name}" for name in GD_WEIGHTS] + ["word_emb!embedding"])
-    text_inputs = frozenset({"word_emb!vocab", "word_emb!sentence"})
+    text_inputs = frozenset({"word_emb!vocab", "word_emb!sentence", DOTPROD.key("movie_titles"),
+                             INTERPRET.format("genre")})
     blank_inputs = frozenset({*(table.key("ratings") for table in CROSSTABS), "gd_steps!ratings"})
 
     def default_inputs(self, seed: int, ratings=None, users: int = 15, movies: int = 15,
@@ -354,14 +442,20 @@ class CollabFilter(Lesson):
                 raise UsageError(f"--{flag} {value}: give a whole number of at least {least}")
         if ratings:
             table, source = load_ratings(ratings), str(ratings)
+            movie_table = load_movies(ratings)
         else:
-            table = synthetic_ratings(seed, max(100, 7 * users), max(200, 14 * movies))
-            source = "the built-in data"
+            n_movies = max(200, 14 * movies)
+            table = synthetic_ratings(seed, max(100, 7 * users), n_movies)
+            movie_table, source = synthetic_movies(seed, n_movies), "the built-in data"
         user_ids, movie_ids, grid = crosstab(table, users, movies, source)
+        titles, genres = movie_labels(movie_table, movie_ids)
         out = {key: value for crosstab_sheet in CROSSTABS
                for key, value in crosstab_sheet.defaults(grid, factors, seed).items()}
         out |= {DOTPROD.key("user_ids"): user_ids.reshape(-1, 1),
-                DOTPROD.key("movie_ids"): movie_ids.reshape(1, -1)}
+                DOTPROD.key("movie_ids"): movie_ids.reshape(1, -1),
+                DOTPROD.key("movie_titles"): np.array(titles, dtype=object).reshape(1, -1),
+                INTERPRET.format("genre"): np.array(genres, dtype=object).reshape(-1, 1),
+                INTERPRET.format("start"): np.ones((factors, 1))}
         return out | _pair_defaults(user_ids, movie_ids, grid) | _gd_defaults(grid, factors, seed) \
             | _word_defaults(seed)
 
@@ -369,16 +463,17 @@ class CollabFilter(Lesson):
         out = {key: value for table in CROSSTABS for key, value in table.compute(inputs).items()}
         for sheet in PAIR_SHEETS:
             out |= pair_quantities(inputs, sheet)
-        return out | gd_quantities(inputs) | word_quantities(inputs)
+        return out | gd_quantities(inputs) | interpret_quantities(inputs) | word_quantities(inputs)
 
     def layout(self, book: Book) -> None:
-        book.notes("Collaborative filtering", NOTES)
+        book.notes("Collaborative filtering", notes(book.values))
         layout_crosstab(book, DOTPROD)
         for sheet in PAIR_SHEETS:
             layout_pairs(book, sheet)
         for table in CROSSTABS[1:]:
             layout_crosstab(book, table)
         layout_gd(book)
+        layout_interpret(book)
         layout_words(book)
 
 
@@ -400,9 +495,10 @@ def _ratings_block(sheet: Sheet, top: int, left: int, caption: str):
     if sheet.name != DOTPROD.sheet:
         return sheet.block("ratings", top, left, headers=movie_labels, row_labels=user_labels,
                            caption=caption)
+    sheet.block("movie_titles", top - 2, left, caption=caption)
     sheet.block("movie_ids", top - 1, left)
     sheet.block("user_ids", top, left - 1)
-    return sheet.block("ratings", top, left, caption=caption)
+    return sheet.block("ratings", top, left)
 
 
 CROSSTAB_TEXT = {
@@ -631,6 +727,116 @@ def layout_words(book: Book) -> None:
                 formula=lambda r, c: f"=INDEX({embedding.ref},{word_id.cell(r)},{c + 1})")
 
 
+def layout_interpret(book: Book) -> None:
+    """The movies with their bias and component scores, the chart and the rankings on top; below, the
+    components worked out: centred factors, covariance, power iteration, sign, deflation."""
+    sheet = book.sheet(
+        "interpret", "Interpreting the embeddings: bias ranking and principal components",
+        f"The lesson's model ({INTERPRETED.sheet}): movies ranked by learned bias, and the first two "
+        f"principal components of the movie factors, by {POWER_STEPS} power-iteration steps each, in "
+        "formulas.")
+    source, dotprod = _blocks(book, INTERPRETED.sheet), _blocks(book, DOTPROD.sheet)
+    titles = [str(t) for t in book.values[DOTPROD.key("movie_titles")].ravel()]
+    top = 7
+    sheet.block("movie_id", top, 1, headers=["movie id"], row_labels=titles, num_format="0",
+                caption="the movies: id, genre, learned bias and scores on the two components",
+                formula=lambda r, c: f"=INDEX({dotprod['movie_ids'].ref},1,{r + 1})")
+    sheet.block("genre", top, 2, headers=["genre"])
+    bias = sheet.block("movie_bias", top, 3, headers=["bias"],
+                       formula=lambda r, c: f"=INDEX({source['movie_bias'].ref},1,{r + 1})")
+    scores = sheet.area("pc_scores", top, 4)
+    n = ranked_count(len(titles))
+    rank_top = top + len(titles) + 4
+    rank_labels = [f"top {k + 1}" for k in range(n)] + [f"bottom {k + 1}" for k in range(n)]
+    for i, (name, column) in enumerate((("bias", bias.ref), ("PC1", scores.column(0)),
+                                        ("PC2", scores.column(1)))):
+        _ranking_blocks(sheet, name, rank_top, 1 + 4 * i, column, dotprod["movie_ids"], n, rank_labels)
+    sheet.text(rank_top - 2, 1, "ranked by bias, PC1 and PC2: LARGE / SMALL, the movie's row above by exact "
+                                "MATCH, its id by INDEX")
+    centred, loadings = _component_blocks(sheet, source["movie_factors"], titles, rank_top + 2 * n + 5)
+    sheet.block("pc_scores", top, scores.left, headers=["PC1", "PC2"], result=True,
+                formula=lambda r, c: f"=SUMPRODUCT({centred.row(r)},{loadings.row(c)})")
+    labels = [quote_sheetname(sheet.name) + "!" + xl_rowcol_to_cell(top + r, 0, True, True)
+              for r in range(len(titles))]
+    sheet.scatter_chart("The movies on the first two components", scores, scores, 3, 7, x_col=0, y_col=1,
+                        x_title="PC1", y_title="PC2", point_labels=labels)
+
+
+def _component_blocks(sheet: Sheet, movie_factors: Block, titles: list[str], top: int) -> tuple[Block, Block]:
+    """The factors' mean, the centred factors, their covariance, the start vector, both power
+    iterations, the deflated covariance, the components and their variances. Returns the centred
+    factors and the components (`pc_loadings`)."""
+    factors = movie_factors.rows
+    factor_names = _factor_names(factors)
+    mean = sheet.block("factor_mean", top, 1, headers=factor_names, row_labels=["mean"],
+                       caption=f"principal components of {movie_factors.sheet.name}'s movie factors: each "
+                               "factor's mean over the movies",
+                       formula=lambda r, c: f"=AVERAGE({movie_factors.row(c)})")
+    top += 4
+    centred = sheet.block(
+        "centred", top, 1, headers=factor_names, row_labels=titles, caption="the factors minus their mean",
+        formula=lambda r, c: f"=INDEX({movie_factors.ref},{c + 1},{r + 1})-{mean.cell(0, c)}")
+    matrix_left = factors + 3
+    covariance = sheet.block(
+        "covariance", top, matrix_left, headers=factor_names, row_labels=factor_names,
+        caption="covariance = MMULT(TRANSPOSE(centred), centred) / (movies - 1)",
+        array=f"MMULT(TRANSPOSE({centred.ref}),{centred.ref})/(ROWS({centred.ref})-1)")
+    start = sheet.block("start", top, 2 * factors + 5, headers=["start"], row_labels=factor_names,
+                        caption="start vector (edit it)")
+    loadings = sheet.area("pc_loadings", top, 2 * factors + 8)
+    variance = sheet.area("pc_variance", top, loadings.right + 2)
+    deflated = sheet.block(
+        "deflated", top + factors + 4, matrix_left, headers=factor_names, row_labels=factor_names,
+        caption="deflated = covariance - variance of PC1 x PC1 x PC1 transposed",
+        formula=lambda r, c: f"={covariance.cell(r, c)}-{variance.cell(0)}*{loadings.cell(0, r)}"
+                             f"*{loadings.cell(0, c)}")
+    steps_top = max(top + len(titles), deflated.bottom) + 5
+    matrices = (covariance, deflated)
+    last = [_power_blocks(sheet, pc, matrices[pc - 1], start, steps_top + (pc - 1) * 2 * (factors + 4),
+                          factor_names).column(POWER_STEPS - 1) for pc in (1, 2)]
+    loadings = sheet.block(
+        "pc_loadings", top, loadings.left, headers=factor_names, row_labels=["PC1", "PC2"],
+        caption="the components: each one's last step, its sign fixed",
+        formula=lambda r, c: f"=INDEX({last[r]},{c + 1})*IF(MAX({last[r]})>=-MIN({last[r]}),1,-1)")
+    variance = sheet.block(
+        "pc_variance", top, variance.left, headers=["variance"],
+        formula=lambda r, c: f"=SUMPRODUCT({loadings.row(r)},MMULT({loadings.row(r)},{matrices[r].ref}))")
+    sheet.block("variance_share", top, variance.right + 1, headers=["share"], result=True,
+                formula=lambda r, c: f"={variance.cell(r)}/(SUMSQ({centred.ref})/(ROWS({centred.ref})-1))")
+    return centred, loadings
+
+
+def _ranking_blocks(sheet: Sheet, what: str, top: int, left: int, column: str, movie_ids: Block, n: int,
+                    row_labels: list[str]) -> None:
+    """The n largest then the n smallest values of `column` (`<what>_ranked`, lower case), each one's
+    position by exact MATCH (`<what>_ranked_movie`) and its movie id by INDEX (`<what>_ranked_id`)."""
+    header, what = what, what.lower()
+    ranked = sheet.block(
+        f"{what}_ranked", top, left, headers=[header], row_labels=row_labels, result=True,
+        formula=lambda r, c: f"=LARGE({column},{r + 1})" if r < n else f"=SMALL({column},{r - n + 1})")
+    position = sheet.block(f"{what}_ranked_movie", top, left + 1, headers=["movie #"], num_format="0",
+                           formula=lambda r, c: f"=MATCH({ranked.cell(r)},{column},0)")
+    sheet.block(f"{what}_ranked_id", top, left + 2, headers=["movie id"], num_format="0",
+                formula=lambda r, c: f"=INDEX({movie_ids.ref},1,{position.cell(r)})")
+
+
+def _power_blocks(sheet: Sheet, pc: int, matrix: Block, start: Block, top: int, factor_names) -> Block:
+    """One component's power iteration, a column per step: w = matrix x v, then v = w / |w|.
+    Returns the block of the normalised vectors."""
+    steps = [f"step {j + 1}" for j in range(POWER_STEPS)]
+    vectors = sheet.area(f"pc{pc}_steps", top + len(factor_names) + 4, 1)
+    previous = [start.column(0)] + [vectors.column(j) for j in range(POWER_STEPS - 1)]
+    what = "covariance" if pc == 1 else "deflated covariance"
+    products = sheet.block(
+        f"pc{pc}_products", top, 1, headers=steps, row_labels=factor_names,
+        caption=f"PC{pc}: power iteration on the {what}; w = {what} x v, one column per step "
+                "(SUMPRODUCT of a column of the symmetric matrix and the last v)",
+        formula=lambda r, c: f"=SUMPRODUCT({matrix.column(r)},{previous[c]})")
+    return sheet.block(f"pc{pc}_steps", vectors.top, 1, headers=steps, row_labels=factor_names,
+                       caption="v = w / SQRT(SUMSQ(w)): the normalised step",
+                       formula=lambda r, c: f"={products.cell(r, c)}/SQRT(SUMSQ({products.column(c)}))")
+
+
 NOTES = (
     "Collaborative filtering guesses how much a user will like a movie from everybody's ratings. Each "
     "user and each movie gets a short vector of numbers, its latent factors; the prediction is their "
@@ -656,3 +862,49 @@ NOTES = (
     "`lessonxl verify collab_filter.xlsx`: torch recomputes everything from your numbers and compares "
     "every formula cell. Raise lr on gd_steps until the RMSE blows up.",
 )
+
+
+def notes(values) -> tuple[str, ...]:
+    """The notes sheet's paragraphs: NOTES with the paragraph on `interpret` before word_emb's."""
+    return NOTES[:-2] + (interpret_note(values),) + NOTES[-2:]
+
+
+def interpret_note(values) -> str:
+    """What `interpret` shows, with the convergence and genre figures measured on this data."""
+    variances = torch.linalg.eigvalsh(torch.as_tensor(values[INTERPRET.format("covariance")])).flip(0)
+    ratios = [(variances[i + 1] / variances[i]).item() for i in range(min(2, len(variances) - 1))]
+    shrink = " and ".join(f"{ratio:.2f}^{POWER_STEPS} = {ratio ** POWER_STEPS:.0e}" for ratio in ratios)
+    shrink = f", {shrink} here" if shrink else ""
+    genres = genre_shares(values[INTERPRET.format("genre")].ravel(),
+                          np.asarray(values[INTERPRET.format("pc_scores")])[:, 0],
+                          ranked_count(len(values[INTERPRET.format("movie_bias")])))
+    return (
+        "interpret: what the model learned, read as the lesson reads it. The movie bias ranks the movies the "
+        "model thinks good or bad whoever watches them (the top and bottom five by LARGE and SMALL, each "
+        "one's row by exact MATCH, its id by INDEX). The factors have no names, but their principal "
+        "components can be named: the sheet centres the movie factors, builds their covariance with MMULT, "
+        f"and finds the first component by {POWER_STEPS} steps of power iteration (multiply by the "
+        "covariance, divide by the length), the second the same way after taking the first out (deflation); "
+        "each component's sign makes its largest entry positive. That many steps are enough: the error "
+        f"shrinks like the ratio of the next variance to this one per step{shrink} (the tests check "
+        "the components against torch.linalg.eigh and svd). "
+        + (f"Genres at the two ends of the first component ({genres}). " if genres else "")
+        + "The chart puts every movie on the two components. Try: on bias_yrange, set one movie's bias to 3: "
+        "it tops the bias ranking here. Or set the start vector to 1 in its first cell and 0 in the others: "
+        "every step changes, the components do not."
+    )
+
+
+def genre_shares(genres, scores: np.ndarray, n: int) -> str:
+    """How the (first-listed) genres of the n movies at each end of `scores` split, e.g. 'top 5 on PC1:
+    5 action; bottom 5: 3 comedy, 2 romance'; empty when the genres are unknown."""
+    first = [str(genre).split("|")[0] for genre in genres]
+    if set(first) <= {"-"}:
+        return ""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+
+    def split(rows) -> str:
+        counts = Counter(first[i] for i in rows)
+        ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        return ", ".join(f"{count} {genre}" for genre, count in ordered)
+    return f"top {n} on PC1: {split(order[:n])}; bottom {n}: {split(order[len(order) - n:])}"

@@ -2,6 +2,9 @@
 
 A ratings table has the columns userId, movieId, rating (and, from a file, timestamp). The workbook
 shows the crosstab of the most active users and the most-rated movies, as the lesson's pivot table.
+A movies table has the columns movieId, title, genre: the built-in movies have made-up titles and a
+planted genre that drives the ratings; a MovieLens folder has them beside the ratings (`u.item`,
+`movies.csv`).
 """
 
 from __future__ import annotations
@@ -16,12 +19,56 @@ from .errors import UsageError
 
 COLUMNS = ["userId", "movieId", "rating", "timestamp"]
 HALF_STEPS = (0.5, 5.0)
+TASTE, MOVIE_NOISE = 0.8, 0.1  # spread of users' tastes, and of a movie's factors about its genre's
+
+#: The built-in genres: each has a direction in taste space (action and romance opposite ways on the
+#: first, comedy on the second) and the two halves of its made-up titles.
+GENRES = {
+    "action": ((1.0, 0.0), ("Iron", "Steel", "Laser", "Rogue", "Atomic", "Thunder", "Crimson", "Venom",
+                            "Titan", "Bullet"),
+               ("Storm", "Fist", "Strike", "Protocol", "Siege", "Fury", "Run", "Force", "Zone", "Vendetta")),
+    "romance": ((-1.0, 0.0), ("Summer", "Moonlight", "Autumn", "Paris", "Tender", "Secret", "Golden",
+                              "Silent", "Sweet", "Endless"),
+                ("Hearts", "Letters", "Promise", "Kiss", "Waltz", "Vows", "Roses", "Serenade", "Embrace",
+                 "Longing")),
+    "comedy": ((0.0, 1.0), ("Crazy", "Dizzy", "Goofy", "Wacky", "Silly", "Nutty", "Cheeky", "Clumsy",
+                            "Loony", "Zany"),
+               ("Uncles", "Roommates", "Neighbours", "Weekend", "Wedding", "Vacation", "Plumbers", "Office",
+                "Cousins", "Camp")),
+}
+#: The genre flags of ml-100k's u.item, in its column order (after id, title, dates and URL).
+U_ITEM_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+                 "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
+                 "Sci-Fi", "Thriller", "War", "Western")
+
+
+def synthetic_movies(seed: int, movies: int = 200) -> pd.DataFrame:
+    """Seeded movies: a genre each (uniformly drawn) and a made-up title that says it (a sequel
+    number once a genre's titles run out)."""
+    rng = np.random.default_rng([seed, 14])
+    names = list(GENRES)
+    genres = [names[g] for g in rng.integers(len(names), size=movies)]
+    orders = {name: rng.permutation(len(first) * len(second)) for name, (_, first, second) in GENRES.items()}
+    made = dict.fromkeys(GENRES, 0)
+    titles = []
+    for genre in genres:
+        titles.append(_made_up_title(genre, orders[genre], made[genre]))
+        made[genre] += 1
+    return pd.DataFrame({"movieId": np.arange(1, movies + 1), "title": titles, "genre": genres})
+
+
+def _made_up_title(genre: str, order: np.ndarray, count: int) -> str:
+    _, first, second = GENRES[genre]
+    pick, sequel = order[count % len(order)], count // len(order)
+    title = f"{first[pick // len(second)]} {second[pick % len(second)]}"
+    return title + (f" {sequel + 1}" if sequel else "")
 
 
 def synthetic_ratings(seed: int, users: int = 100, movies: int = 200, count: int | None = None,
                       factors: int = 5, noise: float = 0.4) -> pd.DataFrame:
     """`count` ratings (default: a tenth of all pairs) from planted factors and biases plus noise,
-    in half steps from 0.5 to 5.
+    in half steps from 0.5 to 5. Each movie's factors are its genre's taste direction
+    (`synthetic_movies`) plus a little noise, so the learned factors can find the genres again.
 
     Who rated what is drawn without replacement with heavy-tailed user activity and movie
     popularity (Gumbel top-k), so that the most active users and most-rated movies form a dense
@@ -38,8 +85,9 @@ def synthetic_ratings(seed: int, users: int = 100, movies: int = 200, count: int
     pairs = torch.topk(weight + gumbel, count).indices.sort().values
     user, movie = pairs // movies, pairs % movies
 
-    user_factors = torch.randn(users, factors, generator=gen, dtype=torch.float64) / factors ** 0.5
-    movie_factors = torch.randn(movies, factors, generator=gen, dtype=torch.float64) / factors ** 0.5
+    user_factors = TASTE * torch.randn(users, factors, generator=gen, dtype=torch.float64)
+    movie_factors = genre_factors(synthetic_movies(seed, movies)["genre"], factors) \
+        + MOVIE_NOISE * torch.randn(movies, factors, generator=gen, dtype=torch.float64)
     user_bias = 0.4 * torch.randn(users, generator=gen, dtype=torch.float64)
     movie_bias = 0.5 * torch.randn(movies, generator=gen, dtype=torch.float64)
     score = (3.5 + user_bias[user] + movie_bias[movie] + (user_factors[user] * movie_factors[movie]).sum(1)
@@ -47,6 +95,14 @@ def synthetic_ratings(seed: int, users: int = 100, movies: int = 200, count: int
     rating = (score * 2).round().div(2).clamp(*HALF_STEPS)
     return pd.DataFrame({"userId": user.numpy() + 1, "movieId": movie.numpy() + 1,
                          "rating": rating.numpy()})
+
+
+def genre_factors(genres, factors: int) -> torch.Tensor:
+    """Each genre's taste direction, as a movies x factors matrix (zero beyond the second factor)."""
+    directions = torch.zeros(len(genres), max(factors, 2), dtype=torch.float64)
+    for row, genre in enumerate(genres):
+        directions[row, :2] = torch.tensor(GENRES[genre][0], dtype=torch.float64)
+    return directions[:, :factors]
 
 
 def load_ratings(path: str | Path) -> pd.DataFrame:
@@ -82,6 +138,69 @@ def load_ratings(path: str | Path) -> pd.DataFrame:
     if table.empty:
         raise UsageError(f"{path}: the ratings file holds no ratings")
     return table
+
+
+def load_movies(ratings: str | Path) -> pd.DataFrame | None:
+    """The titles and genres beside a MovieLens ratings file: ml-100k's `u.item` (pipe-separated,
+    latin-1) or the later releases' `movies.csv`; None when neither is there (movies keep their ids)."""
+    ratings = Path(ratings)
+    names = ("movies.csv", "u.item") if ratings.suffix.lower() == ".csv" else ("u.item", "movies.csv")
+    path = next((ratings.parent / name for name in names if (ratings.parent / name).exists()), None)
+    if path is None:
+        return None
+    try:
+        table = _read_u_item(path) if path.name == "u.item" else _read_movies_csv(path)
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read it ({error.strerror or error})") from None
+    except (ValueError, KeyError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        table = None
+    if table is None or table.empty:
+        expected = ("movie id | title | release date | ... separated by |" if path.name == "u.item"
+                    else "a movieId,title,genres header")
+        raise UsageError(f"{path}: not a MovieLens titles file (expected {expected})")
+    table.attrs["source"] = str(path)
+    return table
+
+
+def _read_u_item(path: Path) -> pd.DataFrame | None:
+    raw = pd.read_csv(path, sep="|", header=None, encoding="latin-1", dtype=str, keep_default_na=False)
+    if raw.shape[1] < 2:
+        return None
+    genres = ["-"] * len(raw)
+    if raw.shape[1] >= 5 + len(U_ITEM_GENRES):
+        flags = raw.iloc[:, 5:5 + len(U_ITEM_GENRES)].apply(lambda column: column.str.strip() == "1")
+        genres = ["|".join(np.array(U_ITEM_GENRES)[row]) or "-" for row in flags.to_numpy()]
+    return _movies(raw.iloc[:, 0], raw.iloc[:, 1], genres)
+
+
+def _read_movies_csv(path: Path) -> pd.DataFrame | None:
+    raw = pd.read_csv(path, encoding="utf-8", dtype=str, keep_default_na=False)
+    if not {"movieId", "title"} <= set(raw.columns):
+        return None
+    return _movies(raw["movieId"], raw["title"], raw["genres"] if "genres" in raw else ["-"] * len(raw))
+
+
+def _movies(ids, titles, genres) -> pd.DataFrame:
+    """A movies table; ids must be whole numbers and titles not blank (ValueError otherwise)."""
+    ids = pd.to_numeric(pd.Series(ids).str.strip(), errors="raise")
+    titles = pd.Series(titles).str.strip()
+    if (ids % 1 != 0).any() or (titles == "").any():
+        raise ValueError("not a titles table")
+    return pd.DataFrame({"movieId": ids.to_numpy(np.float64), "title": titles.to_numpy(),
+                         "genre": [str(g).strip() or "-" for g in genres]})
+
+
+def movie_labels(movies: pd.DataFrame | None, movie_ids: np.ndarray) -> tuple[list[str], list[str]]:
+    """The title and genre of each movie id (`movie <id>` and `-` without a movies table)."""
+    if movies is None:
+        return [f"movie {i:g}" for i in movie_ids], ["-"] * len(movie_ids)
+    by_id = movies.drop_duplicates("movieId").set_index("movieId")
+    by_id.index = by_id.index.astype(np.float64)
+    missing = [i for i in movie_ids if i not in by_id.index]
+    if missing:
+        raise UsageError(f"{movies.attrs.get('source', 'the titles file')}: no title for movie "
+                         f"{missing[0]:g}, which the ratings rate")
+    return [str(by_id.at[i, "title"]) for i in movie_ids], [str(by_id.at[i, "genre"]) for i in movie_ids]
 
 
 def crosstab(table: pd.DataFrame, users: int, movies: int,

@@ -237,6 +237,30 @@ class Sheet:
         chart.set_size({"width": size[0], "height": size[1]})
         self.ws.insert_chart(row, col, chart)
 
+    def scatter_chart(self, title: str, x: Block, y: Block, row: int, col: int, *, x_col: int = 0,
+                      y_col: int = 0, x_title: str = "", y_title: str = "",
+                      point_labels: Sequence[str] | None = None, size: tuple[int, int] = (560, 420)) -> None:
+        """A scatter chart (markers only) of column `y_col` of `y` against column `x_col` of `x`, its
+        top-left corner at (row, col); `point_labels`: a cell reference per point, whose text labels it
+        (Excel shows these custom labels; LibreOffice 7.4 shows plain markers)."""
+        chart = self.book.workbook.add_chart({"type": "scatter"})
+        series = {
+            "name": title,
+            "categories": [x.sheet.name, x.top, x.left + x_col, x.bottom, x.left + x_col],
+            "values": [y.sheet.name, y.top, y.left + y_col, y.bottom, y.left + y_col],
+            "marker": {"type": "circle", "size": 6},
+        }
+        if point_labels is not None:
+            series["data_labels"] = {"position": "right",
+                                     "custom": [{"value": "=" + ref} for ref in point_labels]}
+        chart.add_series(series)
+        chart.set_title({"name": title})
+        chart.set_x_axis({"name": x_title, "major_gridlines": {"visible": True}})
+        chart.set_y_axis({"name": y_title, "major_gridlines": {"visible": True}})
+        chart.set_legend({"none": True})
+        chart.set_size({"width": size[0], "height": size[1]})
+        self.ws.insert_chart(row, col, chart)
+
     def finish(self) -> None:
         for col, width in self._widths.items():
             self.ws.set_column(col, col, width)

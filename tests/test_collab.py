@@ -21,7 +21,7 @@ from lessonxl.movielens import crosstab, load_ratings, synthetic_ratings
 LESSON = CollabFilter()
 CPU = torch.device("cpu")
 PORTABLE = {"SUM", "SUMPRODUCT", "SUMSQ", "MMULT", "TRANSPOSE", "INDEX", "MATCH", "OFFSET", "IF", "EXP",
-            "SQRT", "COUNT", "AVERAGE"}
+            "SQRT", "COUNT", "AVERAGE", "LARGE", "SMALL", "MAX", "MIN", "ROWS"}
 
 
 @pytest.fixture(scope="module")
