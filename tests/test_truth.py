@@ -27,6 +27,7 @@ from lessonxl import cli, reader
 from lessonxl.entropy import Entropy
 from lessonxl.errors import UsageError
 from lessonxl.lesson import exact_match
+from lessonxl.recalc import ipc_pipe
 from lessonxl.registry import by_name, by_sheets
 from lessonxl.verify import Report, Truth, compare, exit_code, format_report, verify_paths
 
@@ -380,15 +381,19 @@ def test_a_signal_mid_run_leaves_nothing_behind(generated, tmp_path, signum):
                                 str(generated["graddesc"])], env={**os.environ, "TMPDIR": str(scratch)},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not any(p.name.startswith("lessonxl-verify-") and (p / "profile").exists() for p in scratch.iterdir()):
+    while not (runs := [p for p in scratch.glob("lessonxl-verify-*") if (p / "profile").exists()]):
         assert time.monotonic() < deadline and process.poll() is None, "verify never started LibreOffice"
         time.sleep(0.05)
-    time.sleep(0.5)
+    pipe = ipc_pipe(runs[0] / "profile")
+    while not pipe.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)  # LibreOffice is up once it listens on its socket
+    assert pipe.is_socket(), "LibreOffice never listened on the socket named after its profile"
     process.send_signal(signum)
     _, err = process.communicate(timeout=60)
     assert process.returncode in (128 + signum, 130), err
     assert "Traceback" not in err
     assert leftovers(scratch) == []
+    assert not pipe.exists(), "LibreOffice's socket was left in /tmp"
     soffice = subprocess.run(["pgrep", "-f", str(scratch)], capture_output=True, text=True)
     assert soffice.stdout == "", "LibreOffice outlived verify"
 
