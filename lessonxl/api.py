@@ -156,7 +156,7 @@ def read(path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Workbook:
     with tempfile.TemporaryDirectory(prefix="lessonxl-read-") as tmp:
         folder = Path(tmp)
         (folder / "in").mkdir()
-        copy = reader.stage(path, folder / "in", 0)
+        copy = reader.stage(path, folder / "in", 0).stripped
         book = reader.Snapshot(copy, path)
         lesson = by_sheets(book.sheetnames, str(path))
         recalculated = Recalculation([copy], folder, timeout).wait()[copy]
@@ -165,14 +165,17 @@ def read(path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Workbook:
         computed = reader.Snapshot(recalculated, path, data_only=True)
         inputs = {}
         for key in lesson.inputs:
-            if key not in book.names:
+            area = lesson.find(book.names, key)
+            if area is None:
                 raise LessonxlError(f"{path}: the defined name {key} is missing")
             try:
-                inputs[key] = reader.read_input(book, book.names[key], key in lesson.text_inputs,
+                inputs[key] = reader.read_input(book, area, key in lesson.text_inputs,
                                                 key in lesson.blank_inputs, computed)
             except LessonxlError as error:
                 raise LessonxlError(f"{path}: {error}") from None
-        values = {key: _recalculated(computed, area) for key, area in book.names.items() if key not in inputs}
+        former = {old: new for new, old in lesson.former_names.items()}
+        values = {former.get(key, key): _recalculated(computed, area) for key, area in book.names.items()
+                  if former.get(key, key) not in inputs}
     return Workbook(path, lesson.name, inputs, values)
 
 

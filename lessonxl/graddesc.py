@@ -578,20 +578,22 @@ class GradDesc(Lesson):
         **{spec.name: spec.title for spec in SHEETS},
         "summary": "every optimizer's final intercept, slope and last-epoch RMSE",
     }
-    inputs = ("data_x", "data!true_intercept", "data!true_slope",
+    inputs = ("data_x", "data!intercept_truth", "data!slope_truth",
               *(f"{spec.name}!{name}" for spec in SHEETS for name in spec.inputs))
     params = frozenset(f"{spec.name}!{p}_start" for spec in SHEETS for p in PARAMS)
+    # Google Sheets refuses defined names that begin with true or false: renamed in 0.2.0.
+    former_names = {"data!intercept_truth": "data!true_intercept", "data!slope_truth": "data!true_slope"}
 
     def default_inputs(self, seed: int, **options) -> dict[str, np.ndarray]:
         x = seeded_x(seed)
         sheets = {f"{spec.name}!{name}": np.array(value) for spec in SHEETS
                   for name, value in spec.defaults().items()}
-        return {"data_x": x, "data!true_intercept": np.array(TRUE_INTERCEPT),
-                "data!true_slope": np.array(TRUE_SLOPE), **sheets}
+        return {"data_x": x, "data!intercept_truth": np.array(TRUE_INTERCEPT),
+                "data!slope_truth": np.array(TRUE_SLOPE), **sheets}
 
     def compute(self, inputs) -> dict[str, torch.Tensor]:
         x = inputs["data_x"]
-        true_b, true_a = inputs["data!true_intercept"].reshape(()), inputs["data!true_slope"].reshape(())
+        true_b, true_a = inputs["data!intercept_truth"].reshape(()), inputs["data!slope_truth"].reshape(())
         y = true_b + true_a * x
         out = {"data_y": y}
         for spec in SHEETS:
@@ -616,14 +618,14 @@ class GradDesc(Lesson):
 def layout_data(book: Book) -> dict[str, Block]:
     sheet = book.sheet("data", "The data: y = b + a·x, no noise",
                        "Fixed, seeded whole numbers x (not RANDBETWEEN): edit them, or the true b and a.")
-    b = sheet.block("true_intercept", 3, 1, row_labels=["true intercept b"])
-    a = sheet.block("true_slope", 4, 1, row_labels=["true slope a"])
+    b = sheet.block("intercept_truth", 3, 1, row_labels=["true intercept b"])
+    a = sheet.block("slope_truth", 4, 1, row_labels=["true slope a"])
     n = book.values["data_x"].shape[0]
     x = sheet.block("data_x", 8, 1, global_name=True, headers=["x"],
                     row_labels=[f"sample {i + 1}" for i in range(n)])
     y = sheet.block("data_y", 8, 2, global_name=True, headers=["y = b + a·x"], result=True,
                     formula=lambda r, c: f"={b.ref}+{a.ref}*{x.cell(r)}")
-    return {"true_intercept": b, "true_slope": a, "data_x": x, "data_y": y}
+    return {"intercept_truth": b, "slope_truth": a, "data_x": x, "data_y": y}
 
 
 def layout_optimizer(book: Book, spec: OptimizerSheet, data: Mapping[str, Block]) -> Sheet:
@@ -731,8 +733,8 @@ def layout_summary(book: Book, sheets: list[Sheet], data: Mapping[str, Block]) -
                     formula=final("slope"))
     sheet.block("last_rmse", top, 3, headers=[SUMMARY["last_rmse"]], formula=final("rmse"))
     sheet.block("intercept_gap", top, 4, headers=[SUMMARY["intercept_gap"]],
-                formula=gap(b, data["true_intercept"]))
-    sheet.block("slope_gap", top, 5, headers=[SUMMARY["slope_gap"]], formula=gap(a, data["true_slope"]))
+                formula=gap(b, data["intercept_truth"]))
+    sheet.block("slope_gap", top, 5, headers=[SUMMARY["slope_gap"]], formula=gap(a, data["slope_truth"]))
 
 
 NOTES = (

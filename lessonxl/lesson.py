@@ -78,12 +78,22 @@ class Lesson:
     params: ClassVar[frozenset[str]] = frozenset()       # inputs that training learns (yellow)
     text_inputs: ClassVar[frozenset[str]] = frozenset()  # inputs holding labels, not numbers
     blank_inputs: ClassVar[frozenset[str]] = frozenset()  # inputs whose blank cells mean "missing"
+    #: Defined names a release renamed: the key now -> the key earlier releases wrote (their files
+    #: still verify: the names are the workbook's public interface).
+    former_names: ClassVar[dict[str, str]] = {}
     #: How to get a workbook of another size (said when an edited workbook's inputs outgrow its formulas).
     resize_hint: ClassVar[str] = "keep the workbook's size and type your numbers into the cells it has"
 
     @property
     def filename(self) -> str:
         return self.name + ".xlsx"
+
+    def find(self, names: Mapping[str, object], key: str):
+        """`names[key]`, or, in a file an earlier release wrote, the entry of the name `key` had then;
+        None when neither is there."""
+        if key in names:
+            return names[key]
+        return names.get(self.former_names.get(key, ""))
 
     def default_inputs(self, seed: int, **options) -> dict[str, np.ndarray]:
         """The built-in, seeded inputs of the generated workbook (`options`: the lesson's own flags)."""

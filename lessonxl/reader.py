@@ -208,45 +208,54 @@ def _check_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, shown: Path
         raise zipfile.BadZipFile(f"part {member.filename} fails its checksum")
 
 
-def stage(path: Path, folder: Path, index: int) -> Path:
-    """A checked copy of `path` in `folder`, so that nothing ever writes to the user's file.
+@dataclass(frozen=True)
+class Staged:
+    """A user's workbook, copied and checked: `saved` as the file holds it (its saved values included),
+    `stripped` without any formula's saved value (what the recalculation engine gets)."""
+
+    saved: Path
+    stripped: Path
+
+
+def stage(path: Path, folder: Path, index: int) -> Staged:
+    """Checked copies of `path` in `folder`, so that nothing ever writes to the user's file.
 
     The copy is what is checked (and what LibreOffice and openpyxl read): a file that changes after
     the check cannot slip past it.
     """
     _check_path(path, path)
-    copy = folder / f"{index:03d}_{_safe_stem(path)}.xlsx"
+    name = f"{index:03d}_{_safe_stem(path)}.xlsx"
+    (folder / "saved").mkdir(exist_ok=True)
+    staged = Staged(folder / "saved" / name, folder / name)
     try:
-        shutil.copyfile(path, copy)
+        shutil.copyfile(path, staged.saved)
     except OSError as error:
         raise UsageError(f"{path}: cannot be read ({error.strerror or error})") from None
     try:
-        check_file(copy, shown_as=path)
-        strip_cached_values(copy)
+        check_file(staged.saved, shown_as=path)
+        strip_cached_values(staged.saved, staged.stripped)
     except UsageError:
-        copy.unlink(missing_ok=True)
+        staged.saved.unlink(missing_ok=True)
         raise
-    return copy
+    return staged
 
 
 _CACHED_RESULT = re.compile(rb"(<f(?:\s[^>]*)?(?:/>|>[^<]*</f>))<v>[^<]*</v>")
 
 
-def strip_cached_values(path: Path) -> None:
-    """Drop every formula's cached result from the staged copy `path` (rewritten in place).
+def strip_cached_values(path: Path, target: Path) -> None:
+    """Write `path` to `target` without any formula's cached result.
 
     LibreOffice then has nothing to fall back on: measured with 7.4, a file whose inputs were edited
     without Excel (stale cached results) and whose math overflows came back with a 0 where a
     recalculated #NUM! belonged; the same file without cached results recalculates correctly.
     """
-    rewritten = path.with_name(path.name + ".part")
-    with zipfile.ZipFile(path) as old, zipfile.ZipFile(rewritten, "w", zipfile.ZIP_DEFLATED) as new:
+    with zipfile.ZipFile(path) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
         for item in old.infolist():
             data = old.read(item.filename)
             if item.filename.startswith("xl/worksheets/") and item.filename.endswith(".xml"):
                 data = _CACHED_RESULT.sub(rb"\1", data)
             new.writestr(item, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
-    rewritten.replace(path)
 
 
 def _safe_stem(path: Path) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 from . import reader
 from .errors import UsageError
 from .recalc import DEFAULT_TIMEOUT, Recalculation
+from .saved import last_saver
 
 DEFAULT_TOL = 1e-9
 MISMATCHES_SHOWN = 5
@@ -43,6 +44,21 @@ class Check:
 
 
 @dataclass
+class SavedValues:
+    """The values that the application that last saved the file computed, compared with torch."""
+
+    application: str       # "Microsoft Excel 16.0300", "LibreOffice 7.4.7.2", "lessonxl", ...
+    evidence: bool         # whether they can be that application's own results (else not compared)
+    why_not: str = ""
+    checks: list[Check] = field(default_factory=list)
+    missing: int = 0       # cells of verified quantities that hold no saved value
+
+    @property
+    def ok(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+
+@dataclass
 class Report:
     """The verdict on one file."""
 
@@ -54,10 +70,12 @@ class Report:
     uncovered: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0  # this file's share of the run: its LibreOffice conversion and its own work
+    saved: SavedValues | None = None  # what the application that saved the file computed
 
     @property
     def ok(self) -> bool:
-        return self.error is None and all(check.passed for check in self.checks)
+        return self.error is None and all(check.passed for check in self.checks) and \
+            (self.saved is None or self.saved.ok)
 
     passed = ok
 
@@ -68,16 +86,17 @@ class Report:
 
     def to_frame(self):
         """One row per sheet and quantity (cells, max abs/rel error, worst cell, result), as a pandas
-        DataFrame; an unusable file is one row whose result is "error"."""
+        DataFrame: first as verify's LibreOffice recalculated them, then as the application that saved
+        the file computed them (`computed_by`); an unusable file is one row whose result is "error"."""
         import pandas as pd
 
         if self.error:
-            rows = [{"sheet": "", "quantity": "", "cells": 0, "max_abs_err": math.nan, "max_rel_err": math.nan,
-                     "worst_cell": "", "result": "error", "detail": self.error}]
+            rows = [{"computed_by": "", "sheet": "", "quantity": "", "cells": 0, "max_abs_err": math.nan,
+                     "max_rel_err": math.nan, "worst_cell": "", "result": "error", "detail": self.error}]
         else:
-            rows = [{"sheet": c.sheet, "quantity": c.name, "cells": c.cells, "max_abs_err": c.max_abs,
-                     "max_rel_err": c.max_rel, "worst_cell": c.worst, "result": "pass" if c.passed else "FAIL",
-                     "detail": _failure(c) if not c.passed else ""} for c in self.checks]
+            saved = self.saved.checks if self.saved else []
+            rows = [_row(check, RECALCULATED) for check in self.checks]
+            rows += [_row(check, self.saved.application) for check in saved]
         frame = pd.DataFrame(rows, columns=FRAME_COLUMNS[1:])
         frame.insert(0, "workbook", self.path)
         return frame
@@ -86,8 +105,15 @@ class Report:
         return Reports([self])._repr_html_()
 
 
-FRAME_COLUMNS = ["workbook", "sheet", "quantity", "cells", "max_abs_err", "max_rel_err", "worst_cell",
-                 "result", "detail"]
+FRAME_COLUMNS = ["workbook", "computed_by", "sheet", "quantity", "cells", "max_abs_err", "max_rel_err",
+                 "worst_cell", "result", "detail"]
+RECALCULATED = "LibreOffice (verify's recalculation)"
+
+
+def _row(check: Check, computed_by: str) -> dict:
+    return {"computed_by": computed_by, "sheet": check.sheet, "quantity": check.name, "cells": check.cells,
+            "max_abs_err": check.max_abs, "max_rel_err": check.max_rel, "worst_cell": check.worst,
+            "result": "pass" if check.passed else "FAIL", "detail": _failure(check) if not check.passed else ""}
 
 
 class Reports(list):
@@ -156,16 +182,21 @@ def _cell_error(actual, want: float, bound: float, error_ok: bool) -> tuple[floa
 
 
 def compare(values: Mapping[tuple[int, int], object], area: reader.Area, name: str, truth: Truth,
-            atol: float, rtol: float, formulas: Container[tuple[int, int]] | None = None) -> Check:
+            atol: float, rtol: float, formulas: Container[tuple[int, int]] | None = None,
+            only: Container[tuple[int, int]] | None = None) -> Check:
     """Compare the recalculated cells of `area` (`values` of its sheet) with torch's `truth`.
 
     Where `formulas` is given, a cell of the area outside it holds a typed value where the workbook
-    has a formula: it fails, even when the value is right.
+    has a formula: it fails, even when the value is right. Where `only` is given, the other cells are
+    left out.
     """
     max_abs = max_rel = 0.0
     worst, worst_ratio, worst_values, mismatches, typed = "", -1.0, (), [], []
-    non_finite = sheet_errors = 0
+    non_finite = sheet_errors = cells = 0
     for row, col in area.cells():
+        if only is not None and (row, col) not in only:
+            continue
+        cells += 1
         index = (row - area.min_row, col - area.min_col)
         actual, want = values.get((row, col)), float(truth.value[index])
         non_finite += not math.isfinite(want)
@@ -186,7 +217,7 @@ def compare(values: Mapping[tuple[int, int], object], area: reader.Area, name: s
         ratio = math.inf if mismatch else error / bound if bound else 0.0
         if ratio > worst_ratio:
             worst, worst_ratio, worst_values = where, ratio, (actual, want)
-    return Check(area.sheet, name, area.shape[0] * area.shape[1], max_abs, max_rel, worst,
+    return Check(area.sheet, name, cells, max_abs, max_rel, worst,
                  not mismatches, mismatches, worst_values, non_finite, sheet_errors, typed)
 
 
@@ -198,7 +229,7 @@ class _Job:
     """One file on its way through verification."""
 
     def __init__(self, path: Path):
-        self.path, self.copy = path, None
+        self.path, self.staged = path, None
         self.report = Report(str(path))
         self.inputs: dict[str, np.ndarray] | None = None
 
@@ -210,7 +241,7 @@ class _Job:
         formula, whose value is known only after recalculation."""
         from .registry import by_sheets
 
-        self.book = reader.Snapshot(self.copy, self.path)
+        self.book = reader.Snapshot(self.staged.stripped, self.path)
         self.lesson = by_sheets(self.book.sheetnames, str(self.path))
         self.device = device
         self.report.workbook, self.report.device = self.lesson.name, str(device)
@@ -249,9 +280,10 @@ class _Job:
                        for key, value in values.items()}
 
     def _area(self, key: str) -> reader.Area:
-        if key not in self.book.names:
+        area = self.lesson.find(self.book.names, key)
+        if area is None:
             raise self._refuse(f"the defined name {key} is missing")
-        return self.book.names[key]
+        return area
 
     def finish(self, recalculated: Path | None, atol: float, rtol: float, detail: str = "") -> None:
         """Compare the recalculated workbook with torch and list the formula cells left uncovered."""
@@ -261,12 +293,16 @@ class _Job:
         computed = reader.Snapshot(recalculated, self.path, data_only=True)
         if self.inputs is None:
             self._compute(computed)
-        checks = self._compare(computed.cells, atol, rtol)
-        if any(check.sheet_errors > check.non_finite for check in checks):
+        saver = last_saver(self.staged.saved)
+        saved = reader.Snapshot(self.staged.saved, self.path, data_only=True).cells if saver.evidence else None
+        checks, saved_checks = self._compare(computed.cells, atol, rtol, saved)
+        if any(check.sheet_errors > check.non_finite for check in [*checks, *saved_checks]):
             # Error values where torch has numbers: find where torch's values came from an overflow.
             self._compute(None, spreadsheet_errors=True)
-            checks = self._compare(computed.cells, atol, rtol)
+            checks, saved_checks = self._compare(computed.cells, atol, rtol, saved)
         self.report.checks = checks
+        self.report.saved = SavedValues(saver.name, saver.evidence, saver.why_not, saved_checks,
+                                        self._missing(saved) if saved is not None else 0)
         covered = {(area.sheet, row, col) for key in [*self.truths, *self.lesson.inputs]
                    for area in [self._area(key)] for row, col in area.cells()}
         self.report.formula_cells = len(self.book.formulas)
@@ -274,20 +310,32 @@ class _Job:
         self.report.uncovered = [reader.address(*cell) for cell in sorted(
             self.book.formulas - covered, key=lambda c: (order.get(c[0], 0), c[1:]))]
 
-    def _compare(self, cells: Mapping[str, Mapping], atol: float, rtol: float) -> list[Check]:
+    def _missing(self, saved: Mapping[str, Mapping]) -> int:
+        return sum(saved.get(area.sheet, {}).get(cell) is None
+                   for area in map(self._area, self.truths) for cell in area.cells())
+
+    def _compare(self, cells: Mapping[str, Mapping], atol: float, rtol: float,
+                 saved: Mapping[str, Mapping] | None) -> tuple[list[Check], list[Check]]:
+        """Every quantity compared with torch: as LibreOffice recalculated it, and (where `saved` is
+        given) as the application that saved the file computed it, in the cells that hold a value."""
         formulas: dict[str, set] = {}
         for sheet, row, col in self.book.formulas:
             formulas.setdefault(sheet, set()).add((row, col))
-        checks = []
+        checks, saved_checks = [], []
         for key, truth in self.truths.items():
             area = self._area(key)
             if area.sheet not in cells:
                 raise self._refuse(f"sheet {area.sheet} is missing after recalculation")
             if area.shape != truth.value.shape:
                 raise self._refuse(self._shape_message(key, area, truth.value.shape))
-            checks.append(compare(cells[area.sheet], area, key.rpartition("!")[2], truth, atol, rtol,
-                                  formulas.get(area.sheet, set())))
-        return checks
+            name = key.rpartition("!")[2]
+            checks.append(compare(cells[area.sheet], area, name, truth, atol, rtol, formulas.get(area.sheet, set())))
+            if saved is not None:
+                values = saved.get(area.sheet, {})
+                present = {cell for cell in area.cells() if values.get(cell) is not None}
+                if present:
+                    saved_checks.append(compare(values, area, name, truth, atol, rtol, only=present))
+        return checks, saved_checks
 
     def _shape_message(self, key: str, area: reader.Area, computed: tuple[int, int]) -> str:
         """Why a quantity's cells no longer fit what torch computes from the inputs, in a user's words."""
@@ -325,12 +373,12 @@ def verify_paths(paths: Sequence[Path], device: str = "auto", atol: float = DEFA
             job = _Job(path)
             reports.append(job.report)
             try:
-                job.copy = reader.stage(path, folder / "in", index)
+                job.staged = reader.stage(path, folder / "in", index)
                 jobs.append(job)
             except UsageError as error:
                 job.report.error = str(error)
         started = time.time()
-        engine = Recalculation([job.copy for job in jobs], folder, timeout)
+        engine = Recalculation([job.staged.stripped for job in jobs], folder, timeout)
         try:
             # torch is imported while LibreOffice starts: the two overlap on a multi-core machine.
             from .lesson import pick_device
@@ -354,7 +402,7 @@ def verify_paths(paths: Sequence[Path], device: str = "auto", atol: float = DEFA
         _share_libreoffice_time(ready, recalculated if ready else {}, started)
         for job in ready:
             progress(f"comparing {job.path.name}")
-            _attempt(job, job.finish, recalculated[job.copy], atol, rtol, engine.detail)
+            _attempt(job, job.finish, recalculated[job.staged.stripped], atol, rtol, engine.detail)
     return reports
 
 
@@ -363,7 +411,7 @@ def _share_libreoffice_time(jobs: Sequence[_Job], recalculated: Mapping[Path, Pa
     each recalculated copy is written when its file is done)."""
     previous = started
     for job in jobs:
-        out = recalculated.get(job.copy)
+        out = recalculated.get(job.staged.stripped)
         if out is not None:
             done = out.stat().st_mtime
             job.report.seconds += max(0.0, done - previous)
@@ -441,17 +489,35 @@ def summary_line(report: Report) -> str:
     checked = report.formula_cells - len(report.uncovered)
     differ = len({cell for check in report.checks for cell in check.mismatches})
     worst = max((check.max_rel for check in report.checks), default=0.0)
-    verdict = (f"{checked:,} of {report.formula_cells:,} formula cells equal torch" if report.ok else
-               f"{differ:,} of {checked:,} formula cells differ from torch")
+    verdict = (f"{differ:,} of {checked:,} formula cells differ from torch" if differ else
+               f"{checked:,} of {report.formula_cells:,} formula cells equal torch")
     return (f"{'PASS' if report.ok else 'FAIL'} {report.path}: {report.workbook}, {verdict} "
             f"(worst relative error {worst:.1e}), {report.seconds:.1f} s")
 
 
+def saved_lines(report: Report) -> list[str]:
+    """What the application that saved the file computed: one line, then each failing quantity."""
+    saved = report.saved
+    if saved is None:
+        return []
+    if not saved.evidence:
+        return [f"saved values not compared: {saved.why_not}"]
+    cells = sum(check.cells for check in saved.checks)
+    differ = len({cell for check in saved.checks for cell in check.mismatches})
+    worst = max((check.max_rel for check in saved.checks), default=0.0)
+    verdict = f"{cells - differ:,} of {cells:,} formula cells equal torch" if saved.ok else \
+        f"{differ:,} of {cells:,} formula cells differ from torch"
+    missing = f"; {saved.missing:,} formula cells hold no saved value" if saved.missing else ""
+    lines = [f"computed by {saved.application}: {verdict} (worst relative error {worst:.1e}){missing}"]
+    return lines + [f"  {check.sheet}!{check.name}: {_failure(check)}" for check in saved.checks if not check.passed]
+
+
 def format_summary(report: Report) -> str:
-    """The default report of one file: its summary line, then each failing quantity, then notes."""
+    """The default report of one file: its summary line, then each failing quantity, what the saving
+    application computed, then notes."""
     lines = [summary_line(report)]
     lines += [f"  {check.sheet}!{check.name}: {_failure(check)}" for check in report.checks if not check.passed]
-    lines += [f"  {line}" for line in _notes(report)]
+    lines += [f"  {line}" for line in saved_lines(report) + _notes(report)]
     return "\n".join(lines)
 
 
@@ -464,7 +530,7 @@ def format_report(report: Report) -> str:
         lines.append(f"  {check.sheet:<18} {check.name:<22} {check.cells:>6} {check.max_abs:>12.2e} "
                      f"{check.max_rel:>12.2e}  {check.worst:<22} {'pass' if check.passed else 'FAIL'}")
     lines += [f"  FAIL {check.sheet}!{check.name}: {_failure(check)}" for check in report.checks if not check.passed]
-    lines += [f"  {line}" for line in _notes(report)]
+    lines += [f"  {line}" for line in saved_lines(report) + _notes(report)]
     covered = report.formula_cells - len(report.uncovered)
     lines.append(f"  {len(report.checks)} quantities, {covered} of {report.formula_cells} formula cells checked")
     lines.append(f"  {'PASS' if report.ok else 'FAIL'}")

@@ -31,8 +31,8 @@ def test_generate_verify_read_back_and_report_frames(generated, tmp_path):
     reports = lessonxl.verify([path, edited], device="cpu")
     assert reports.passed and reports.exit_code == 0
     frame = reports.to_frame()
-    assert list(frame.columns) == ["workbook", "sheet", "quantity", "cells", "max_abs_err", "max_rel_err",
-                                   "worst_cell", "result", "detail"]
+    assert list(frame.columns) == ["workbook", "computed_by", "sheet", "quantity", "cells", "max_abs_err",
+                                   "max_rel_err", "worst_cell", "result", "detail"]
     assert len(frame) == sum(len(report.checks) for report in reports) and set(frame["result"]) == {"pass"}
     assert "<table" not in reports._repr_html_() and "249 of 249 formula cells equal torch" in reports._repr_html_()
     book = lessonxl.read(edited)

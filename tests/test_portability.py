@@ -23,7 +23,7 @@ NAMES = [lesson.name for lesson in LESSONS]
 PORTABLE = frozenset("""
     SUM SUMPRODUCT SUMSQ SUMXMY2 SUMX2MY2 SUMX2PY2 MMULT TRANSPOSE INDEX MATCH OFFSET IF EXP LN LOG LOG10
     SQRT POWER COUNT COUNTA COUNTBLANK AVERAGE COS SIN TAN TANH PI MAX MIN ABS ROWS COLUMNS ROW COLUMN INT
-    ROUND MOD SIGN AND OR NOT TRUE FALSE ISNUMBER ISBLANK CHOOSE
+    ROUND MOD SIGN AND OR NOT TRUE FALSE ISNUMBER ISBLANK CHOOSE LARGE SMALL
 """.split())
 VOLATILE = frozenset({"RAND", "RANDBETWEEN", "RANDARRAY", "NOW", "TODAY", "INDIRECT", "INFO", "CELL"})
 
@@ -120,3 +120,11 @@ def test_the_lint_catches_what_it_must(formula, problem):
 ])
 def test_the_lint_passes_portable_formulas(formula):
     assert lint_formula(formula) == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_defined_name_begins_with_true_or_false(generated, name):
+    """Google Sheets refuses such names when it imports the file."""
+    book = openpyxl.load_workbook(generated[name], read_only=True)
+    names = list(book.defined_names) + [n for sheet in book.worksheets for n in sheet.defined_names]
+    assert names and not [n for n in names if n.lower().startswith(("true", "false"))]
