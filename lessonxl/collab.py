@@ -18,7 +18,7 @@ from torch import nn
 from xlsxwriter.utility import quote_sheetname, xl_rowcol_to_cell
 
 from .errors import UsageError
-from .lesson import Lesson
+from .lesson import Lesson, exact_match
 from .movielens import crosstab, load_movies, load_ratings, movie_labels, synthetic_movies, synthetic_ratings
 from .sheets import Block, Book, Sheet
 
@@ -161,15 +161,6 @@ def match(values: torch.Tensor, table: torch.Tensor, what: str) -> torch.Tensor:
     if missing.any():
         raise UsageError(f"{what} {values.reshape(-1)[missing][0].item():g} is not in the crosstab")
     return hits.double().argmax(dim=1)
-
-
-def word_ids(words: np.ndarray, vocab: np.ndarray) -> list[int]:
-    """0-based index of each word in the vocabulary (exact match)."""
-    names = [str(w) for w in np.asarray(vocab).ravel()]
-    missing = [str(w) for w in np.asarray(words).ravel() if str(w) not in names]
-    if missing:
-        raise UsageError(f"word_emb: {missing[0]!r} is not in the vocabulary")
-    return [names.index(str(w)) for w in np.asarray(words).ravel()]
 
 
 # ---------------------------------------------------------------- the sheets' quantities
@@ -363,7 +354,7 @@ def ranked_count(movies: int) -> int:
 def word_quantities(inputs) -> dict[str, torch.Tensor]:
     """Each word of the sentence: its id by exact match and its vector from nn.Embedding."""
     embedding = inputs["word_emb!embedding"]
-    ids = torch.tensor(word_ids(inputs["word_emb!sentence"], inputs["word_emb!vocab"]),
+    ids = torch.tensor(exact_match(inputs["word_emb!sentence"], inputs["word_emb!vocab"], "word_emb: the word"),
                        device=embedding.device)
     with torch.no_grad():
         vectors = nn.Embedding.from_pretrained(embedding)(ids)
@@ -407,6 +398,8 @@ def _factor_names(factors: int) -> list[str]:
 
 class CollabFilter(Lesson):
     name = "collab_filter"
+    resize_hint = ("generate one of the size you need: lessonxl generate --users N --movies N "
+                   "[--ratings FILE] collab_filter")
     title = "Collaborative filtering: embeddings as one-hot matmuls and lookups, trained without Solver"
     sheets = {
         "notes": "latent factors, what to look at, what to try",

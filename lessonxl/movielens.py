@@ -113,7 +113,8 @@ def load_ratings(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise UsageError(f"{path}: no such ratings file")
     try:
-        with path.open(encoding="utf-8", errors="replace") as handle:
+        # utf-8-sig: Excel's "CSV UTF-8" begins with a byte-order mark
+        with path.open(encoding="utf-8-sig", errors="replace") as handle:
             first = handle.readline().strip()
     except OSError as error:
         raise UsageError(f"{path}: cannot read it ({error.strerror})") from None
@@ -121,10 +122,10 @@ def load_ratings(path: str | Path) -> pd.DataFrame:
         raise UsageError(f"{path}: the ratings file is empty")
     try:
         if "\t" in first:
-            table = pd.read_csv(path, sep="\t", header=None)
+            table = pd.read_csv(path, sep="\t", header=None, encoding="utf-8-sig")
             table = table.set_axis(COLUMNS[:table.shape[1]], axis=1) if table.shape[1] in (3, 4) else None
         elif [name.strip() for name in first.split(",")[:3]] == COLUMNS[:3]:
-            table = pd.read_csv(path)
+            table = pd.read_csv(path, encoding="utf-8-sig")
         else:
             table = None
         if table is not None:
@@ -174,7 +175,7 @@ def _read_u_item(path: Path) -> pd.DataFrame | None:
 
 
 def _read_movies_csv(path: Path) -> pd.DataFrame | None:
-    raw = pd.read_csv(path, encoding="utf-8", dtype=str, keep_default_na=False)
+    raw = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
     if not {"movieId", "title"} <= set(raw.columns):
         return None
     return _movies(raw["movieId"], raw["title"], raw["genres"] if "genres" in raw else ["-"] * len(raw))

@@ -199,10 +199,13 @@ class Sheet:
     def _write_array(self, block: Block, formula: str, values: np.ndarray, style) -> None:
         self.ws.write_array_formula(block.top, block.left, block.bottom, block.right,
                                     "{=" + formula.lstrip("=") + "}", style, _cached(values[0, 0]))
-        # xlsxwriter pads the rest of the range with zeros: give those cells their real results.
+        # xlsxwriter pads the rest of the range with zeros: give those cells their real results. It
+        # cannot cache an error value there: such a cell keeps its 0 (every engine recalculates the
+        # file on load, as it asks).
         for (r, c), value in np.ndenumerate(values):
-            if (r, c) != (0, 0):
-                self.ws.write_number(block.top + r, block.left + c, _cached(value), style)
+            cached = _cached(value)
+            if (r, c) != (0, 0) and not isinstance(cached, str):
+                self.ws.write_number(block.top + r, block.left + c, cached, style)
 
     def _decorate(self, block: Block, headers, row_labels, caption) -> None:
         header_style = self.book.style("header")

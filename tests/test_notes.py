@@ -98,6 +98,15 @@ TRIES = [
          ("gd_steps!lr", 0, 0): lambda v: v / 2, ("bias_yrange!y_hi", 0, 0): 6.0},
         lambda b, a: all(changed(key)(b, a) for key in
                          ("dotprod!rmse", "dotprod!predictions", "gd_steps!rmse", "bias_yrange!predictions"))),
+    Try("collab_filter", "Try: on bias_yrange, set one movie's bias to 3: it tops the bias ranking here",
+        {("bias_yrange!movie_bias", 0, 7): 3.0},
+        lambda b, a: a["interpret!bias_ranked"][0, 0] == 3.0 and b["interpret!bias_ranked"][0, 0] < 3.0
+        and a["interpret!bias_ranked_id"][0, 0] == a["interpret!movie_id"][7, 0]),
+    Try("collab_filter", "Or set the start vector to 1 in its first cell and 0 in the others: every step "
+        "changes, the components do not",
+        {("interpret!start", r, 0): float(r == 0) for r in range(5)},
+        lambda b, a: changed("interpret!pc1_steps")(b, a)
+        and np.allclose(a["interpret!pc_loadings"], b["interpret!pc_loadings"], rtol=1e-9, atol=1e-12)),
     Try("collab_filter", "Raise lr on gd_steps until the RMSE blows up",
         {("gd_steps!lr", 0, 0): lambda v: v * 30},
         lambda b, a: not np.all(np.isfinite(a["gd_steps!rmse"])) or a["gd_steps!rmse"][-1, 0] > 10 * b["gd_steps!rmse"][0, 0]),
@@ -164,7 +173,7 @@ def test_every_suggestion_of_the_notes_verifies_and_does_what_it_says(experiment
     assert experiment.moved(before[experiment.workbook], after), experiment.quote
 
 
-SUGGESTION = re.compile(r"(?:^|(?<=[.:;] ))((?:Try|Change|Set|Add|Raise|Make|make|change)\b[^.]*)")
+SUGGESTION = re.compile(r"(?:^|(?<=[.:;] ))((?:Try|Change|Set|Add|Raise|Make|Or set|make|change)\b[^.]*)")
 
 
 def test_every_suggestion_on_every_notes_sheet_is_an_experiment(generated):
