@@ -146,7 +146,7 @@ def _generate(args) -> int:
 
 def _verify(args) -> int:
     from .api import verify
-    from .verify import as_json, format_report, format_summary
+    from .verify import as_json, format_report, format_summary, run_notes
 
     with Progress(enabled=not args.quiet and sys.stderr.isatty()) as progress:
         reports = verify(args.paths, args.device, tol=args.tol, timeout=args.timeout, raise_on_error=False,
@@ -157,8 +157,9 @@ def _verify(args) -> int:
         verified = [report for report in reports if not report.error]
         if args.verbose and verified:
             print("\n\n".join(format_report(report) for report in verified))
-        for report in verified if not args.verbose else ():
-            print(format_summary(report))
+        if not args.verbose:
+            for line in [*map(format_summary, verified), *run_notes(verified)]:
+                print(line)
     for report in reports:
         if report.error:
             print(f"lessonxl verify: {report.error}", file=sys.stderr)

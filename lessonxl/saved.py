@@ -20,6 +20,7 @@ from pathlib import Path
 from .sameness import as_written
 
 _TAG = r"<{0}>([^<]*)</{0}>"
+LESSONXL = "lessonxl"
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Saver:
 def last_saver(path: Path) -> Saver:
     """Who saved the .xlsx file at `path` last (it has passed `reader.check_file`)."""
     if as_written(path):
-        return Saver("lessonxl", False, "lessonxl wrote them: they are torch's own results, cached when the "
+        return Saver(LESSONXL, False, "lessonxl wrote them: they are torch's own results, cached when the "
                                         "workbook was generated, not evidence")
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())

@@ -19,7 +19,7 @@ import numpy as np
 from . import reader
 from .errors import UsageError
 from .recalc import DEFAULT_TIMEOUT, Recalculation
-from .saved import last_saver
+from .saved import LESSONXL, last_saver
 
 DEFAULT_TOL = 1e-9
 MISMATCHES_SHOWN = 5
@@ -517,8 +517,23 @@ def format_summary(report: Report) -> str:
     application computed, then notes."""
     lines = [summary_line(report)]
     lines += [f"  {check.sheet}!{check.name}: {_failure(check)}" for check in report.checks if not check.passed]
-    lines += [f"  {line}" for line in saved_lines(report) + _notes(report)]
+    saved = saved_lines(report) if not written_by_lessonxl(report) else []  # said once, in `run_notes`
+    lines += [f"  {line}" for line in saved + _notes(report)]
     return "\n".join(lines)
+
+
+def written_by_lessonxl(report: Report) -> bool:
+    return report.saved is not None and report.saved.application == LESSONXL
+
+
+def run_notes(reports: Sequence[Report]) -> list[str]:
+    """What the default report says once for the whole run."""
+    ours = sum(written_by_lessonxl(report) for report in reports)
+    if not ours:
+        return []
+    return [f"note: lessonxl wrote {'this file' if ours == 1 else f'{ours} of these files'} as generated: "
+            f"{'its' if ours == 1 else 'their'} saved values are torch's own results, not evidence; the verdict "
+            "above is LibreOffice's recalculation"]
 
 
 def format_report(report: Report) -> str:

@@ -51,7 +51,7 @@ def test_registered_with_the_sheets_and_names_of_the_issue():
     for sheet, names in required.items():
         assert {"lr", "slope_start", "intercept_start", *names} <= set(SPECS[sheet].inputs)
     assert "beta1" in SPECS["onecycle"].columns  # β1 changes every step there: a column
-    assert {"data_x", "data!true_intercept", "data!true_slope"} <= set(LESSON.inputs)
+    assert {"data_x", "data!intercept_truth", "data!slope_truth"} <= set(LESSON.inputs)
 
 
 def test_data_and_shapes(inputs, values):

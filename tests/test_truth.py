@@ -415,3 +415,27 @@ def test_an_unusable_input_in_a_saved_file_is_one_line_in_a_users_words(generate
     assert result.returncode == 2, result.stdout + result.stderr
     where = reader.address(area.sheet, area.min_row, area.min_col)
     assert result.stderr == f"lessonxl verify: {path}: input cell {where} {words}; a number belongs there\n"
+
+
+def test_a_word_typed_in_capitals_is_found_as_match_finds_it(generated, tmp_path):
+    source = generated["collab_filter"]
+    sheet, cell = cell_of(source, "word_emb!sentence")
+    area = area_of(source, "word_emb!sentence")
+    word = reader.Snapshot(source).value(area.sheet, area.min_row, area.min_col)
+    typed = tmp_path / "capitals.xlsx"
+    set_cells(source, typed, [(sheet, cell, word.upper() if word.upper() != word else word.lower())])
+    saved = resave_with_libreoffice([typed], tmp_path / "saved")[typed]
+    [report] = verify_paths([saved], device="cpu")
+    assert report.ok, report.error or format_report(report)
+
+
+def test_a_ratings_csv_with_a_byte_order_mark_is_read(tmp_path):
+    """Excel's "CSV UTF-8" starts with a byte-order mark."""
+    from lessonxl.movielens import synthetic_ratings
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("\ufeff" + synthetic_ratings(0)[["userId", "movieId", "rating"]].to_csv(index=False),
+                       encoding="utf-8")
+    assert ratings.read_bytes().startswith(b"\xef\xbb\xbf")
+    assert cli.main(["generate", "--ratings", str(ratings), "--out", str(tmp_path), "--device", "cpu",
+                     "collab_filter"]) == 0
+    assert (tmp_path / "collab_filter.xlsx").exists()
