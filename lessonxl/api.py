@@ -20,10 +20,11 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import reader
+from . import files, reader
 from .errors import UsageError as LessonxlError
 from .recalc import DEFAULT_TIMEOUT, Recalculation
 from .sameness import KEPT
+from .values import name_of
 from .verify import DEFAULT_TOL, Reports, verify_paths
 
 DEFAULT_FOLDER = Path("workbooks")
@@ -134,7 +135,7 @@ class Workbook:
         known = self.names
         if name in known:
             return name
-        matches = [key for key in known if key.rpartition("!")[2] == name]
+        matches = [key for key in known if name_of(key) == name]
         if len(matches) == 1:
             return matches[0]
         if matches:
@@ -156,7 +157,7 @@ def read(path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Workbook:
     with tempfile.TemporaryDirectory(prefix="lessonxl-read-") as tmp:
         folder = Path(tmp)
         (folder / "in").mkdir()
-        copy = reader.stage(path, folder / "in", 0).stripped
+        copy = files.stage(path, folder / "in", 0).stripped
         book = reader.Snapshot(copy, path)
         lesson = by_sheets(book.sheetnames, str(path))
         recalculated = Recalculation([copy], folder, timeout).wait()[copy]

@@ -18,7 +18,7 @@ from torch.overrides import TorchFunctionMode
 
 from .errors import UsageError
 from .sameness import KEPT, UP_TO_DATE, WROTE, as_written, same_file, stamp
-from .sheets import Book, as_grid
+from .values import as_grid
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -103,7 +103,7 @@ class Lesson:
         """Every formula quantity, from inputs given as float64 tensors (labels stay arrays)."""
         raise NotImplementedError
 
-    def layout(self, book: Book) -> None:
+    def layout(self, book) -> None:
         """Write the sheets: notes first, then each quantity as a block with its formulas."""
         raise NotImplementedError
 
@@ -140,6 +140,8 @@ class Lesson:
         stamped as lessonxl's (see `sameness.stamp`)."""
         inputs = {key: as_grid(value) for key, value in self.default_inputs(seed, **options).items()}
         values = {**inputs, **self.evaluate(inputs, device)}
+        from .sheets import Book  # the file writer: needed to generate, not to verify
+
         buffer = io.BytesIO()
         book = Book(buffer, values, self.inputs, self.params)
         self.layout(book)

@@ -1,16 +1,13 @@
-"""Reading a workbook back: checks on the file, its defined names, its inputs and its formula cells."""
+"""Reading a lesson workbook back: its defined names, its inputs and its formula cells.
+
+`files.stage` has checked and copied the file first; everything here reads that copy.
+"""
 
 from __future__ import annotations
 
 import datetime
 import math
-import re
-import shutil
-import stat
-import struct
 import warnings
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -21,18 +18,7 @@ from openpyxl.utils.cell import get_column_letter, range_boundaries
 from openpyxl.worksheet.formula import ArrayFormula
 
 from .errors import UsageError
-
-#: A workbook whose parts inflate beyond this (or a file larger than this) is refused before anything
-#: is decompressed.
-MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
-#: More parts than this is no workbook lessonxl wrote (ours have a few dozen).
-MAX_MEMBERS = 10_000
-_OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-# An encrypted (password-protected) .xlsx is an OLE compound file holding these streams.
-_ENCRYPTED_STREAMS = ("EncryptedPackage".encode("utf-16-le"), "EncryptionInfo".encode("utf-16-le"))
-_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
-_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
-_CHUNK, _OUT_CHUNK = 1 << 16, 1 << 20
+from .values import key as value_key
 
 
 @dataclass(frozen=True)
@@ -58,210 +44,6 @@ class Area:
 def address(sheet: str, row: int, col: int) -> str:
     """`sheet!B4` for 1-based (row, col)."""
     return f"{sheet}!{get_column_letter(col)}{row}"
-
-
-def check_file(path: Path, shown_as: Path | None = None) -> None:
-    """Refuse, with one line naming the file, anything that is not a plausible, safe .xlsx workbook.
-
-    Nothing is written and nothing is inflated beyond the sizes the archive declares, which are
-    capped first: a zip bomb is refused before it is decompressed. Macros and external links are
-    refused too: a workbook lessonxl made has neither, and LibreOffice must never run or follow them.
-    """
-    shown = shown_as if shown_as is not None else path
-    _check_path(path, shown)
-    head = _read_head(path, shown)
-    if head.startswith(_OLE_SIGNATURE):
-        if _is_encrypted_ole(path):
-            raise UsageError(f"{shown}: is password-protected; open it, remove the password and save it "
-                             "as an unprotected .xlsx workbook")
-        raise UsageError(f"{shown}: is an Excel 97-2003 (.xls) file or another OLE document, not .xlsx; "
-                         "save it as an .xlsx workbook")
-    if not head.startswith(_ZIP_SIGNATURES):
-        raise UsageError(f"{shown}: {_not_a_zip(head)}")
-    if not zipfile.is_zipfile(path):
-        raise UsageError(f"{shown}: is a damaged or truncated .xlsx workbook (its zip archive is incomplete)")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            _check_archive(archive, shown)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
-            NotImplementedError, RuntimeError, struct.error) as error:
-        raise UsageError(f"{shown}: is a damaged or truncated .xlsx workbook ({error})") from None
-
-
-def _check_path(path: Path, shown: Path) -> None:
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise UsageError(f"{shown}: no such file") from None
-    except OSError as error:
-        raise UsageError(f"{shown}: cannot be read ({error.strerror or error})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise UsageError(f"{shown}: is a folder, not a workbook")
-    if not stat.S_ISREG(info.st_mode):
-        raise UsageError(f"{shown}: is not a regular file (a device, pipe or socket), not a workbook")
-    if info.st_size == 0:
-        raise UsageError(f"{shown}: the file is empty")
-    if info.st_size > MAX_UNCOMPRESSED_BYTES:
-        raise UsageError(f"{shown}: is {info.st_size / 2**20:.0f} MB, more than the "
-                         f"{MAX_UNCOMPRESSED_BYTES // 2**20} MB a lesson workbook can be; refused")
-
-
-def _read_head(path: Path, shown: Path) -> bytes:
-    try:
-        with path.open("rb") as handle:
-            return handle.read(4096)
-    except OSError as error:
-        raise UsageError(f"{shown}: cannot be read ({error.strerror or error})") from None
-
-
-def _is_encrypted_ole(path: Path) -> bool:
-    """Whether an OLE compound file holds the streams of an encrypted Office document."""
-    with path.open("rb") as handle:
-        data = handle.read(MAX_UNCOMPRESSED_BYTES)
-    return any(name in data for name in _ENCRYPTED_STREAMS)
-
-
-def _not_a_zip(head: bytes) -> str:
-    """Why a file that is not a zip archive is no workbook, as precisely as its first bytes tell."""
-    if head.startswith(b"PK"):
-        return "is a damaged or truncated .xlsx workbook (its zip archive is incomplete)"
-    if b"\0" in head:
-        return "is not an .xlsx workbook (not a zip archive)"
-    try:
-        text = head.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = head.decode("latin-1")
-    lines = [line for line in text.splitlines() if line.strip()][:5]
-    if text.lstrip().startswith("<"):
-        return "is an XML or HTML text file, not an .xlsx workbook"
-    for separator in (",", ";", "\t"):
-        if lines and all(separator in line for line in lines):
-            return "is a CSV text file, not an .xlsx workbook"
-    return "is a text file, not an .xlsx workbook"
-
-
-def _check_archive(archive: zipfile.ZipFile, shown: Path) -> None:
-    members = archive.infolist()
-    names = {member.filename for member in members}
-    if len(members) > MAX_MEMBERS:
-        raise UsageError(f"{shown}: its zip archive has {len(members)} parts, too many for a workbook; refused")
-    if len(names) != len(members):
-        raise UsageError(f"{shown}: is a damaged .xlsx workbook (its zip archive repeats a part name)")
-    if sum(member.file_size for member in members) > MAX_UNCOMPRESSED_BYTES:
-        raise UsageError(f"{shown}: its parts would inflate to more than "
-                         f"{MAX_UNCOMPRESSED_BYTES // 2**20} MB (a zip bomb?); refused without inflating")
-    if "mimetype" in names and archive.read("mimetype").startswith(b"application/vnd.oasis"):
-        raise UsageError(f"{shown}: is an OpenDocument file (.ods), not .xlsx; save it as an .xlsx workbook")
-    if not {"xl/workbook.xml", "[Content_Types].xml"} <= names:
-        raise UsageError(f"{shown}: is a zip archive but not an .xlsx workbook")
-    if any(member.flag_bits & 0x1 for member in members):
-        raise UsageError(f"{shown}: is password-protected (encrypted zip parts); save it as an "
-                         "unprotected .xlsx workbook")
-    macros = sorted(name for name in names if name.lower().endswith("vbaproject.bin")
-                    or name.lower().startswith("xl/macrosheets/"))
-    if macros:
-        raise UsageError(f"{shown}: carries macros ({macros[0]}); lessonxl never runs macros: save it as "
-                         "a macro-free .xlsx workbook")
-    if any(name.lower().startswith("xl/externallinks/") for name in names):
-        raise UsageError(f"{shown}: links to other workbooks (external links); lessonxl does not follow "
-                         "them: remove the links and save it again")
-    for member in members:
-        _check_member(archive, member, shown)
-
-
-def _check_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, shown: Path) -> None:
-    """Inflate one part, never past the size it declares, and check its CRC."""
-    if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise UsageError(f"{shown}: is not an .xlsx workbook Excel writes (part {member.filename} uses "
-                         f"compression method {member.compress_type})")
-    handle = archive.fp
-    handle.seek(member.header_offset)
-    header = handle.read(_LOCAL_HEADER.size)
-    if len(header) != _LOCAL_HEADER.size or header[:4] != b"PK\x03\x04":
-        raise zipfile.BadZipFile(f"part {member.filename} has no local header")
-    fields = _LOCAL_HEADER.unpack(header)
-    handle.seek(fields[9] + fields[10], 1)  # the name and the extra field
-    left, produced, crc, pending = member.compress_size, 0, 0, b""
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS) if member.compress_type == zipfile.ZIP_DEFLATED else None
-    while True:
-        if not pending and left:
-            pending = handle.read(min(_CHUNK, left))
-            if not pending:
-                raise zipfile.BadZipFile(f"part {member.filename} is cut short")
-            left -= len(pending)
-        if inflater is None:
-            data, pending = pending, b""
-        else:
-            # Never ask for more than one byte past the declared size: a lying size is caught early.
-            data = inflater.decompress(pending, min(_OUT_CHUNK, member.file_size - produced + 1))
-            pending = inflater.unconsumed_tail
-        produced += len(data)
-        if produced > member.file_size:
-            raise UsageError(f"{shown}: part {member.filename} inflates beyond the size it declares "
-                             "(a zip bomb or a damaged file); refused")
-        crc = zlib.crc32(data, crc)
-        if (inflater is not None and inflater.eof) or not (data or pending or left):
-            break
-    if produced != member.file_size or (inflater is not None and not inflater.eof):
-        raise zipfile.BadZipFile(f"part {member.filename} is incomplete")
-    if crc != member.CRC:
-        raise zipfile.BadZipFile(f"part {member.filename} fails its checksum")
-
-
-@dataclass(frozen=True)
-class Staged:
-    """A user's workbook, copied and checked: `saved` as the file holds it (its saved values included),
-    `stripped` without any formula's saved value (what the recalculation engine gets)."""
-
-    saved: Path
-    stripped: Path
-
-
-def stage(path: Path, folder: Path, index: int) -> Staged:
-    """Checked copies of `path` in `folder`, so that nothing ever writes to the user's file.
-
-    The copy is what is checked (and what LibreOffice and openpyxl read): a file that changes after
-    the check cannot slip past it.
-    """
-    _check_path(path, path)
-    name = f"{index:03d}_{_safe_stem(path)}.xlsx"
-    (folder / "saved").mkdir(exist_ok=True)
-    staged = Staged(folder / "saved" / name, folder / name)
-    try:
-        shutil.copyfile(path, staged.saved)
-    except OSError as error:
-        raise UsageError(f"{path}: cannot be read ({error.strerror or error})") from None
-    try:
-        check_file(staged.saved, shown_as=path)
-        strip_cached_values(staged.saved, staged.stripped)
-    except UsageError:
-        staged.saved.unlink(missing_ok=True)
-        raise
-    return staged
-
-
-_CACHED_RESULT = re.compile(rb"(<f(?:\s[^>]*)?(?:/>|>[^<]*</f>))<v>[^<]*</v>")
-
-
-def strip_cached_values(path: Path, target: Path) -> None:
-    """Write `path` to `target` without any formula's cached result.
-
-    LibreOffice then has nothing to fall back on: measured with 7.4, a file whose inputs were edited
-    without Excel (stale cached results) and whose math overflows came back with a 0 where a
-    recalculated #NUM! belonged; the same file without cached results recalculates correctly.
-    """
-    with zipfile.ZipFile(path) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
-        for item in old.infolist():
-            data = old.read(item.filename)
-            if item.filename.startswith("xl/worksheets/") and item.filename.endswith(".xml"):
-                data = _CACHED_RESULT.sub(rb"\1", data)
-            new.writestr(item, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
-
-
-def _safe_stem(path: Path) -> str:
-    """The file's stem with only characters that no shell, URL or LibreOffice option trips over."""
-    stem = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else "_" for ch in path.stem)
-    return stem[:60] or "workbook"
 
 
 class Snapshot:
@@ -316,17 +98,17 @@ class Snapshot:
 
 def defined_names(workbook) -> dict[str, Area]:
     """Every single-range defined name: `sheet!name` for sheet-scoped names, `name` for global."""
-    scoped = [("", workbook.defined_names)]
-    scoped += [(sheet.title + "!", sheet.defined_names) for sheet in workbook.worksheets]
+    scoped = [(None, workbook.defined_names)]
+    scoped += [(sheet.title, sheet.defined_names) for sheet in workbook.worksheets]
     areas = {}
-    for prefix, names in scoped:
+    for scope, names in scoped:
         for name, definition in names.items():
             destinations = list(definition.destinations)
             if len(destinations) != 1:
                 continue
             sheet, reference = destinations[0]
             min_col, min_row, max_col, max_row = range_boundaries(reference.replace("$", ""))
-            areas[prefix + name] = Area(sheet, min_row, min_col, max_row, max_col)
+            areas[value_key(scope, name)] = Area(sheet, min_row, min_col, max_row, max_col)
     return areas
 
 

@@ -33,7 +33,7 @@ class Saver:
 
 
 def last_saver(path: Path) -> Saver:
-    """Who saved the .xlsx file at `path` last (it has passed `reader.check_file`)."""
+    """Who saved the .xlsx file at `path` last (it has passed `files.check_file`)."""
     if as_written(path):
         return Saver(LESSONXL, False, "lessonxl wrote them: they are torch's own results, cached when the "
                                         "workbook was generated, not evidence")

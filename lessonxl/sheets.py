@@ -16,6 +16,8 @@ import numpy as np
 import xlsxwriter
 from xlsxwriter.utility import quote_sheetname, xl_range, xl_range_abs, xl_rowcol_to_cell
 
+from .values import as_grid, key as value_key
+
 #: Workbook timestamps are fixed so that the same seed gives byte-identical files.
 FIXED_TIMESTAMP = datetime.datetime(2019, 1, 1)
 
@@ -46,16 +48,6 @@ _MIN_WIDTH, _MAX_WIDTH = 9, 40
 Formula = Callable[[int, int], str]
 
 
-def as_grid(values) -> np.ndarray:
-    """A value as a 2-D array: a scalar is 1 x 1, a vector is one column."""
-    grid = np.asarray(values)
-    if grid.ndim == 0:
-        return grid.reshape(1, 1)
-    if grid.ndim == 1:
-        return grid.reshape(-1, 1)
-    return grid
-
-
 class Block:
     """A named rectangular range of one sheet; references to it read from the sheet being built."""
 
@@ -67,8 +59,8 @@ class Block:
 
     @property
     def key(self) -> str:
-        """The name as lesson modules key their values: `sheet!name`, or `name` when global."""
-        return self.name if self.global_name else f"{self.sheet.name}!{self.name}"
+        """The name as lesson modules key their values (see `values.key`)."""
+        return value_key(None if self.global_name else self.sheet.name, self.name)
 
     @property
     def bottom(self) -> int:
@@ -134,8 +126,7 @@ class Sheet:
     def area(self, name: str, top: int, left: int, global_name: bool = False) -> Block:
         """Where the block `name` will be, before it is written: for formulas that refer to it first
         (a recurrence reads its own earlier rows; columns of a table read each other)."""
-        key = name if global_name else f"{self.name}!{name}"
-        rows, cols = as_grid(self.book.values[key]).shape
+        rows, cols = as_grid(self.book.values[value_key(None if global_name else self.name, name)]).shape
         return Block(self, name, top, left, rows, cols, global_name)
 
     def block(self, name: str, top: int, left: int, *, formula: Formula | str | None = None,

@@ -16,10 +16,11 @@ from typing import Callable, Container, Mapping, Sequence
 
 import numpy as np
 
-from . import reader
+from . import files, reader
 from .errors import UsageError
 from .recalc import DEFAULT_TIMEOUT, Recalculation
 from .saved import LESSONXL, last_saver
+from .values import name_of
 
 DEFAULT_TOL = 1e-9
 MISMATCHES_SHOWN = 5
@@ -328,7 +329,7 @@ class _Job:
                 raise self._refuse(f"sheet {area.sheet} is missing after recalculation")
             if area.shape != truth.value.shape:
                 raise self._refuse(self._shape_message(key, area, truth.value.shape))
-            name = key.rpartition("!")[2]
+            name = name_of(key)
             checks.append(compare(cells[area.sheet], area, name, truth, atol, rtol, formulas.get(area.sheet, set())))
             if saved is not None:
                 values = saved.get(area.sheet, {})
@@ -373,7 +374,7 @@ def verify_paths(paths: Sequence[Path], device: str = "auto", atol: float = DEFA
             job = _Job(path)
             reports.append(job.report)
             try:
-                job.staged = reader.stage(path, folder / "in", index)
+                job.staged = files.stage(path, folder / "in", index)
                 jobs.append(job)
             except UsageError as error:
                 job.report.error = str(error)
