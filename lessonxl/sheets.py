@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import xlsxwriter
+import xlsxwriter.worksheet
 from xlsxwriter.utility import quote_sheetname, xl_range, xl_range_abs, xl_rowcol_to_cell
 
 from .values import as_grid, key as value_key
@@ -285,6 +286,15 @@ def _cached(value) -> float | str:
     return value
 
 
+class _PortableWorksheet(xlsxwriter.worksheet.Worksheet):
+    """A worksheet for formulas that use only the functions every engine shares (tests/test_portability.py
+    checks each one): xlsxwriter's ~30 regular expressions per formula, which prefix Excel 365's dynamic-
+    array functions with _xlfn., find nothing to do in them, and were half of graddesc's generation time."""
+
+    def _prepare_formula(self, formula, expand_future_functions=False):
+        return formula.removeprefix("{").removeprefix("=").removesuffix("}")
+
+
 class Book:
     """A workbook under construction: the lesson's values in, an .xlsx file out."""
 
@@ -315,7 +325,7 @@ class Book:
         return RESULT if result else COMPUTED
 
     def sheet(self, name: str, title: str, subtitle: str = "") -> Sheet:
-        sheet = Sheet(self, name, self.workbook.add_worksheet(name))
+        sheet = Sheet(self, name, self.workbook.add_worksheet(name, worksheet_class=_PortableWorksheet))
         sheet.title(title, subtitle)
         self.sheets.append(sheet)
         self.current = sheet
