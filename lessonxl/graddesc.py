@@ -4,398 +4,26 @@ Batch size one: every row of an optimizer sheet reads one (x, y) sample, predict
 derivatives of the squared error and updates the intercept b and the slope a once. Epochs are unrolled
 in formulas (no macros), each continuing where the last ended.
 
-Each update rule is one `Rule` class holding everything about it: the update written in torch exactly
-as the sheet writes it (`step`), the same update as formulas (`formulas`), and the `torch.optim` class
-it must equal (`torch_optimizer`). A sheet is a rule plus default hyperparameters plus a learning-rate
-`Schedule`; `layout_optimizer` writes every optimizer sheet's common shape.
+The update rules, their formulas, their torch.optim twins and the learning-rate schedules are in
+`optim`. A sheet here is a rule plus default hyperparameters plus a `Schedule`; `layout_optimizer`
+writes every optimizer sheet's common shape.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field, replace
-from typing import ClassVar, Mapping
+from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 import torch
 
 from .lesson import Cancelling, Lesson
+from .optim import (GRADS, PARAMS, TRUE_INTERCEPT, TRUE_SLOPE, Adam, CosineEpochs, LessonAdam, LessonRMSprop,
+                    Momentum, OneCycle, RMSprop, Rule, Schedule, SGD, StepCells, Trajectory, rule_formula,
+                    seeded_x, state_columns, state_header, train_online)
 from .sheets import Block, Book, Sheet
 
-N_SAMPLES, EPOCHS = 30, 20
-TRUE_SLOPE, TRUE_INTERCEPT = 2.0, 30.0
-PARAMS = ("intercept", "slope")  # the order of every parameter vector: p = [b, a]
-GRADS = ("de_db", "de_da")
-
-
-# --- the update rules -------------------------------------------------------------------------------
-
-def power(base: torch.Tensor, t: int) -> torch.Tensor:
-    """base^t, raised on the CPU: CUDA's pow may differ in the last bit, and this problem's
-    cancellations (prediction − y) would magnify that far beyond 1e-12."""
-    return (base.cpu() ** t).to(base.device)
-
-
-@dataclass(frozen=True)
-class Row:
-    """The cells one formula of row `r` reads, for one parameter (`intercept` or `slope`)."""
-
-    r: int
-    cols: Mapping[str, Block]      # the step table's columns
-    names: Mapping[str, Block]     # the sheet's scalars (hyperparameters, start values)
-    per_step: Mapping[str, str]    # hyperparameter -> the column that holds it per step
-    param: str = "intercept"
-
-    @property
-    def first(self) -> bool:
-        return self.r == 0
-
-    def col(self, name: str) -> str:
-        return self.cols[name].cell(self.r)
-
-    def hyper(self, name: str) -> str:
-        """A hyperparameter: its name, or this row's cell where a schedule sets it per step."""
-        return self.col(self.per_step[name]) if name in self.per_step else self.names[name].ref
-
-    @property
-    def g(self) -> str:
-        return self.col(GRADS[PARAMS.index(self.param)])
-
-    @property
-    def t(self) -> str:
-        return self.col("step")
-
-    def before(self, param: str) -> str:
-        """A parameter's value before this row's update."""
-        return self.names[f"{param}_start"].ref if self.first else self.cols[param].cell(self.r - 1)
-
-    @property
-    def prev(self) -> str:
-        return self.before(self.param)
-
-    def state(self, name: str) -> str:
-        return self.col(f"{name}_{self.param}")
-
-    def prev_state(self, name: str, initial: str = "0") -> str:
-        return initial if self.first else self.cols[f"{name}_{self.param}"].cell(self.r - 1)
-
-
-class Rule:
-    """An update rule, elementwise on a parameter tensor p with gradient g at step t (from 1)."""
-
-    hyper: ClassVar[tuple[str, ...]] = ("lr",)
-    state: ClassVar[tuple[str, ...]] = ()          # per-parameter running averages, each a column
-    headers: ClassVar[dict[str, str]] = {}         # state name -> column header
-
-    @staticmethod
-    def step(p, g, state: dict, t: int, **hyper) -> tuple[torch.Tensor, dict]:
-        raise NotImplementedError
-
-    @staticmethod
-    def formulas(row: Row) -> dict[str, str]:
-        """Each state's formula and the new parameter's (key `new`), as the sheet writes them."""
-        raise NotImplementedError
-
-    @staticmethod
-    def torch_optimizer(params, **hyper) -> torch.optim.Optimizer | None:
-        """The torch.optim optimizer the rule equals, or None for the lesson's own variants."""
-        return None
-
-
-class SGD(Rule):
-    """p ← p − lr·g: torch.optim.SGD."""
-
-    @staticmethod
-    def step(p, g, state, t, *, lr):
-        return p - lr * g, state
-
-    @staticmethod
-    def formulas(row):
-        return {"new": f"={row.prev}-{row.hyper('lr')}*{row.g}"}
-
-    @staticmethod
-    def torch_optimizer(params, *, lr):
-        return torch.optim.SGD(params, lr=lr)
-
-
-class Momentum(Rule):
-    """m ← g on the first step, then momentum·m + (1 − momentum)·g; p ← p − lr·m.
-
-    torch.optim.SGD(momentum=β, dampening=β): the lesson's "0.9 of the last step plus 0.1 of the
-    gradient".
-    """
-
-    hyper = ("lr", "momentum")
-    state = ("m",)
-    headers = {"m": "m: EWMA of {g}"}
-
-    @staticmethod
-    def step(p, g, state, t, *, lr, momentum):
-        m = g if t == 1 else momentum * state["m"] + (1 - momentum) * g
-        return p - lr * m, {"m": m}
-
-    @staticmethod
-    def formulas(row):
-        beta = row.hyper("momentum")
-        m = f"={row.g}" if row.first else f"={beta}*{row.prev_state('m')}+(1-{beta})*{row.g}"
-        return {"m": m, "new": f"={row.prev}-{row.hyper('lr')}*{row.state('m')}"}
-
-    @staticmethod
-    def torch_optimizer(params, *, lr, momentum):
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, dampening=momentum)
-
-
-class RMSprop(Rule):
-    """v ← alpha·v + (1 − alpha)·g², from 0; p ← p − lr·g / (√v + eps): torch.optim.RMSprop."""
-
-    hyper = ("lr", "alpha", "eps")
-    state = ("v",)
-    headers = {"v": "v: EWMA of {g}²"}
-
-    @staticmethod
-    def step(p, g, state, t, *, lr, alpha, eps):
-        v = alpha * state["v"] + (1 - alpha) * g ** 2
-        return p - lr * g / (torch.sqrt(v) + eps), {"v": v}
-
-    @staticmethod
-    def formulas(row):
-        alpha = row.hyper("alpha")
-        return {
-            "v": f"={alpha}*{row.prev_state('v')}+(1-{alpha})*{row.g}^2",
-            "new": f"={row.prev}-{row.hyper('lr')}*{row.g}/(SQRT({row.state('v')})+{row.hyper('eps')})",
-        }
-
-    @staticmethod
-    def torch_optimizer(params, *, lr, alpha, eps):
-        return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps)
-
-
-class LessonRMSprop(Rule):
-    """The lesson's RMSProp: p ← p − lr·g / √(previous v), then v ← alpha·v + (1 − alpha)·g².
-
-    It divides by the average *before* this step's gradient enters it, and has no eps; before the
-    first step the average is taken as the first g² (so the first step is lr·sign(g)).
-    """
-
-    hyper = ("lr", "alpha")
-    state = ("v",)
-    headers = {"v": "v: EWMA of {g}²"}
-
-    @staticmethod
-    def step(p, g, state, t, *, lr, alpha):
-        previous = g ** 2 if t == 1 else state["v"]
-        v = alpha * previous + (1 - alpha) * g ** 2
-        return p - lr * g / torch.sqrt(previous), {"v": v}
-
-    @staticmethod
-    def formulas(row):
-        previous = row.prev_state("v", initial=f"{row.g}^2")
-        alpha = row.hyper("alpha")
-        return {
-            "v": f"={alpha}*{previous}+(1-{alpha})*{row.g}^2",
-            "new": f"={row.prev}-{row.hyper('lr')}*{row.g}/SQRT({previous})",
-        }
-
-
-class Adam(Rule):
-    """m ← β1·m + (1 − β1)·g; v ← β2·v + (1 − β2)·g², both from 0;
-    p ← p − lr·m̂ / (√v̂ + eps) with m̂ = m / (1 − β1^t), v̂ = v / (1 − β2^t): torch.optim.Adam."""
-
-    hyper = ("lr", "beta1", "beta2", "eps")
-    state = ("m", "v")
-    headers = {"m": "m: EWMA of {g}", "v": "v: EWMA of {g}²"}
-
-    @staticmethod
-    def step(p, g, state, t, *, lr, beta1, beta2, eps):
-        m = beta1 * state["m"] + (1 - beta1) * g
-        v = beta2 * state["v"] + (1 - beta2) * g ** 2
-        m_hat, v_hat = m / (1 - power(beta1, t)), v / (1 - power(beta2, t))
-        return p - lr * m_hat / (torch.sqrt(v_hat) + eps), {"m": m, "v": v}
-
-    @staticmethod
-    def formulas(row):
-        b1, b2 = row.hyper("beta1"), row.hyper("beta2")
-        m_hat = f"({row.state('m')}/(1-{b1}^{row.t}))"
-        v_hat = f"{row.state('v')}/(1-{b2}^{row.t})"
-        return {
-            "m": f"={b1}*{row.prev_state('m')}+(1-{b1})*{row.g}",
-            "v": f"={b2}*{row.prev_state('v')}+(1-{b2})*{row.g}^2",
-            "new": f"={row.prev}-{row.hyper('lr')}*{m_hat}/(SQRT({v_hat})+{row.hyper('eps')})",
-        }
-
-    @staticmethod
-    def torch_optimizer(params, *, lr, beta1, beta2, eps):
-        return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), eps=eps)
-
-
-class LessonAdam(Rule):
-    """The lesson's Adam: the same averages, but p ← p − lr·m / √v: no bias correction, no eps."""
-
-    hyper = ("lr", "beta1", "beta2")
-    state = ("m", "v")
-    headers = Adam.headers
-
-    @staticmethod
-    def step(p, g, state, t, *, lr, beta1, beta2):
-        m = beta1 * state["m"] + (1 - beta1) * g
-        v = beta2 * state["v"] + (1 - beta2) * g ** 2
-        return p - lr * m / torch.sqrt(v), {"m": m, "v": v}
-
-    @staticmethod
-    def formulas(row):
-        b1, b2 = row.hyper("beta1"), row.hyper("beta2")
-        return {
-            "m": f"={b1}*{row.prev_state('m')}+(1-{b1})*{row.g}",
-            "v": f"={b2}*{row.prev_state('v')}+(1-{b2})*{row.g}^2",
-            "new": f"={row.prev}-{row.hyper('lr')}*{row.state('m')}/SQRT({row.state('v')})",
-        }
-
-
-@dataclass
-class Trajectory:
-    """Online training, one entry per update: everything a row of an optimizer sheet shows."""
-
-    prediction: torch.Tensor                  # (T,)
-    error: torch.Tensor                       # (T,)
-    grad: torch.Tensor                        # (T, 2): de/db, de/da
-    state: dict[str, torch.Tensor]            # name -> (T, 2)
-    params: torch.Tensor                      # (T, 2): intercept, slope after each update
-
-
-def train_online(rule: type[Rule], xs: torch.Tensor, ys: torch.Tensor, start: torch.Tensor,
-                 **hyper) -> Trajectory:
-    """Fit y = a·x + b one (x, y) sample at a time, in order, with `rule`.
-
-    `start` is [intercept, slope]; a hyperparameter is a scalar, or a tensor with one value per step.
-    The loss of a sample is (a·x + b − y)², so de/db = 2·error and de/da = x·de/db.
-    """
-    p = start
-    state = {name: torch.zeros_like(start) for name in rule.state}
-    rows: dict[str, list] = {"prediction": [], "error": [], "grad": [], "params": []}
-    states: dict[str, list] = {name: [] for name in rule.state}
-    for t in range(1, len(xs) + 1):
-        x, y = xs[t - 1], ys[t - 1]
-        prediction = p[1] * x + p[0]
-        error = prediction - y
-        de_db = 2 * error
-        grad = torch.stack([de_db, x * de_db])
-        now = {name: value if value.ndim == 0 else value[t - 1] for name, value in hyper.items()}
-        p, state = rule.step(p, grad, state, t, **now)
-        for key, value in (("prediction", prediction), ("error", error), ("grad", grad), ("params", p)):
-            rows[key].append(value)
-        for name in rule.state:
-            states[name].append(state[name])
-    return Trajectory(**{key: torch.stack(values) for key, values in rows.items()},
-                      state={name: torch.stack(values) for name, values in states.items()})
-
-
-# --- learning-rate schedules -----------------------------------------------------------------------
-
-class Schedule:
-    """A constant learning rate; subclasses change lr (and β1) over the steps, in cells."""
-
-    inputs: ClassVar[dict[str, float]] = {}      # extra input cells -> default
-    scalars: ClassVar[dict[str, str]] = {}       # computed scalar -> formula template over names
-    per_epoch: ClassVar[tuple[str, ...]] = ()    # per-epoch columns beside the RMSE
-    columns: ClassVar[dict[str, str]] = {}       # hyperparameter -> the per-step column that sets it
-    labels: ClassVar[dict[str, str]] = {}        # labels of the names it adds or redefines
-
-    def values(self, h: Mapping[str, torch.Tensor], steps: int, n: int) -> dict[str, torch.Tensor]:
-        """Every block the schedule adds: scalars 1 x 1, per-epoch and per-step columns k x 1."""
-        return {}
-
-    def epoch_formula(self, name: str, e: int, refs: Mapping[str, str]) -> str:
-        raise NotImplementedError
-
-    def step_formula(self, column: str, row: Row) -> str:
-        raise NotImplementedError
-
-    def torch_scheduler(self, optimizer, h: Mapping[str, float], steps: int, n: int):
-        """The torch.optim.lr_scheduler it equals, and whether it steps after every update (else
-        after every epoch)."""
-        return None, False
-
-
-def cosine(start: str, end: str, pct: str) -> str:
-    """Cosine annealing from `start` to `end` as pct goes from 0 to 1, as torch writes it."""
-    return f"{end}+({start}-{end})/2*(COS(PI()*{pct})+1)"
-
-
-def cosine_t(start, end, pct):
-    """`cosine` in torch."""
-    return end + (start - end) / 2 * (torch.cos(math.pi * pct) + 1)
-
-
-class CosineEpochs(Schedule):
-    """One learning rate per epoch, lr·(1 + cos(π·(epoch − 1) / epochs)) / 2:
-    torch's CosineAnnealingLR(T_max=epochs), stepped after every epoch."""
-
-    scalars = {"epochs": "=MAX({epoch_column})"}
-    per_epoch = ("lr_epoch",)
-    columns = {"lr": "lr_t"}
-
-    def values(self, h, steps, n):
-        epochs = steps // n
-        e = torch.arange(epochs, dtype=h["lr"].dtype, device=h["lr"].device).reshape(-1, 1)
-        lr_epoch = h["lr"] * (1 + torch.cos(math.pi * e / epochs)) / 2
-        return {"epochs": torch.full_like(lr_epoch[:1], epochs), "lr_epoch": lr_epoch,
-                "lr_t": lr_epoch.repeat_interleave(n, dim=0)}
-
-    def epoch_formula(self, name, e, refs):
-        return f"={refs['lr']}*(1+COS(PI()*{e}/{refs['epochs']}))/2"
-
-    def step_formula(self, column, row):
-        return f"=INDEX({row.names['lr_epoch'].ref},{row.col('epoch')})"
-
-    def torch_scheduler(self, optimizer, h, steps, n):
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps // n), False
-
-
-class OneCycle(Schedule):
-    """torch's OneCycleLR (cosine, two phases), stepped after every update: over the first pct_start
-    of the steps lr rises from lr / div_factor to lr while Adam's β1 falls from max_momentum to
-    base_momentum; then lr falls to lr / div_factor / final_div_factor and β1 climbs back."""
-
-    inputs = {"pct_start": 0.3, "div_factor": 25.0, "final_div_factor": 1e4,
-              "base_momentum": 0.85, "max_momentum": 0.95}
-    scalars = {"total_steps": "=ROWS({step_column})", "initial_lr": "={lr}/{div_factor}",
-               "min_lr": "={initial_lr}/{final_div_factor}", "warmup_end": "={pct_start}*{total_steps}-1"}
-    columns = {"lr": "lr_t", "beta1": "beta1"}
-    labels = {"lr": "lr: the peak learning rate (max_lr)"}
-
-    def values(self, h, steps, n):
-        initial = h["lr"] / h["div_factor"]
-        low, high = h["base_momentum"], h["max_momentum"]
-        scalars = {"total_steps": torch.full_like(initial, steps), "initial_lr": initial,
-                   "min_lr": initial / h["final_div_factor"], "warmup_end": h["pct_start"] * steps - 1}
-        end = scalars["warmup_end"]
-        t = torch.arange(steps, dtype=initial.dtype, device=initial.device).reshape(-1, 1)
-        warm, cool = t / end, (t - end) / (steps - 1 - end)
-
-        def phased(up, down):
-            return torch.where(t <= end, cosine_t(*up, warm), cosine_t(*down, cool))
-
-        return {**{name: value.reshape(1, 1) for name, value in scalars.items()},
-                "lr_t": phased((initial, h["lr"]), (h["lr"], scalars["min_lr"])),
-                "beta1": phased((high, low), (low, high))}
-
-    def step_formula(self, column, row):
-        ref = {name: block.ref for name, block in row.names.items()}
-        end = ref["warmup_end"]
-        t = f"({row.t}-1)"
-        warm, cool = f"{t}/{end}", f"({t}-{end})/({ref['total_steps']}-1-{end})"
-        up, down = {
-            "lr_t": ((ref["initial_lr"], ref["lr"]), (ref["lr"], ref["min_lr"])),
-            "beta1": ((ref["max_momentum"], ref["base_momentum"]), (ref["base_momentum"], ref["max_momentum"])),
-        }[column]
-        return f"=IF({t}<={end},{cosine(*up, warm)},{cosine(*down, cool)})"
-
-    def torch_scheduler(self, optimizer, h, steps, n):
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=h["lr"], total_steps=steps, pct_start=h["pct_start"], anneal_strategy="cos",
-            cycle_momentum=True, base_momentum=h["base_momentum"], max_momentum=h["max_momentum"],
-            div_factor=h["div_factor"], final_div_factor=h["final_div_factor"], three_phase=False)
-        return scheduler, True
+EPOCHS = 20
 
 
 # --- the optimizer sheets --------------------------------------------------------------------------
@@ -425,9 +53,8 @@ class OptimizerSheet:
     def columns(self) -> tuple[str, ...]:
         """The step table's columns, left to right."""
         estimates = ("est_de_db", "est_de_da") if self.finite_differences else ()
-        state = tuple(f"{s}_{p}" for s in self.rule.state for p in PARAMS)
         return ("step", "epoch", "x", "y", *self.schedule.columns.values(), "prediction", "error", *GRADS,
-                *estimates, *state, *PARAMS)
+                *estimates, *state_columns(self.rule), *PARAMS)
 
 
 ADAM_HYPER = {"lr": 0.3, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8}
@@ -498,12 +125,8 @@ def sheet_values(spec: OptimizerSheet, data_x: torch.Tensor, data_y: torch.Tenso
     start = torch.stack([h["intercept_start"], h["slope_start"]])
     run = train_online(spec.rule, xs, ys, start, **hyper)
     step = torch.arange(steps, device=xs.device)
-    columns = {
-        "step": step + 1, "epoch": step // n + 1, "x": xs, "y": ys,
-        "prediction": run.prediction, "error": run.error, "de_db": run.grad[:, 0], "de_da": run.grad[:, 1],
-        "intercept": run.params[:, 0], "slope": run.params[:, 1],
-        **{f"{s}_{p}": run.state[s][:, j] for s in spec.rule.state for j, p in enumerate(PARAMS)},
-    }
+    columns = {"step": step + 1, "epoch": step // n + 1, "x": xs, "y": ys, "prediction": run.prediction,
+               **run.columns()}
     rmse = torch.sqrt((run.error.reshape(epochs, n) ** 2).sum(dim=1) / n)
     values = {**scheduled, **{name: value.to(xs.dtype).reshape(-1, 1) for name, value in columns.items()},
               "rmse": rmse.reshape(-1, 1)}
@@ -561,12 +184,6 @@ SUMMARY = {
     "final_intercept": "final intercept b", "final_slope": "final slope a",
     "last_rmse": "RMSE of the last epoch", "intercept_gap": "|b − true b|", "slope_gap": "|a − true a|",
 }
-
-
-def seeded_x(seed: int) -> np.ndarray:
-    """The fixed data: N_SAMPLES seeded whole numbers from 1 to 100, as a column."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randint(1, 101, (N_SAMPLES, 1), generator=gen).double().numpy()
 
 
 class GradDesc(Lesson):
@@ -637,23 +254,23 @@ def layout_optimizer(book: Book, spec: OptimizerSheet, data: Mapping[str, Block]
     epochs = steps // n
     top = max(3 + len(spec.inputs) + len(spec.schedule.scalars), 4 + epochs) + 3
     # Where each column will be, so that formulas can refer to columns not yet written.
-    cols = {name: sheet.area(name, top, c) for c, name in enumerate(spec.columns)}
-    names = _layout_scalars(sheet, spec, cols)
+    columns = {name: sheet.area(name, top, c) for c, name in enumerate(spec.columns)}
+    scalars = _layout_scalars(sheet, spec, columns)
     rmse = sheet.block(
         "rmse", 4, 4, headers=["RMSE of the epoch"], row_labels=[f"epoch {e + 1}" for e in range(epochs)],
-        result=True, formula=lambda r, c: f"=SQRT(SUMSQ({cols['error'].span(r * n, 0, r * n + n - 1, 0)})"
+        result=True, formula=lambda r, c: f"=SQRT(SUMSQ({columns['error'].span(r * n, 0, r * n + n - 1, 0)})"
                                           f"/COUNT({data['data_x'].ref}))")
     for c, name in enumerate(spec.schedule.per_epoch, start=rmse.right + 1):
-        refs = {key: block.ref for key, block in names.items()}
-        names[name] = sheet.block(name, rmse.top, c, headers=["lr of the epoch"], num_format="General",
+        refs = {key: block.ref for key, block in scalars.items()}
+        scalars[name] = sheet.block(name, rmse.top, c, headers=["lr of the epoch"], num_format="General",
                                   formula=lambda r, _, name=name: spec.schedule.epoch_formula(name, r, refs))
     sheet.text(top - 2, 0, "One row per update: each row reads one (x, y) sample, predicts with the b and a "
                "left by the row above, and updates them.", widen=False)
     for name in spec.columns:
         formula = _column_formula(spec, name, data)
-        sheet.block(name, top, cols[name].left, headers=[_header(spec, name)], result=name in PARAMS,
+        sheet.block(name, top, columns[name].left, headers=[_header(spec, name)], result=name in PARAMS,
                     num_format=FORMATS.get(name),
-                    formula=lambda r, c, f=formula: f(Row(r, cols, names, spec.schedule.columns)))
+                    formula=lambda r, c, f=formula: f(StepCells(r, columns, scalars, spec.schedule.columns)))
     blocks = sheet.blocks
     sheet.line_chart("intercept b after each step", [("intercept b", blocks["intercept"])], 2, 7,
                      y_title="b", size=(480, 300))
@@ -662,23 +279,21 @@ def layout_optimizer(book: Book, spec: OptimizerSheet, data: Mapping[str, Block]
     return sheet
 
 
-def _layout_scalars(sheet: Sheet, spec: OptimizerSheet, cols: Mapping[str, Block]) -> dict[str, Block]:
+def _layout_scalars(sheet: Sheet, spec: OptimizerSheet, columns: Mapping[str, Block]) -> dict[str, Block]:
     """The input cells, then the schedule's computed scalars, one per row from row 3."""
     labels = {**LABELS, **spec.schedule.labels}
-    names = {name: sheet.block(name, 3 + i, 1, row_labels=[labels[name]]) for i, name in enumerate(spec.inputs)}
+    scalars = {name: sheet.block(name, 3 + i, 1, row_labels=[labels[name]]) for i, name in enumerate(spec.inputs)}
     for i, (name, template) in enumerate(spec.schedule.scalars.items(), start=3 + len(spec.inputs)):
-        refs = {key: block.ref for key, block in names.items()}
-        formula = template.format(step_column=cols["step"].column(0), epoch_column=cols["epoch"].column(0), **refs)
-        names[name] = sheet.block(name, i, 1, row_labels=[labels[name]], formula=formula,
-                                  num_format=FORMATS.get(name))
-    return names
+        refs = {key: block.ref for key, block in scalars.items()}
+        formula = template.format(step_column=columns["step"].column(0), epoch_column=columns["epoch"].column(0),
+                                  **refs)
+        scalars[name] = sheet.block(name, i, 1, row_labels=[labels[name]], formula=formula,
+                                    num_format=FORMATS.get(name))
+    return scalars
 
 
 def _header(spec: OptimizerSheet, name: str) -> str:
-    state, _, param = name.partition("_")
-    if state in spec.rule.state and param in PARAMS:
-        return spec.rule.headers[state].format(g="de/db" if param == "intercept" else "de/da")
-    return HEADERS[name]
+    return state_header(spec.rule, name) if name in state_columns(spec.rule) else HEADERS[name]
 
 
 def _column_formula(spec: OptimizerSheet, name: str, data: Mapping[str, Block]):
@@ -686,32 +301,30 @@ def _column_formula(spec: OptimizerSheet, name: str, data: Mapping[str, Block]):
     x_data, y_data = data["data_x"], data["data_y"]
     n = x_data.rows
 
-    def estimate(row: Row, b: str, a: str) -> str:
+    def estimate(cells: StepCells, b: str, a: str) -> str:
         """(loss at the shifted parameters − loss) / h."""
-        return f"=(({a}*{row.col('x')}+{b}-{row.col('y')})^2-{row.col('error')}^2)/{row.names['h'].ref}"
+        return f"=(({a}*{cells.cell('x')}+{b}-{cells.cell('y')})^2-{cells.cell('error')}^2)/{cells.scalars['h'].ref}"
+
+    def shifted(cells: StepCells, param: str) -> str:
+        return f"({cells.before(param)}+{cells.scalars['h'].ref})"
 
     common = {
-        "step": lambda row: "=1" if row.first else f"={row.cols['step'].cell(row.r - 1)}+1",
-        "epoch": lambda row: f"=INT(({row.t}-1)/COUNT({x_data.ref}))+1",
-        "x": lambda row: f"={x_data.cell(row.r % n)}",
-        "y": lambda row: f"={y_data.cell(row.r % n)}",
-        "prediction": lambda row: f"={row.before('slope')}*{row.col('x')}+{row.before('intercept')}",
-        "error": lambda row: f"={row.col('prediction')}-{row.col('y')}",
-        "de_db": lambda row: f"=2*{row.col('error')}",
-        "de_da": lambda row: f"={row.col('x')}*{row.col('de_db')}",
-        "est_de_db": lambda row: estimate(row, f"({row.before('intercept')}+{row.names['h'].ref})",
-                                          row.before("slope")),
-        "est_de_da": lambda row: estimate(row, row.before("intercept"),
-                                          f"({row.before('slope')}+{row.names['h'].ref})"),
+        "step": lambda cells: "=1" if cells.first else f"={cells.above('step')}+1",
+        "epoch": lambda cells: f"=INT(({cells.t}-1)/COUNT({x_data.ref}))+1",
+        "x": lambda cells: f"={x_data.cell(cells.r % n)}",
+        "y": lambda cells: f"={y_data.cell(cells.r % n)}",
+        "prediction": lambda cells: f"={cells.before('slope')}*{cells.cell('x')}+{cells.before('intercept')}",
+        "error": lambda cells: f"={cells.cell('prediction')}-{cells.cell('y')}",
+        "de_db": lambda cells: f"=2*{cells.cell('error')}",
+        "de_da": lambda cells: f"={cells.cell('x')}*{cells.cell('de_db')}",
+        "est_de_db": lambda cells: estimate(cells, shifted(cells, "intercept"), cells.before("slope")),
+        "est_de_da": lambda cells: estimate(cells, cells.before("intercept"), shifted(cells, "slope")),
     }
     if name in common:
         return common[name]
     if name in spec.schedule.columns.values():
-        return lambda row: spec.schedule.step_formula(name, row)
-    if name in PARAMS:
-        return lambda row: spec.rule.formulas(replace(row, param=name))["new"]
-    state, param = name.split("_")
-    return lambda row: spec.rule.formulas(replace(row, param=param))[state]
+        return lambda cells: spec.schedule.step_formula(name, cells)
+    return lambda cells: rule_formula(spec.rule, name, cells)
 
 
 def layout_summary(book: Book, sheets: list[Sheet], data: Mapping[str, Block]) -> None:

@@ -10,24 +10,25 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import graddesc
-from .graddesc import Row, Rule, train_online
+from . import optim
 from .lesson import Cancelling, Lesson
+from .optim import Rule, StepCells, decoupled, rule_formula, state_columns, state_header, train_online, with_l2
 from .sheets import Block, Book, Sheet
 
-# l2_vs_wd_*: graddesc's online regression, a few epochs, with L2 in the loss and with weight decay.
+# l2_vs_wd_*: optim's online regression, a few epochs, with L2 in the loss and with weight decay.
 WD_SHEETS: dict[str, tuple[type[Rule], dict[str, float]]] = {
-    "l2_vs_wd_sgd": (graddesc.SGD, {"lr": 1e-4, "wd": 0.01}),
-    "l2_vs_wd_adam": (graddesc.Adam, {"lr": 0.5, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "wd": 0.01}),
+    "l2_vs_wd_sgd": (optim.SGD, {"lr": 1e-4, "wd": 0.01}),
+    "l2_vs_wd_adam": (optim.Adam, {"lr": 0.5, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "wd": 0.01}),
 }
 WD_EPOCHS, START = 3, {"intercept_start": 1.0, "slope_start": 1.0}
 VARIANTS = {"l2": "L2: loss + wd (a² + b²), so the gradient gains 2 wd p",
             "wd": "weight decay: the plain step, then p - lr (2 wd) p"}
+WRAPPERS = {"l2": with_l2, "wd": decoupled}
 
 # two_layer_net: a batch of examples through affine -> ReLU -> affine -> softmax.
 N_EXAMPLES, N_FEATURES, N_HIDDEN, N_CLASSES = 6, 4, 3, 3
 NET = "two_layer_net"
-PARAMS = ("weights_1", "bias_1", "weights_2", "bias_2")
+NET_PARAMS = ("weights_1", "bias_1", "weights_2", "bias_2")
 
 # smoothed_loss: the per-batch loss of a short training run of that net.
 N_LOSS_STEPS, TRAIN_LR, TRAIN_SIZE = 100, 0.1, 300
@@ -83,9 +84,9 @@ def sgd_step(param, grad, lr, wd):
 
 def train_step(x, target, params: dict, lr, wd) -> tuple[dict, dict, dict]:
     """Forward, backward and one SGD step: (forward values, gradients, updated parameters)."""
-    fwd = forward(x, *(params[name] for name in PARAMS), target)
+    fwd = forward(x, *(params[name] for name in NET_PARAMS), target)
     grads = backward(x, params["weights_2"], fwd)
-    new = {name: sgd_step(params[name], grads["grad_" + name], lr, wd) for name in PARAMS}
+    new = {name: sgd_step(params[name], grads["grad_" + name], lr, wd) for name in NET_PARAMS}
     return fwd, grads, new
 
 
@@ -146,28 +147,9 @@ def group_lrs(n_groups: int, lr, lo, hi, frozen_groups) -> dict[str, torch.Tenso
 
 
 def regression_data(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """graddesc's problem: its seeded x and y = intercept + slope x, as columns."""
-    x = graddesc.seeded_x(seed)
-    return x, graddesc.TRUE_INTERCEPT + graddesc.TRUE_SLOPE * x
-
-
-def with_l2(rule: type[Rule]) -> type[Rule]:
-    """`rule` on the loss plus wd (a² + b²): the gradient gains 2 wd p (torch: weight_decay = 2 wd)."""
-    class L2(rule):
-        @staticmethod
-        def step(p, g, state, t, *, wd, **hyper):
-            return rule.step(p, g + 2 * wd * p, state, t, **hyper)
-    return L2
-
-
-def decoupled(rule: type[Rule]) -> type[Rule]:
-    """`rule` on the plain loss, then p - lr (2 wd) p: decoupled weight decay (torch's AdamW)."""
-    class Decoupled(rule):
-        @staticmethod
-        def step(p, g, state, t, *, wd, lr, **hyper):
-            new, state = rule.step(p, g, state, t, lr=lr, **hyper)
-            return new - lr * (2 * wd) * p, state
-    return Decoupled
+    """The online regression problem (graddesc's too): seeded x and y = intercept + slope x, as columns."""
+    x = optim.seeded_x(seed)
+    return x, optim.TRUE_INTERCEPT + optim.TRUE_SLOPE * x
 
 
 def l2_vs_wd(rule: type[Rule], x, y, start, epochs: int, **hyper) -> dict[str, torch.Tensor]:
@@ -178,17 +160,9 @@ def l2_vs_wd(rule: type[Rule], x, y, start, epochs: int, **hyper) -> dict[str, t
     xs, ys = x.ravel().repeat(epochs), y.ravel().repeat(epochs)
     out = {"step": torch.arange(1, len(xs) + 1, dtype=x.dtype, device=x.device),
            "step_x": xs, "step_y": ys, "decay": 2 * hyper["wd"]}
-    for variant, wrap in (("l2", with_l2), ("wd", decoupled)):
+    for variant, wrap in WRAPPERS.items():
         run = train_online(wrap(rule), xs, ys, start, **hyper)
-        columns = {"error": run.error, "de_db": run.grad[:, 0], "de_da": run.grad[:, 1],
-                   "intercept": run.params[:, 0], "slope": run.params[:, 1]}
-        if variant == "l2":
-            before = torch.cat([start.reshape(1, -1), run.params[:-1]])
-            with_term = run.grad + 2 * hyper["wd"] * before
-            columns.update(grad_intercept=with_term[:, 0], grad_slope=with_term[:, 1])
-        for name, value in run.state.items():
-            columns.update({f"{name}_intercept": value[:, 0], f"{name}_slope": value[:, 1]})
-        out.update({f"{variant}_{name}": value for name, value in columns.items()})
+        out.update({f"{variant}_{name}": value for name, value in run.columns().items()})
     out = {name: value.reshape(-1, 1) if value.ndim == 1 else value.reshape(1, 1) for name, value in out.items()}
     return {**out, **trajectory_gaps(out)}
 
@@ -198,57 +172,39 @@ def trajectory_gaps(out: dict[str, torch.Tensor]) -> dict[str, Cancelling]:
     may agree to rounding, so each is exact only relative to the parameters themselves."""
     gaps = {f"{param}_diff": Cancelling(torch.abs(out[f"l2_{param}"] - out[f"wd_{param}"]),
                                         torch.abs(out[f"l2_{param}"]) + torch.abs(out[f"wd_{param}"]))
-            for param in graddesc.PARAMS}
+            for param in optim.PARAMS}
     gaps["max_diff"] = Cancelling(
         torch.maximum(*(gap.value.max() for gap in gaps.values())).reshape(1, 1),
         torch.maximum(*(gap.scale.max() for gap in gaps.values())).reshape(1, 1))
     return gaps
 
 
-def variant_headers(variant: str, rule: type[Rule]) -> dict[str, str]:
+def variant_headers(rule: type[Rule]) -> dict[str, str]:
     """Column key -> header of one trajectory's table, in order."""
-    headers = {"error": "error a x + b - y", "de_db": "de/db", "de_da": "de/da"}
-    grad = dict(zip(graddesc.PARAMS, graddesc.GRADS))
-    if variant == "l2":
-        headers.update(grad_intercept="de/db + 2 wd b", grad_slope="de/da + 2 wd a")
-        grad = {"intercept": "grad_intercept", "slope": "grad_slope"}
-    for state, text in rule.headers.items():
-        headers.update({f"{state}_{param}": text.format(g=headers[grad[param]]) for param in graddesc.PARAMS})
-    return {**headers, "intercept": "intercept b", "slope": "slope a"}
+    states = {column: state_header(rule, column) for column in state_columns(rule)}
+    return {"error": "error a x + b - y", "de_db": "de/db", "de_da": "de/da", **states,
+            "intercept": "intercept b", "slope": "slope a"}
 
 
 def variant_table(sheet: Sheet, variant: str, caption: str, rule: type[Rule], top: int, left: int,
-                  step: Block, x: Block, y: Block, names: dict[str, Block]) -> dict[str, Block]:
-    """One trajectory's columns: error, gradients (plus the L2 term), the rule's state, b and a."""
-    headers = variant_headers(variant, rule)
+                  step: Block, x: Block, y: Block, scalars: dict[str, Block]) -> dict[str, Block]:
+    """One trajectory's columns, `rule` wrapped in L2 or decoupled weight decay: error, gradients,
+    the rule's state (with L2, first the gradient it steps along), b and a."""
+    headers = variant_headers(rule)
     own = {key: sheet.area(f"{variant}_{key}", top, left + i) for i, key in enumerate(headers)}
-    seen = {**own, "step": step}  # what the rule reads: in the l2 variant, the gradient with the L2 term
-    if variant == "l2":
-        seen.update(de_db=own["grad_intercept"], de_da=own["grad_slope"])
-    wd, lr, decay = (names[key].ref for key in ("wd", "lr", "decay"))
 
-    def row(r: int, param: str) -> Row:
-        return Row(r=r, cols=seen, names=names, per_step={}, param=param)
+    def cells(r: int) -> StepCells:
+        return StepCells(r, {**own, "step": step}, scalars)
 
     formulas = {
-        "error": lambda r, c: f"={row(r, 'slope').prev}*{x.cell(r)}+{row(r, 'intercept').prev}-{y.cell(r)}",
+        "error": lambda r, c: f"={cells(r).before('slope')}*{x.cell(r)}+{cells(r).before('intercept')}-{y.cell(r)}",
         "de_db": lambda r, c: f"=2*{own['error'].cell(r)}",
         "de_da": lambda r, c: f"={x.cell(r)}*{own['de_db'].cell(r)}",
-        "grad_intercept": lambda r, c: f"={own['de_db'].cell(r)}+2*{wd}*{row(r, 'intercept').prev}",
-        "grad_slope": lambda r, c: f"={own['de_da'].cell(r)}+2*{wd}*{row(r, 'slope').prev}",
+        **{key: lambda r, c, k=key: rule_formula(rule, k, cells(r)) for key in (*state_columns(rule), *optim.PARAMS)},
     }
-    def new(r: int, param: str) -> str:
-        """The rule's update; weight decay then shrinks the weight it started from."""
-        text = rule.formulas(row(r, param))["new"]
-        return text if variant == "l2" else f"{text}-{lr}*{decay}*{row(r, param).prev}"
-
-    for param in graddesc.PARAMS:
-        formulas[param] = lambda r, c, p=param: new(r, p)
-        for state in rule.state:
-            formulas[f"{state}_{param}"] = lambda r, c, p=param, s=state: rule.formulas(row(r, p))[s]
     sheet.text(top - 2, left, caption, "label")
     return {key: sheet.block(f"{variant}_{key}", top, left + i, headers=[text], formula=formulas[key],
-                             result=key in graddesc.PARAMS)
+                             result=key in optim.PARAMS)
             for i, (key, text) in enumerate(headers.items())}
 
 
@@ -269,9 +225,9 @@ class Regularization(Lesson):
         "smoothed_loss!raw_loss", "smoothed_loss!beta",
         "discriminative_lr!groups", "discriminative_lr!lr", "discriminative_lr!lo", "discriminative_lr!hi",
         "discriminative_lr!frozen_groups",
-        *(f"{NET}!{name}" for name in ("features", "target", *PARAMS, "lr", "wd")),
+        *(f"{NET}!{name}" for name in ("features", "target", *NET_PARAMS, "lr", "wd")),
     )
-    params = frozenset(f"{NET}!{name}" for name in PARAMS)
+    params = frozenset(f"{NET}!{name}" for name in NET_PARAMS)
     text_inputs = frozenset({"discriminative_lr!groups"})
 
     def default_inputs(self, seed: int, **options) -> dict[str, np.ndarray]:
@@ -309,7 +265,7 @@ class Regularization(Lesson):
     @staticmethod
     def _l2_vs_wd(sheet: str, rule: type[Rule], inputs) -> dict[str, torch.Tensor]:
         get = {name: inputs[f"{sheet}!{name}"] for name in ("data_x", "data_y", *rule.hyper, "wd", *START)}
-        start = torch.cat([get[f"{param}_start"].reshape(1) for param in graddesc.PARAMS])
+        start = torch.cat([get[f"{param}_start"].reshape(1) for param in optim.PARAMS])
         values = l2_vs_wd(rule, get["data_x"], get["data_y"], start, WD_EPOCHS,
                           **{name: get[name].reshape(()) for name in (*rule.hyper, "wd")})
         return {f"{sheet}!{name}": value for name, value in values.items()}
@@ -330,9 +286,9 @@ class Regularization(Lesson):
     @staticmethod
     def _net(inputs) -> dict[str, torch.Tensor]:
         x, target = inputs[f"{NET}!features"], inputs[f"{NET}!target"]
-        params = {name: inputs[f"{NET}!{name}"] for name in PARAMS}
+        params = {name: inputs[f"{NET}!{name}"] for name in NET_PARAMS}
         fwd, grads, new = train_step(x, target, params, inputs[f"{NET}!lr"], inputs[f"{NET}!wd"])
-        after = forward(x, *(new[name] for name in PARAMS), target)
+        after = forward(x, *(new[name] for name in NET_PARAMS), target)
         values = {**fwd, **grads, **{"new_" + k: v for k, v in {**new, **after}.items()}}
         return {f"{NET}!{name}": value for name, value in values.items()}
 
@@ -368,13 +324,13 @@ class Regularization(Lesson):
               for i, (key, data) in enumerate((("x", data_x), ("y", data_y)))}
         left, tables = 7, {}
         for variant, caption in VARIANTS.items():
-            tables[variant] = variant_table(sheet, variant, caption, rule, top, left, step, xy["x"], xy["y"],
-                                            names)
+            tables[variant] = variant_table(sheet, variant, caption, WRAPPERS[variant](rule), top, left, step,
+                                            xy["x"], xy["y"], names)
             left = tables[variant]["slope"].right + 2
         diffs = {param: sheet.block(f"{param}_diff", top, left + i, headers=[f"|{param} L2 - wd|"],
                                     num_format="0.00E+00", formula=lambda r, c, p=param: (
                                         f"=ABS({tables['l2'][p].cell(r)}-{tables['wd'][p].cell(r)})"))
-                 for i, param in enumerate(graddesc.PARAMS)}
+                 for i, param in enumerate(optim.PARAMS)}
         sheet.text(top - 2, left, "how far apart the two trajectories are", "label")
         sheet.text(3, 3, "max difference", "header", widen=True)
         sheet.block("max_diff", 3, 4, result=True, num_format="0.00E+00",
@@ -468,7 +424,7 @@ class Regularization(Lesson):
         """The four parameter blocks side by side: inputs, or (with `formula(name)`) new_ computed ones."""
         blocks, left = {}, 1
         prefix = "" if formula is None else "new_"
-        for name in PARAMS:
+        for name in NET_PARAMS:
             headers = HIDDEN if name.endswith("1") else CLASSES
             blocks[name] = sheet.block(prefix + name, top, left, headers=headers, caption=name,
                                        formula=None if formula is None else formula(name),
@@ -480,7 +436,7 @@ class Regularization(Lesson):
     @staticmethod
     def _net_forward(sheet, top: int, left: int, prefix: str, x, target, params: dict) -> dict:
         """matmul, + bias, ReLU, matmul, + bias, softmax and -ln p of the target, left to right."""
-        w1, b1, w2, b2 = (params[name] for name in PARAMS)
+        w1, b1, w2, b2 = (params[name] for name in NET_PARAMS)
         blocks = {}
 
         def add(name, caption, headers, **kw):

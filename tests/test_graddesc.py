@@ -8,6 +8,7 @@ import torch
 
 from lessonxl import graddesc as gd
 from lessonxl.lesson import Cancelling
+from lessonxl.optim import PARAMS
 from lessonxl.registry import by_name
 
 LESSON = gd.GradDesc()
@@ -42,7 +43,7 @@ def before_each_step(values, inputs, sheet: str) -> tuple[torch.Tensor, torch.Te
 
 
 def test_registered_with_the_sheets_and_names_of_the_issue():
-    assert by_name("graddesc") is not None and isinstance(by_name("graddesc.xlsx"), gd.GradDesc)
+    assert isinstance(by_name("graddesc"), gd.GradDesc) and isinstance(by_name("graddesc.xlsx"), gd.GradDesc)
     assert set(TORCH_OPTIM + LESSON_RULES) == set(SPECS)
     assert {"notes", "data", "summary", *SPECS} == set(LESSON.sheets)
     required = {"basic": (), "momentum": ("momentum",), "rmsprop": ("alpha", "eps"),
@@ -90,7 +91,7 @@ def test_the_lessons_simplified_rules_differ_from_torch_optim(inputs, values):
 def lesson_rule_by_autograd(sheet: str, inputs, values) -> torch.Tensor:
     """The lesson's RMSProp or Adam, written independently: autograd, in-place updates, a Python loop."""
     h = hyper(inputs, sheet)
-    params = [torch.tensor(h[f"{p}_start"], dtype=torch.float64, requires_grad=True) for p in gd.PARAMS]
+    params = [torch.tensor(h[f"{p}_start"], dtype=torch.float64, requires_grad=True) for p in PARAMS]
     first, second = [torch.zeros((), dtype=torch.float64) for _ in params], [None for _ in params]
     xs = inputs["data_x"].reshape(-1).repeat(gd.EPOCHS)
     ys = values["data_y"].reshape(-1).repeat(gd.EPOCHS)

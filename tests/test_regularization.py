@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lessonxl.regularization import GROUPS, NET, PARAMS, WD_EPOCHS, WD_SHEETS, Regularization
+from lessonxl.optim import Rule, decoupled, with_l2
+from lessonxl.regularization import GROUPS, NET, NET_PARAMS, WD_EPOCHS, WD_SHEETS, Regularization
 from lessonxl.sheets import as_grid
 
 CPU = torch.device("cpu")
@@ -35,17 +36,17 @@ def close(actual, expected, tol: float = 1e-12) -> None:
 
 # l2_vs_wd_sgd, l2_vs_wd_adam ---------------------------------------------------------------------
 
-def torch_online(inputs, sheet: str, make_optimizer, l2: bool) -> np.ndarray:
-    """[intercept, slope] after each online step with a torch.optim optimizer (wd from the sheet).
+def torch_online(inputs, sheet: str, rule: type[Rule], l2: bool) -> np.ndarray:
+    """[intercept, slope] after each online step with `rule`'s torch.optim twin (its hyperparameters
+    from the sheet).
 
     `l2` adds wd (a² + b²) to every sample's loss and lets autograd differentiate it.
     """
     value = {name: float(inputs[f"{sheet}!{name}"][0, 0])
-             for name in ("intercept_start", "slope_start", "wd")}
+             for name in ("intercept_start", "slope_start", "wd", *rule.hyper)}
     p = torch.tensor([value["intercept_start"], value["slope_start"]], dtype=torch.float64,
                      requires_grad=True)
-    optimizer = make_optimizer([p], {name: float(inputs[f"{sheet}!{name}"][0, 0])
-                                     for name in WD_SHEETS[sheet][0].hyper})
+    optimizer = rule.torch_optimizer([p], **{name: value[name] for name in rule.hyper})
     xs = np.tile(inputs[f"{sheet}!data_x"].ravel(), WD_EPOCHS)
     ys = np.tile(inputs[f"{sheet}!data_y"].ravel(), WD_EPOCHS)
     trajectory = []
@@ -62,38 +63,15 @@ def sheet_trajectory(out, sheet: str, variant: str) -> np.ndarray:
     return np.hstack([out[f"{sheet}!{variant}_intercept"], out[f"{sheet}!{variant}_slope"]])
 
 
-def decay(inputs, sheet: str) -> float:
-    """torch's weight_decay for the sheet's wd: d/dp of wd p² is 2 wd p."""
-    return 2 * float(inputs[f"{sheet}!wd"][0, 0])
-
-
-def test_sgd_l2_equals_autograd_l2_and_torch_weight_decay(case):
+@pytest.mark.parametrize("sheet", list(WD_SHEETS))
+def test_l2_equals_autograd_l2_and_torch_weight_decay_and_decoupled_equals_its_torch_twin(case, sheet):
+    """L2: the plain twin on the loss plus wd (a² + b²), and the twin with weight_decay 2 wd (SGD, Adam);
+    decoupled: its twin (SGD with weight_decay 2 wd, AdamW); test_optim pins which twin is which."""
     inputs, out = case
-    sheet = "l2_vs_wd_sgd"
-    def plain(params, h):
-        return torch.optim.SGD(params, lr=h["lr"])
-
-    def decayed(params, h):
-        return torch.optim.SGD(params, lr=h["lr"], weight_decay=decay(inputs, sheet))
-
-    close(sheet_trajectory(out, sheet, "l2"), torch_online(inputs, sheet, plain, l2=True))
-    close(sheet_trajectory(out, sheet, "l2"), torch_online(inputs, sheet, decayed, l2=False))
-    close(sheet_trajectory(out, sheet, "wd"), torch_online(inputs, sheet, decayed, l2=False))
-
-
-def test_adam_l2_equals_torch_adam_weight_decay_and_decoupled_equals_adamw(case):
-    inputs, out = case
-    sheet = "l2_vs_wd_adam"
-
-    def adam(kind, weight_decay=0.0):
-        return lambda params, h: kind(params, lr=h["lr"], betas=(h["beta1"], h["beta2"]), eps=h["eps"],
-                                      weight_decay=weight_decay)
-
-    close(sheet_trajectory(out, sheet, "l2"), torch_online(inputs, sheet, adam(torch.optim.Adam), l2=True))
-    close(sheet_trajectory(out, sheet, "l2"),
-          torch_online(inputs, sheet, adam(torch.optim.Adam, decay(inputs, sheet)), l2=False))
-    close(sheet_trajectory(out, sheet, "wd"),
-          torch_online(inputs, sheet, adam(torch.optim.AdamW, decay(inputs, sheet)), l2=False))
+    rule = WD_SHEETS[sheet][0]
+    close(sheet_trajectory(out, sheet, "l2"), torch_online(inputs, sheet, rule, l2=True))
+    close(sheet_trajectory(out, sheet, "l2"), torch_online(inputs, sheet, with_l2(rule), l2=False))
+    close(sheet_trajectory(out, sheet, "wd"), torch_online(inputs, sheet, decoupled(rule), l2=False))
 
 
 def test_l2_and_weight_decay_agree_for_sgd_but_not_for_adam(case):
@@ -110,7 +88,7 @@ def test_l2_and_weight_decay_agree_for_sgd_but_not_for_adam(case):
 
 def torch_net(inputs) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:
     """nn.Sequential(Linear, ReLU, Linear) holding the sheet's parameters (its weights are in x out)."""
-    p = {name: tensor(inputs[f"{NET}!{name}"]) for name in PARAMS}
+    p = {name: tensor(inputs[f"{NET}!{name}"]) for name in NET_PARAMS}
     net = nn.Sequential(nn.Linear(p["weights_1"].shape[0], p["weights_1"].shape[1]), nn.ReLU(),
                         nn.Linear(p["weights_2"].shape[0], p["weights_2"].shape[1])).double()
     with torch.no_grad():
