@@ -3,9 +3,13 @@ formulas, headers and columns, without a workbook."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 import torch
 
+import lessonxl
 from lessonxl.optim import (GRADS, PARAMS, SGD, Adam, LessonAdam, Momentum, StepCells, decoupled, rule_formula,
                             state_columns, state_header, with_l2)
 
@@ -94,3 +98,14 @@ def test_wrapped_steps_add_the_l2_term_or_decay_the_weights():
     torch.testing.assert_close(new, p - lr * (g + 2 * wd * p), rtol=0, atol=0)
     new, _ = decoupled(SGD).step(p, g, {}, 1, lr=lr, wd=wd)
     torch.testing.assert_close(new, p - lr * g - lr * (2 * wd) * p, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("lesson, other", [("graddesc", "regularization"), ("regularization", "graddesc")])
+def test_no_lesson_imports_another(lesson, other):
+    """Both lessons take their rules from optim, neither from the other."""
+    tree = ast.parse((Path(lessonxl.__file__).parent / f"{lesson}.py").read_text(encoding="utf-8"))
+    names = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    names += [alias.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+              for alias in node.names]
+    imported = {part for name in names for part in name.split(".")}
+    assert "optim" in imported and other not in imported
