@@ -1,4 +1,5 @@
-"""Shared fixtures: every workbook generated once, and helpers that edit a workbook's XML in place.
+"""Shared fixtures: every workbook generated once, and helpers that edit a workbook's XML in place;
+the constants and small helpers that several test files use (`from conftest import ...`).
 
 Edits go through the XML so that everything else in the file stays as the generator wrote it: a
 mutated formula keeps its (now stale) cached value, so a check that read cached values would pass.
@@ -8,20 +9,43 @@ from __future__ import annotations
 
 import random
 import re
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import numpy as np
 import openpyxl
 import pytest
 import torch
 from openpyxl.utils import get_column_letter
 
 from lessonxl import reader
+from lessonxl.collab import CollabFilter
 from lessonxl.recalc import Recalculation
 from lessonxl.registry import LESSONS
+from lessonxl.values import as_grid
 
 SEED = 0
+CPU = torch.device("cpu")
+NAMES = [lesson.name for lesson in LESSONS]
+
+
+def run_cli(*args, env=None, cwd=None, timeout=300) -> subprocess.CompletedProcess:
+    """`python -m lessonxl ARGS...` as a user's shell runs it, its output captured as text."""
+    return subprocess.run([sys.executable, "-m", "lessonxl", *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=timeout)
+
+
+def default_grids(lesson, seed: int = SEED) -> dict[str, np.ndarray]:
+    """A lesson's default inputs, each a fresh 2-D array (safe to edit)."""
+    return {key: as_grid(value).copy() for key, value in lesson.default_inputs(seed).items()}
+
+
+def tensor(grid) -> torch.Tensor:
+    """A grid of numbers as a float64 tensor."""
+    return torch.as_tensor(np.asarray(grid, dtype=np.float64))
 
 
 def sheet_parts(path: Path) -> dict[str, str]:
@@ -155,4 +179,16 @@ def first_number_input(path, lesson):
 def generated(tmp_path_factory) -> dict[str, Path]:
     """Every workbook, generated once with the default seed on the CPU."""
     folder = tmp_path_factory.mktemp("generated")
-    return {lesson.name: lesson.write(folder, SEED, torch.device("cpu"))[0] for lesson in LESSONS}
+    return {lesson.name: lesson.write(folder, SEED, CPU)[0] for lesson in LESSONS}
+
+
+@pytest.fixture(scope="session")
+def collab_defaults() -> dict[str, np.ndarray]:
+    """collab_filter's default inputs (its factors trained once): copy before editing."""
+    return CollabFilter().default_inputs(SEED)
+
+
+@pytest.fixture(scope="session")
+def collab_results(collab_defaults) -> dict[str, np.ndarray]:
+    """Every quantity of collab_filter computed from its default inputs."""
+    return CollabFilter().evaluate(collab_defaults, CPU)

@@ -10,22 +10,19 @@ import pytest
 
 from lessonxl.registry import LESSONS
 
-
-def run(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lessonxl", *map(str, args)], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=300)
+from conftest import run_cli
 
 
 @pytest.mark.parametrize("command", ["generate", "verify", "list"])
 def test_help_explains_each_command(command):
-    result = run(command, "--help")
+    result = run_cli(command, "--help")
     assert result.returncode == 0
     assert "usage: lessonxl " + command in result.stdout
     assert "example:" in result.stdout
 
 
 def test_list_names_every_workbook_and_sheet():
-    result = run("list")
+    result = run_cli("list")
     assert result.returncode == 0
     for lesson in LESSONS:
         assert lesson.filename in result.stdout
@@ -34,24 +31,24 @@ def test_list_names_every_workbook_and_sheet():
 
 
 def test_generate_then_verify_passes(tmp_path):
-    generated = run("generate", "--out", tmp_path, "entropy_example")
+    generated = run_cli("generate", "--out", tmp_path, "entropy_example")
     assert generated.returncode == 0, generated.stderr
     assert generated.stdout.count("\n") == 1
-    verified = run("verify", tmp_path / "entropy_example.xlsx", "--device", "cpu")
+    verified = run_cli("verify", tmp_path / "entropy_example.xlsx", "--device", "cpu")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "PASS" in verified.stdout and "FAIL" not in verified.stdout
 
 
 def test_version():
     import lessonxl
-    result = run("--version")
+    result = run_cli("--version")
     assert result.returncode == 0 and result.stdout == f"lessonxl {lessonxl.__version__}\n"
 
 
 def test_verify_prints_a_line_per_workbook_and_the_table_with_verbose(generated):
     import re
     paths = [generated["entropy_example"], generated["regularization"]]
-    short = run("verify", "--device", "cpu", *paths)
+    short = run_cli("verify", "--device", "cpu", *paths)
     assert short.returncode == 0, short.stderr
     *lines, note = short.stdout.splitlines()
     assert len(lines) == 2, short.stdout
@@ -59,7 +56,7 @@ def test_verify_prints_a_line_per_workbook_and_the_table_with_verbose(generated)
     for line, path in zip(lines, paths):
         assert re.fullmatch(rf"PASS {re.escape(str(path))}: \w+, ([\d,]+) of \1 formula cells equal torch "
                             rf"\(worst relative error \d\.\de[-+]\d+\), \d+\.\d s", line), line
-    full = run("verify", "-v", "--device", "cpu", generated["entropy_example"])
+    full = run_cli("verify", "-v", "--device", "cpu", generated["entropy_example"])
     assert full.returncode == 0
     assert "softmax            probs" in full.stdout and full.stdout.rstrip().endswith("PASS")
 
@@ -89,13 +86,13 @@ def test_progress_shows_on_a_terminal_only(generated):
         assert process.returncode == 0
     assert "recalculating 1 workbook with LibreOffice" in outputs[()]
     assert outputs[("--quiet",)] == ""
-    piped = run("verify", "--device", "cpu", generated["graddesc"])
+    piped = run_cli("verify", "--device", "cpu", generated["graddesc"])
     assert piped.stderr == ""
 
 
 def test_verify_json_is_machine_readable(generated):
     import json
-    result = run("verify", "--json", "--device", "cpu", generated["entropy_example"])
+    result = run_cli("verify", "--json", "--device", "cpu", generated["entropy_example"])
     assert result.returncode == 0
     [report] = json.loads(result.stdout)
     assert report["ok"] and report["uncovered"] == [] and report["checks"]
@@ -110,11 +107,11 @@ def _one_line_error(result, *needles):
 
 
 def test_missing_file_is_a_one_line_error(tmp_path):
-    _one_line_error(run("verify", tmp_path / "nope.xlsx"), "nope.xlsx", "no such file")
+    _one_line_error(run_cli("verify", tmp_path / "nope.xlsx"), "nope.xlsx", "no such file")
 
 
 def test_unknown_workbook_name_is_a_one_line_error(tmp_path):
-    _one_line_error(run("generate", "--out", tmp_path, "nonsense"), "unknown workbook 'nonsense'")
+    _one_line_error(run_cli("generate", "--out", tmp_path, "nonsense"), "unknown workbook 'nonsense'")
 
 
 def test_missing_libreoffice_says_how_to_install_it(generated, tmp_path):
@@ -122,17 +119,17 @@ def test_missing_libreoffice_says_how_to_install_it(generated, tmp_path):
     empty.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "LESSONXL_SOFFICE"}
     env["PATH"] = str(empty)
-    _one_line_error(run("verify", generated["entropy_example"], env=env),
+    _one_line_error(run_cli("verify", generated["entropy_example"], env=env),
                     "apt-get install libreoffice-calc-nogui")
     env["LESSONXL_SOFFICE"] = str(tmp_path / "no-soffice")
-    _one_line_error(run("verify", generated["entropy_example"], env=env), "LESSONXL_SOFFICE")
+    _one_line_error(run_cli("verify", generated["entropy_example"], env=env), "LESSONXL_SOFFICE")
 
 
 def test_cuda_asked_for_where_absent_is_a_one_line_error(tmp_path):
     import torch
     if torch.cuda.is_available():
         pytest.skip("CUDA is present here")
-    _one_line_error(run("generate", "--out", tmp_path, "--device", "cuda"), "no CUDA device")
+    _one_line_error(run_cli("generate", "--out", tmp_path, "--device", "cuda"), "no CUDA device")
 
 
 RATINGS_CASES = {
@@ -156,7 +153,7 @@ def test_unusable_ratings_files_are_one_line_errors_and_left_untouched(generated
     elif content is not None:
         path.write_bytes(content)
     before = path.read_bytes() if path.is_file() else None
-    _one_line_error(run("generate", "--out", tmp_path / "out", "--ratings", path, "collab_filter"),
+    _one_line_error(run_cli("generate", "--out", tmp_path / "out", "--ratings", path, "collab_filter"),
                     str(path), message)
     assert (path.read_bytes() if path.is_file() else None) == before
     assert not (tmp_path / "out" / "collab_filter.xlsx").exists()

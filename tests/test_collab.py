@@ -4,7 +4,6 @@ edited inputs, determinism) live in test_workbooks.py."""
 
 from __future__ import annotations
 
-import io
 import re
 
 import numpy as np
@@ -18,20 +17,10 @@ from lessonxl.collab import (CROSSTABS, GD_STEPS, CollabFilter, EmbeddingDot, Em
 from lessonxl.errors import UsageError
 from lessonxl.movielens import crosstab, load_ratings, synthetic_ratings
 
+from conftest import CPU
+from test_portability import formulas, lint_formula
+
 LESSON = CollabFilter()
-CPU = torch.device("cpu")
-PORTABLE = {"SUM", "SUMPRODUCT", "SUMSQ", "MMULT", "TRANSPOSE", "INDEX", "MATCH", "OFFSET", "IF", "EXP",
-            "SQRT", "COUNT", "AVERAGE", "LARGE", "SMALL", "MAX", "MIN", "ROWS"}
-
-
-@pytest.fixture(scope="module")
-def defaults() -> dict[str, np.ndarray]:
-    return LESSON.default_inputs(0)
-
-
-@pytest.fixture(scope="module")
-def results(defaults) -> dict[str, np.ndarray]:
-    return LESSON.evaluate(defaults, CPU)
 
 
 def _models(seed: int = 0, users: int = 7, movies: int = 9, factors: int = 4):
@@ -85,8 +74,8 @@ def test_y_range_keeps_predictions_inside():
 
 # ---------------------------------------------------------------- training
 
-def test_training_is_seeded_and_lowers_the_loss(defaults):
-    ratings = torch.tensor(defaults["dotprod!ratings"])
+def test_training_is_seeded_and_lowers_the_loss(collab_defaults):
+    ratings = torch.tensor(collab_defaults["dotprod!ratings"])
     model_a, losses = train(ratings, 5, seed=3, steps=100)
     model_b, _ = train(ratings, 5, seed=3, steps=100)
     assert losses[-1] < 0.1 * losses[0]
@@ -97,79 +86,84 @@ def test_training_is_seeded_and_lowers_the_loss(defaults):
     assert final < losses[-1]  # the loss is recorded before each step
 
 
-def test_the_workbook_holds_the_trained_weights(defaults, results):
-    ratings = torch.tensor(defaults["bias!ratings"])
+def test_the_workbook_holds_the_trained_weights(collab_defaults, collab_results):
+    ratings = torch.tensor(collab_defaults["bias!ratings"])
     model, losses = train(ratings, 5, seed=0, bias=True)
-    np.testing.assert_allclose(defaults["bias!movie_factors"], model.movie_factors.weight.detach().T,
+    np.testing.assert_allclose(collab_defaults["bias!movie_factors"], model.movie_factors.weight.detach().T,
                                atol=5e-7)  # rounded to 6 decimals
     with torch.no_grad():
         trained = F.mse_loss(model(*rated_pairs(ratings)[:2]), rated_pairs(ratings)[2]).sqrt().item()
-    assert results["bias!rmse"][0, 0] == pytest.approx(trained, abs=1e-5)
+    assert collab_results["bias!rmse"][0, 0] == pytest.approx(trained, abs=1e-5)
     assert trained < losses[-1].sqrt()
 
 
-def test_bias_beats_the_plain_dot_product(results):
-    dot, bias, y_range = (results[f"{t.sheet}!rmse"][0, 0] for t in CROSSTABS)
+def test_bias_beats_the_plain_dot_product(collab_results):
+    dot, bias, y_range = (collab_results[f"{t.sheet}!rmse"][0, 0] for t in CROSSTABS)
     assert bias < dot and y_range < dot
     assert 0 < y_range < 1
 
 
 # ---------------------------------------------------------------- the sheets' quantities
 
-def test_one_hot_and_lookup_sheets_equal_dotprod(results):
-    for name in ("rmse",):
-        assert results[f"movielens_1hot!{name}"] == pytest.approx(results[f"dotprod!{name}"], abs=1e-12)
-        assert results[f"movielens_emb!{name}"] == pytest.approx(results[f"dotprod!{name}"], abs=1e-12)
-    np.testing.assert_allclose(results["movielens_1hot!user_activations"],
-                               results["movielens_emb!user_embedding"], rtol=0, atol=1e-12)
+def test_one_hot_and_lookup_sheets_equal_dotprod(collab_results):
+    results = collab_results
+    for sheet in ("movielens_1hot", "movielens_emb"):
+        assert results[f"{sheet}!rmse"] == pytest.approx(results["dotprod!rmse"], abs=1e-12)
+        # each rated pair's prediction is the crosstab's at that user's row and that movie's column
+        users, movies = (results[f"{sheet}!{which}_index"][:, 0].astype(int) - 1 for which in ("user", "movie"))
+        np.testing.assert_allclose(results[f"{sheet}!prediction"][:, 0], results["dotprod!predictions"][users, movies],
+                                   rtol=0, atol=1e-12, err_msg=sheet)
+    for which in ("user", "movie"):
+        np.testing.assert_allclose(results[f"movielens_1hot!{which}_activations"],
+                                   results[f"movielens_emb!{which}_embedding"], rtol=0, atol=1e-12)
     np.testing.assert_array_equal(results["movielens_emb!user_embedding"],
                                   results["movielens_emb!user_embedding_offset"])
     one_hot = results["movielens_1hot!movie_onehot"]
     assert set(np.unique(one_hot)) == {0.0, 1.0} and (one_hot.sum(axis=1) == 1).all()
 
 
-def test_predictions_cover_every_cell_and_rmse_only_rated_ones(defaults, results):
-    ratings = defaults["dotprod!ratings"]
+def test_predictions_cover_every_cell_and_rmse_only_rated_ones(collab_defaults, collab_results):
+    ratings = collab_defaults["dotprod!ratings"]
     assert np.isnan(ratings).any()
-    predictions = results["dotprod!predictions"]
-    product = defaults["dotprod!user_factors"] @ defaults["dotprod!movie_factors"]
+    predictions = collab_results["dotprod!predictions"]
+    product = collab_defaults["dotprod!user_factors"] @ collab_defaults["dotprod!movie_factors"]
     np.testing.assert_allclose(predictions, product, atol=1e-12)
     rated = ~np.isnan(ratings)
-    assert results["dotprod!rmse"][0, 0] == pytest.approx(
+    assert collab_results["dotprod!rmse"][0, 0] == pytest.approx(
         np.sqrt(np.mean((predictions - ratings)[rated] ** 2)), abs=1e-12)
 
 
-def test_gd_steps_equal_the_spreadsheet_gradient_formulas(defaults, results):
+def test_gd_steps_equal_the_spreadsheet_gradient_formulas(collab_defaults, collab_results):
     """Autograd + torch.optim.SGD equal the gradients as the sheet writes them."""
-    ratings = defaults["gd_steps!ratings"]
+    ratings = collab_defaults["gd_steps!ratings"]
     rated = ~np.isnan(ratings)
     n = rated.sum()
-    uf, mf = defaults["gd_steps!user_factors"], defaults["gd_steps!movie_factors"]
-    ub, mb = defaults["gd_steps!user_bias"], defaults["gd_steps!movie_bias"]
-    lr = defaults["gd_steps!lr"][0, 0]
+    uf, mf = collab_defaults["gd_steps!user_factors"], collab_defaults["gd_steps!movie_factors"]
+    ub, mb = collab_defaults["gd_steps!user_bias"], collab_defaults["gd_steps!movie_bias"]
+    lr = collab_defaults["gd_steps!lr"][0, 0]
     rmse = []
     for step in range(GD_STEPS + 1):
         error = np.where(rated, uf @ mf + ub + mb - np.nan_to_num(ratings), 0.0)
         rmse.append(np.sqrt((error ** 2).sum() / n))
-        np.testing.assert_allclose(results[f"gd_steps!error_{step}"], error, atol=1e-11)
+        np.testing.assert_allclose(collab_results[f"gd_steps!error_{step}"], error, atol=1e-11)
         if step < GD_STEPS:
             grads = 2 / n * error @ mf.T, 2 / n * uf.T @ error, 2 / n * error.sum(1, keepdims=True), \
                 2 / n * error.sum(0, keepdims=True)
             for name, grad in zip(("user_factors", "movie_factors", "user_bias", "movie_bias"), grads):
-                np.testing.assert_allclose(results[f"gd_steps!grad_{name}_{step}"], grad, atol=1e-11)
+                np.testing.assert_allclose(collab_results[f"gd_steps!grad_{name}_{step}"], grad, atol=1e-11)
             uf, mf, ub, mb = (w - lr * g for w, g in zip((uf, mf, ub, mb), grads))
-            np.testing.assert_allclose(results[f"gd_steps!user_factors_{step + 1}"], uf, atol=1e-11)
-    np.testing.assert_allclose(results["gd_steps!rmse"].ravel(), rmse, atol=1e-11)
+            np.testing.assert_allclose(collab_results[f"gd_steps!user_factors_{step + 1}"], uf, atol=1e-11)
+    np.testing.assert_allclose(collab_results["gd_steps!rmse"].ravel(), rmse, atol=1e-11)
     assert (np.diff(rmse) < 0).all() and rmse[-1] < 0.25 * rmse[0]
 
 
-def test_computed_from_the_workbooks_inputs(defaults, results):
-    edited = {k: v.copy() for k, v in defaults.items()}
+def test_computed_from_the_workbooks_inputs(collab_defaults, collab_results):
+    edited = {k: v.copy() for k, v in collab_defaults.items()}
     edited["gd_steps!lr"] = edited["gd_steps!lr"] * 0.5
     edited["bias!user_factors"][0, 0] += 1
     edited["dotprod!ratings"][0, :] = np.nan
     after = LESSON.evaluate(edited, CPU)
-    changed = {k for k in results if not np.allclose(results[k], after[k], equal_nan=True)}
+    changed = {k for k in collab_results if not np.allclose(collab_results[k], after[k], equal_nan=True)}
     assert {"gd_steps!rmse", "gd_steps!user_factors_1", "bias!rmse", "bias!predictions",
             "dotprod!rmse"} <= changed
     assert "movielens_emb!rmse" not in changed  # the pair sheets keep their own ratings
@@ -182,25 +176,25 @@ def test_match_is_exact_and_reports_missing_ids():
         match(torch.tensor([3.0]), table, "id")
 
 
-def test_word_vectors_equal_nn_embedding(defaults, results):
-    vocab = list(defaults["word_emb!vocab"].ravel())
-    ids = torch.tensor([vocab.index(w) for w in defaults["word_emb!sentence"].ravel()])
-    embedding = torch.nn.Embedding.from_pretrained(torch.tensor(defaults["word_emb!embedding"]))
-    np.testing.assert_array_equal(results["word_emb!word_vectors"], embedding(ids).numpy())
-    np.testing.assert_array_equal(results["word_emb!word_id"].ravel(), ids.numpy() + 1)
-    edited = dict(defaults, **{"word_emb!sentence": np.array([["the"], ["unicorn"]], dtype=object)})
+def test_word_vectors_equal_nn_embedding(collab_defaults, collab_results):
+    vocab = list(collab_defaults["word_emb!vocab"].ravel())
+    ids = torch.tensor([vocab.index(w) for w in collab_defaults["word_emb!sentence"].ravel()])
+    embedding = torch.nn.Embedding.from_pretrained(torch.tensor(collab_defaults["word_emb!embedding"]))
+    np.testing.assert_array_equal(collab_results["word_emb!word_vectors"], embedding(ids).numpy())
+    np.testing.assert_array_equal(collab_results["word_emb!word_id"].ravel(), ids.numpy() + 1)
+    edited = dict(collab_defaults, **{"word_emb!sentence": np.array([["the"], ["unicorn"]], dtype=object)})
     with pytest.raises(UsageError, match="unicorn"):
         LESSON.evaluate(edited, CPU)
 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_cuda_equals_cpu(defaults, results):
-    on_cuda = LESSON.compute(LESSON.tensors(defaults, torch.device("cuda")))
-    assert on_cuda.keys() == results.keys()
+def test_cuda_equals_cpu(collab_defaults, collab_results):
+    on_cuda = LESSON.compute(LESSON.tensors(collab_defaults, torch.device("cuda")))
+    assert on_cuda.keys() == collab_results.keys()
     for key, value in on_cuda.items():
         assert value.device.type == "cuda", key
-        np.testing.assert_allclose(value.cpu().numpy(), results[key], rtol=1e-12, atol=1e-12, err_msg=key)
+        np.testing.assert_allclose(value.cpu().numpy(), collab_results[key], rtol=1e-12, atol=1e-12, err_msg=key)
 
 
 # ---------------------------------------------------------------- data
@@ -281,8 +275,8 @@ def test_too_few_users_or_bad_sizes_are_usage_errors(tmp_path):
 # ---------------------------------------------------------------- the workbook
 
 @pytest.fixture(scope="module")
-def workbook() -> openpyxl.Workbook:
-    return openpyxl.load_workbook(io.BytesIO(LESSON.build(0, CPU)))
+def workbook(generated) -> openpyxl.Workbook:
+    return openpyxl.load_workbook(generated["collab_filter"])
 
 
 def test_sheets_and_sheet_scoped_names(workbook):
@@ -295,13 +289,11 @@ def test_sheets_and_sheet_scoped_names(workbook):
         assert names <= set(workbook[sheet].defined_names), sheet
 
 
-def test_formulas_use_portable_functions_only(workbook):
-    used = set()
-    for sheet in workbook.worksheets:
-        for row in sheet.iter_rows():
-            for cell in row:
-                text = getattr(cell.value, "text", cell.value)
-                if isinstance(text, str) and text.startswith("="):
-                    used |= set(re.findall(r"([A-Z][A-Z0-9.]*)\(", text))
-    assert used <= PORTABLE, used - PORTABLE
+def test_formulas_use_portable_functions_only_and_the_lessons_own(generated):
+    """test_portability's lint (its one list of portable functions), and the functions the lesson is about."""
+    used, problems = set(), []
+    for where, formula in formulas(generated["collab_filter"]):
+        problems += [f"{where} {formula}: {problem}" for problem in lint_formula(formula)]
+        used |= set(re.findall(r"([A-Z][A-Z0-9.]*)\(", re.sub(r'"(?:[^"]|"")*"', '""', formula)))
+    assert not problems, "\n".join(problems[:20])
     assert {"MMULT", "INDEX", "OFFSET", "MATCH", "SUMPRODUCT"} <= used

@@ -9,20 +9,15 @@ import torch.nn.functional as F
 
 from lessonxl.entropy import CLASSES, Entropy, binary_losses, softmax_parts
 from lessonxl.errors import UsageError
-from lessonxl.sheets import as_grid
 
-CPU = torch.device("cpu")
+from conftest import CPU, default_grids, tensor
 
 
 @pytest.fixture(scope="module")
 def case():
     lesson = Entropy()
-    inputs = {k: as_grid(v) for k, v in lesson.default_inputs(0).items()}
+    inputs = default_grids(lesson)
     return inputs, lesson.evaluate(inputs, CPU)
-
-
-def tensor(grid) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(grid, dtype=np.float64))
 
 
 def test_softmax_equals_torch_softmax_and_rows_sum_to_one():

@@ -25,14 +25,9 @@ import pytest
 from lessonxl import cli, recalc
 from lessonxl.verify import verify_paths
 
-from conftest import rewrite_part, set_value, sheet_parts
+from conftest import rewrite_part, run_cli, set_value, sheet_parts
 
 FAKE_SOFFICE_MARK = "fake soffice was started"
-
-
-def run_cli(*args, env=None, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lessonxl", *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=timeout)
 
 
 def digest(path: Path):

@@ -20,21 +20,10 @@ from lessonxl.errors import UsageError
 from lessonxl.movielens import U_ITEM_GENRES, crosstab, synthetic_movies, synthetic_ratings
 from lessonxl.verify import verify_paths
 
-from conftest import mutate_formula, set_value
+from conftest import CPU, mutate_formula, set_value
 
 LESSON = CollabFilter()
-CPU = torch.device("cpu")
 KEY = "interpret!{}".format
-
-
-@pytest.fixture(scope="module")
-def defaults() -> dict[str, np.ndarray]:
-    return LESSON.default_inputs(0)
-
-
-@pytest.fixture(scope="module")
-def results(defaults) -> dict[str, np.ndarray]:
-    return LESSON.evaluate(defaults, CPU)
 
 
 def _centred(defaults) -> np.ndarray:
@@ -51,10 +40,10 @@ def _largest_entry_positive(vectors: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- principal components
 
-def test_power_iteration_converges_to_eigh_and_svd_up_to_the_fixed_sign(defaults, results):
-    centred = _centred(defaults)
+def test_power_iteration_converges_to_eigh_and_svd_up_to_the_fixed_sign(collab_defaults, collab_results):
+    centred = _centred(collab_defaults)
     covariance = centred.T @ centred / (len(centred) - 1)
-    np.testing.assert_allclose(results[KEY("covariance")], covariance, atol=1e-14)
+    np.testing.assert_allclose(collab_results[KEY("covariance")], covariance, atol=1e-14)
     eigenvalues, eigenvectors = torch.linalg.eigh(torch.tensor(covariance))
     eigenvalues, eigenvectors = eigenvalues.flip(0).numpy(), eigenvectors.flip(1).numpy()
     # The error after t steps shrinks like (next variance / this variance)^t: below 1e-12 here, so the
@@ -62,40 +51,40 @@ def test_power_iteration_converges_to_eigh_and_svd_up_to_the_fixed_sign(defaults
     ratios = eigenvalues[1:3] / eigenvalues[:2]
     assert (ratios ** POWER_STEPS < 1e-12).all(), ratios
     expected = _largest_entry_positive(eigenvectors[:, :2])
-    np.testing.assert_allclose(results[KEY("pc_loadings")].T, expected, atol=1e-10)
-    np.testing.assert_allclose(results[KEY("pc_variance")].ravel(), eigenvalues[:2], rtol=1e-12)
-    np.testing.assert_allclose(results[KEY("variance_share")].ravel(), eigenvalues[:2] / eigenvalues.sum(),
+    np.testing.assert_allclose(collab_results[KEY("pc_loadings")].T, expected, atol=1e-10)
+    np.testing.assert_allclose(collab_results[KEY("pc_variance")].ravel(), eigenvalues[:2], rtol=1e-12)
+    np.testing.assert_allclose(collab_results[KEY("variance_share")].ravel(), eigenvalues[:2] / eigenvalues.sum(),
                                rtol=1e-12)
     _, singular, right = torch.linalg.svd(torch.tensor(centred), full_matrices=False)
-    np.testing.assert_allclose(results[KEY("pc_loadings")].T, _largest_entry_positive(right.T[:, :2].numpy()),
+    np.testing.assert_allclose(collab_results[KEY("pc_loadings")].T, _largest_entry_positive(right.T[:, :2].numpy()),
                                atol=1e-10)
-    np.testing.assert_allclose(results[KEY("pc_scores")], centred @ expected, atol=1e-10)
-    np.testing.assert_allclose(results[KEY("pc_variance")].ravel(), singular[:2] ** 2 / (len(centred) - 1),
+    np.testing.assert_allclose(collab_results[KEY("pc_scores")], centred @ expected, atol=1e-10)
+    np.testing.assert_allclose(collab_results[KEY("pc_variance")].ravel(), singular[:2] ** 2 / (len(centred) - 1),
                                rtol=1e-12)
 
 
-def test_the_steps_are_the_sheets_unrolled_power_iteration(defaults, results):
+def test_the_steps_are_the_sheets_unrolled_power_iteration(collab_defaults, collab_results):
     """w = C v, v = w / |w| from the start vector; the second component on C - variance1 pc1 pc1ᵀ."""
-    centred = _centred(defaults)
+    centred = _centred(collab_defaults)
     matrix = centred.T @ centred / (len(centred) - 1)
     for pc in (1, 2):
-        v = defaults[KEY("start")][:, 0]
+        v = collab_defaults[KEY("start")][:, 0]
         for step in range(POWER_STEPS):
             w = matrix @ v
             v = w / np.sqrt((w ** 2).sum())
-            np.testing.assert_allclose(results[KEY(f"pc{pc}_products")][:, step], w, atol=1e-13)
-            np.testing.assert_allclose(results[KEY(f"pc{pc}_steps")][:, step], v, atol=1e-13)
-        loading = results[KEY("pc_loadings")][pc - 1]
+            np.testing.assert_allclose(collab_results[KEY(f"pc{pc}_products")][:, step], w, atol=1e-13)
+            np.testing.assert_allclose(collab_results[KEY(f"pc{pc}_steps")][:, step], v, atol=1e-13)
+        loading = collab_results[KEY("pc_loadings")][pc - 1]
         np.testing.assert_allclose(np.abs(loading), np.abs(v), atol=1e-15)
         matrix = matrix - (loading @ matrix @ loading) * np.outer(loading, loading)
         if pc == 1:
-            np.testing.assert_allclose(results[KEY("deflated")], matrix, atol=1e-14)
+            np.testing.assert_allclose(collab_results[KEY("deflated")], matrix, atol=1e-14)
 
 
-def test_the_sign_convention_is_robust_on_the_default_data(results):
+def test_the_sign_convention_is_robust_on_the_default_data(collab_results):
     """The largest entry and the most negative one are far apart in magnitude: no sign flip from
     rounding, in torch or in any engine."""
-    loadings = results[KEY("pc_loadings")]
+    loadings = collab_results[KEY("pc_loadings")]
     assert (loadings.max(axis=1) + loadings.min(axis=1) > 0.05).all()
     flipped = fix_sign(torch.tensor([[0.2], [-0.9], [0.5]], dtype=torch.float64))
     assert flipped[:, 0].tolist() == [-0.2, 0.9, -0.5]
@@ -105,24 +94,24 @@ def test_the_sign_convention_is_robust_on_the_default_data(results):
 
 # ---------------------------------------------------------------- rankings
 
-def test_rankings_list_the_largest_and_smallest_with_their_movies(defaults, results):
-    bias = defaults[INTERPRETED.key("movie_bias")].ravel()
-    ids = defaults["dotprod!movie_ids"].ravel()
+def test_rankings_list_the_largest_and_smallest_with_their_movies(collab_defaults, collab_results):
+    bias = collab_defaults[INTERPRETED.key("movie_bias")].ravel()
+    ids = collab_defaults["dotprod!movie_ids"].ravel()
     n = ranked_count(len(bias))
     order = np.argsort(-bias, kind="stable")
     picked = np.concatenate([order[:n], order[::-1][:n]])
-    np.testing.assert_array_equal(results[KEY("bias_ranked")].ravel(), bias[picked])
-    np.testing.assert_array_equal(results[KEY("bias_ranked_movie")].ravel(), picked + 1)
-    np.testing.assert_array_equal(results[KEY("bias_ranked_id")].ravel(), ids[picked])
+    np.testing.assert_array_equal(collab_results[KEY("bias_ranked")].ravel(), bias[picked])
+    np.testing.assert_array_equal(collab_results[KEY("bias_ranked_movie")].ravel(), picked + 1)
+    np.testing.assert_array_equal(collab_results[KEY("bias_ranked_id")].ravel(), ids[picked])
     for pc in (1, 2):
-        scores = results[KEY("pc_scores")][:, pc - 1]
+        scores = collab_results[KEY("pc_scores")][:, pc - 1]
         order = np.argsort(-scores, kind="stable")
         picked = np.concatenate([order[:n], order[::-1][:n]])
-        np.testing.assert_array_equal(results[KEY(f"pc{pc}_ranked_movie")].ravel(), picked + 1)
+        np.testing.assert_array_equal(collab_results[KEY(f"pc{pc}_ranked_movie")].ravel(), picked + 1)
 
 
-def test_default_data_has_no_near_ties_to_rank(defaults, results):
-    for column in (defaults[INTERPRETED.key("movie_bias")].ravel(), *results[KEY("pc_scores")].T):
+def test_default_data_has_no_near_ties_to_rank(collab_defaults, collab_results):
+    for column in (collab_defaults[INTERPRETED.key("movie_bias")].ravel(), *collab_results[KEY("pc_scores")].T):
         assert np.diff(np.sort(column)).min() > 1e-6
 
 
@@ -142,11 +131,11 @@ def test_rankings_shrink_for_few_movies():
 
 # ---------------------------------------------------------------- the planted genres
 
-def test_the_planted_genres_separate_along_the_first_component(defaults, results):
+def test_the_planted_genres_separate_along_the_first_component(collab_defaults, collab_results):
     planted = synthetic_movies(0, 210).set_index("movieId")["genre"]
-    genres = [planted[int(i)] for i in defaults["dotprod!movie_ids"].ravel()]
-    assert list(defaults[KEY("genre")].ravel()) == genres
-    scores = results[KEY("pc_scores")][:, 0]
+    genres = [planted[int(i)] for i in collab_defaults["dotprod!movie_ids"].ravel()]
+    assert list(collab_defaults[KEY("genre")].ravel()) == genres
+    scores = collab_results[KEY("pc_scores")][:, 0]
     order = np.argsort(-scores)
     top, bottom = [genres[i] for i in order[:5]], [genres[i] for i in order[-5:]]
     assert top.count("action") == 5 and "action" not in bottom
@@ -164,9 +153,9 @@ def test_genre_shares_reads_the_first_listed_genre_and_skips_unknown():
 # ---------------------------------------------------------------- the workbook
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("interpret")
-    return LESSON.write(folder, 0, CPU)[0]
+def built(generated):
+    """collab_filter.xlsx as generated (read only: edits go to copies)."""
+    return generated["collab_filter"]
 
 
 def _area(path, key: str) -> reader.Area:
@@ -198,9 +187,9 @@ def test_the_chart_plots_the_movies_on_the_two_components(built):
         assert f"interpret!${letter}${scores.min_row}:${letter}${scores.max_row}" in refs
 
 
-def test_crosstab_and_interpret_label_movies_by_title(built, defaults):
+def test_crosstab_and_interpret_label_movies_by_title(built, collab_defaults):
     book = openpyxl.load_workbook(built)
-    titles = [str(t) for t in defaults["dotprod!movie_titles"].ravel()]
+    titles = [str(t) for t in collab_defaults["dotprod!movie_titles"].ravel()]
     area = _area(built, "dotprod!movie_titles")
     row = [book["dotprod"].cell(area.min_row, col).value for col in range(area.min_col, area.max_col + 1)]
     assert row == titles
@@ -210,15 +199,15 @@ def test_crosstab_and_interpret_label_movies_by_title(built, defaults):
     assert len(set(titles)) == len(titles) and not any(t.startswith("movie ") for t in titles)
 
 
-def test_the_notes_try_verifies_and_moves_what_it_says(built, defaults, results, tmp_path):
+def test_the_notes_try_verifies_and_moves_what_it_says(built, collab_defaults, collab_results, tmp_path):
     """Try: set one movie's bias to 3 (it tops the ranking); set the start vector to 1, 0, 0, ...
     (every step changes, the components do not). Done in the file, recalculated by LibreOffice."""
-    bias = defaults[INTERPRETED.key("movie_bias")].ravel()
+    bias = collab_defaults[INTERPRETED.key("movie_bias")].ravel()
     movie = int(np.argmin(bias))  # the worst movie, at the bottom of the ranking
     raised = tmp_path / "raised_bias.xlsx"
     _edit(built, raised, INTERPRETED.key("movie_bias"), movie, 3.0)
 
-    factors = len(defaults[KEY("start")])
+    factors = len(collab_defaults[KEY("start")])
     restarted = tmp_path / "start.xlsx"
     _edit(built, restarted, KEY("start"), 1, 0.0)
     for index in range(2, factors):
@@ -235,20 +224,20 @@ def test_the_notes_try_verifies_and_moves_what_it_says(built, defaults, results,
     for report in reports:
         assert report.ok and not report.uncovered, [c for c in report.checks if not c.passed]
 
-    edited = {key: np.array(value, copy=True) for key, value in defaults.items()}
+    edited = {key: np.array(value, copy=True) for key, value in collab_defaults.items()}
     edited[INTERPRETED.key("movie_bias")][0, movie] = 3.0
     after = LESSON.evaluate(edited, CPU)
-    assert results[KEY("bias_ranked_movie")][ranked_count(len(bias)), 0] == movie + 1  # bottom 1 before
+    assert collab_results[KEY("bias_ranked_movie")][ranked_count(len(bias)), 0] == movie + 1  # bottom 1 before
     assert after[KEY("bias_ranked_movie")][0, 0] == movie + 1
     assert after[KEY("bias_ranked")][0, 0] == 3.0
 
-    edited = {key: np.array(value, copy=True) for key, value in defaults.items()}
+    edited = {key: np.array(value, copy=True) for key, value in collab_defaults.items()}
     edited[KEY("start")][1:] = 0.0
     after = LESSON.evaluate(edited, CPU)
-    assert not np.allclose(after[KEY("pc1_steps")][:, 0], results[KEY("pc1_steps")][:, 0], atol=1e-3)
-    np.testing.assert_allclose(after[KEY("pc_loadings")], results[KEY("pc_loadings")], atol=1e-10)
+    assert not np.allclose(after[KEY("pc1_steps")][:, 0], collab_results[KEY("pc1_steps")][:, 0], atol=1e-3)
+    np.testing.assert_allclose(after[KEY("pc_loadings")], collab_results[KEY("pc_loadings")], atol=1e-10)
 
-    edited = {key: np.array(value, copy=True) for key, value in defaults.items()}
+    edited = {key: np.array(value, copy=True) for key, value in collab_defaults.items()}
     edited[INTERPRETED.key("movie_bias")][0, top_two] = 9.0
     after = LESSON.evaluate(edited, CPU)
     first = min(top_two) + 1

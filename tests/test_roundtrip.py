@@ -15,12 +15,10 @@ from openpyxl.worksheet.formula import ArrayFormula
 
 from lessonxl import reader
 from lessonxl.recalc import Recalculation
-from lessonxl.registry import LESSONS, by_name
+from lessonxl.registry import by_name
 from lessonxl.verify import verify_paths
 
-from conftest import first_number_input
-
-NAMES = [lesson.name for lesson in LESSONS]
+from conftest import NAMES, first_number_input
 
 
 def inputs_of(path, lesson) -> dict[str, np.ndarray]:

@@ -20,13 +20,11 @@ from openpyxl.utils import get_column_letter
 from lessonxl import reader
 from lessonxl.recalc import Recalculation
 from lessonxl.registry import LESSONS, by_name
-from lessonxl.sheets import as_grid
 from lessonxl.verify import exit_code, verify_paths
 
-from conftest import SEED, first_number_input, mutate_formula, pick_mutations, set_value
+from conftest import CPU, NAMES, SEED, default_grids, first_number_input, mutate_formula, pick_mutations, set_value
 
 REPO = Path(__file__).resolve().parents[1]
-NAMES = [lesson.name for lesson in LESSONS]
 
 
 @pytest.fixture(scope="session")
@@ -44,10 +42,6 @@ def test_generated_workbook_verifies_with_every_formula_cell_covered(reports, na
     assert not failed
     assert report.formula_cells > 0
     assert report.uncovered == []
-
-
-def default_grids(lesson) -> dict[str, np.ndarray]:
-    return {key: as_grid(value).copy() for key, value in lesson.default_inputs(SEED).items()}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -97,8 +91,8 @@ def test_an_edited_input_is_recomputed_and_passes(generated, tmp_path, name):
     changed = default_grids(lesson)
     area = reader.defined_names(openpyxl.load_workbook(edited))[key]
     changed[key][row - area.min_row, col - area.min_col] = new_value
-    before = lesson.evaluate(defaults, torch.device("cpu"))
-    after = lesson.evaluate(changed, torch.device("cpu"))
+    before = lesson.evaluate(defaults, CPU)
+    after = lesson.evaluate(changed, CPU)
     assert any(not np.allclose(before[k], after[k], equal_nan=True) for k in before), \
         f"editing {key} changed no computed value"
 
@@ -127,7 +121,7 @@ def test_verify_leaves_its_input_byte_identical(generated):
 
 def test_the_same_seed_gives_byte_identical_files(generated):
     for lesson in LESSONS:
-        assert lesson.build(SEED, torch.device("cpu")) == generated[lesson.name].read_bytes()
+        assert lesson.build(SEED, CPU) == generated[lesson.name].read_bytes()
 
 
 @pytest.mark.cuda
@@ -136,7 +130,7 @@ def test_the_same_seed_gives_byte_identical_files(generated):
 def test_cuda_equals_cpu(name):
     lesson = by_name(name)
     inputs = default_grids(lesson)
-    on_cpu = lesson.evaluate(inputs, torch.device("cpu"))
+    on_cpu = lesson.evaluate(inputs, CPU)
     on_cuda = lesson.evaluate(inputs, torch.device("cuda"))
     assert on_cpu.keys() == on_cuda.keys()
     for key in on_cpu:
@@ -155,7 +149,7 @@ def test_error_values_agree_with_torch_out_of_domain(generated, tmp_path):
     assert report.ok
     inputs = default_grids(by_name("entropy_example"))
     inputs["binary_xent!predicted"][0, 0] = 1.5
-    torch_loss = by_name("entropy_example").evaluate(inputs, torch.device("cpu"))["binary_xent!loss"]
+    torch_loss = by_name("entropy_example").evaluate(inputs, CPU)["binary_xent!loss"]
     assert math.isnan(torch_loss[0, 0])
 
 
