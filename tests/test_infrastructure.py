@@ -206,9 +206,10 @@ def test_an_invalid_defined_name_is_refused(name):
 @pytest.mark.parametrize("name", [
     "abe1", "exp1", "val1", "rms2",
 ])
-@pytest.mark.xfail(strict=True, reason="lessonxl bug (issue 10 tests): Book.define relies on xlsxwriter's check, "
-                   "which takes a 3-letter column only up to ?xD (A-D third letter): ABE1, EXP1, VAL1, RMS2 are "
-                   "cells of Excel 2007+ (columns up to XFD) yet are accepted as names")
+@pytest.mark.xfail(strict=True, reason="lessonxl bug: Book.define relies on xlsxwriter's check, whose pattern "
+                   "takes a third column letter only from A-D: ABE1, EXP1, VAL1, RMS2 are cells of Excel 2007+ "
+                   "(columns up to XFD), which Excel forbids as names, yet are accepted (LibreOffice 7.4 resolves "
+                   "them as names; no workbook of today uses such a name)")
 def test_a_name_that_is_a_three_letter_column_cell_is_refused(name):
     book, sheet, _ = book_with_name(name)
     with warnings.catch_warnings():
