@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime
 import math
+import re
 from typing import Callable, Sequence
 
 import numpy as np
 import xlsxwriter
 import xlsxwriter.worksheet
-from xlsxwriter.utility import quote_sheetname, xl_range, xl_range_abs, xl_rowcol_to_cell
+from xlsxwriter.utility import quote_sheetname, xl_cell_to_rowcol, xl_range, xl_range_abs, xl_rowcol_to_cell
 
 from .values import as_grid, key as value_key
 
@@ -286,6 +287,19 @@ def _cached(value) -> float | str:
     return value
 
 
+_A1 = re.compile(r"([A-Za-z]{1,3})([0-9]{1,7})")
+
+
+def _is_cell(name: str) -> bool:
+    """Whether `name` is a cell of Excel 2007+ (columns A to XFD, rows 1 to 1,048,576), e.g. EXP1:
+    xlsxwriter's own check misses most three-letter columns."""
+    found = _A1.fullmatch(name)
+    if not found:
+        return False
+    row, col = xl_cell_to_rowcol(name.upper())
+    return col < 16384 and 0 <= row < 1048576
+
+
 class _PortableWorksheet(xlsxwriter.worksheet.Worksheet):
     """A worksheet for formulas that use only the functions every engine shares (tests/test_portability.py
     checks each one): xlsxwriter's ~30 regular expressions per formula, which prefix Excel 365's dynamic-
@@ -347,6 +361,12 @@ class Book:
         return sheet
 
     def define(self, block: Block) -> None:
+        """Define the block's name; refuse one that an engine would not take as a name."""
+        if _is_cell(block.name):
+            raise ValueError(f"{block.key}: not a valid Excel name (a cell of Excel 2007+, whose columns "
+                             "run to XFD)")
+        if block.name.lower().startswith(("true", "false")):
+            raise ValueError(f"{block.key}: a name beginning with true or false, which Google Sheets refuses")
         scope = "" if block.global_name else quote_sheetname(block.sheet.name) + "!"
         if self.workbook.define_name(scope + block.name, "=" + block.address()) != 0:
             raise ValueError(f"{block.key}: not a valid Excel name (a cell reference, or bad characters)")

@@ -206,16 +206,25 @@ def test_an_invalid_defined_name_is_refused(name):
 @pytest.mark.parametrize("name", [
     "abe1", "exp1", "val1", "rms2",
 ])
-@pytest.mark.xfail(strict=True, reason="lessonxl bug: Book.define relies on xlsxwriter's check, whose pattern "
-                   "takes a third column letter only from A-D: ABE1, EXP1, VAL1, RMS2 are cells of Excel 2007+ "
-                   "(columns up to XFD), which Excel forbids as names, yet are accepted (LibreOffice 7.4 resolves "
-                   "them as names; no workbook of today uses such a name)")
 def test_a_name_that_is_a_three_letter_column_cell_is_refused(name):
     book, sheet, _ = book_with_name(name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="not a valid Excel name"):
             sheet.block(name, 3, 1)
+
+
+@pytest.mark.parametrize("name", ["true_slope", "FALSE_x", "trueness"])
+def test_a_name_beginning_with_true_or_false_is_refused_for_google_sheets(name):
+    book, sheet, _ = book_with_name(name)
+    with pytest.raises(ValueError, match="beginning with true or false, which Google Sheets refuses"):
+        sheet.block(name, 3, 1)
+
+
+@pytest.mark.parametrize("name", ["xfe1", "rate1x", "truth"])
+def test_names_past_the_last_cell_are_accepted(name):
+    book, sheet, _ = book_with_name(name)
+    assert sheet.block(name, 3, 1).name == name
 
 
 def written(book: Book) -> openpyxl.Workbook:
