@@ -217,6 +217,7 @@ def test_three_groups_give_the_lessons_rates(case):
 
 # every sheet ---------------------------------------------------------------------------------------
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_equals_cpu(lesson, case):
     inputs, out = case
