@@ -143,6 +143,15 @@ def cell_of(path: Path, key: str, r: int = 0, c: int = 0) -> tuple[str, str]:
     return area.sheet, f"{get_column_letter(area.min_col + c)}{area.min_row + r}"
 
 
+def saved_and_verified(typed: dict, folder: Path) -> tuple[dict, dict]:
+    """Each typed-in workbook (case -> path) saved through LibreOffice, then all verified in one run:
+    (case -> saved file, case -> report)."""
+    from lessonxl.verify import verify_paths
+    saved = resave_with_libreoffice(list(typed.values()), folder / "saved")
+    files = {case: saved[path] for case, path in typed.items()}
+    return files, dict(zip(files, verify_paths(list(files.values()), device="cpu")))
+
+
 def resave_with_libreoffice(paths: list[Path], folder: Path) -> dict[Path, Path]:
     """Each workbook opened and saved again as .xlsx by LibreOffice (recalculated), as a user saves it."""
     saved = Recalculation(paths, folder).wait()

@@ -17,9 +17,9 @@ import openpyxl
 import pytest
 
 from lessonxl import reader
-from lessonxl.verify import format_report, verify_paths
+from lessonxl.verify import format_report
 
-from conftest import cell_of, resave_with_libreoffice, set_cells
+from conftest import cell_of, saved_and_verified, set_cells
 
 Grids = dict[str, np.ndarray]
 
@@ -156,9 +156,7 @@ def experiments(generated, tmp_path_factory):
             edits.append((*cell_of(source, key, row, col), value))
         typed[i] = folder / f"try_{i}_{experiment.workbook}.xlsx"
         set_cells(source, typed[i], edits)
-    saved = resave_with_libreoffice(list(typed.values()), folder / "saved")
-    files = {i: saved[path] for i, path in typed.items()}
-    reports = dict(zip(files, verify_paths(list(files.values()), device="cpu")))
+    files, reports = saved_and_verified(typed, folder)
     return before, files, reports
 
 

@@ -31,7 +31,7 @@ from lessonxl.recalc import ipc_pipe
 from lessonxl.registry import by_name, by_sheets
 from lessonxl.verify import Report, Truth, compare, exit_code, format_report, verify_paths
 
-from conftest import area_of, cell_of, mutate_formula, resave_with_libreoffice, set_cells
+from conftest import area_of, cell_of, mutate_formula, resave_with_libreoffice, saved_and_verified, set_cells
 
 CPU = torch.device("cpu")
 AREA = reader.Area("s", 1, 1, 1, 1)
@@ -233,9 +233,7 @@ def saved(generated, tmp_path_factory):
         source = generated[name]
         typed[case] = folder / f"{len(typed)}_{name}.xlsx"
         set_cells(source, typed[case], edits_of(source, changes))
-    resaved = resave_with_libreoffice(list(typed.values()), folder / "saved")
-    files = {case: resaved[path] for case, path in typed.items()}
-    return files, dict(zip(files, verify_paths(list(files.values()), device="cpu")))
+    return saved_and_verified(typed, folder)
 
 
 @pytest.mark.parametrize("case", PASSING_EDITS)
@@ -286,8 +284,7 @@ def hard_coded(generated, tmp_path_factory):
         typed[case] = folder / f"{name}.xlsx"
         set_cells(source, typed[case], [(sheet, cell, exact)])
         cells[case] = f"{sheet}!{cell}"
-    resaved = resave_with_libreoffice(list(typed.values()), folder / "saved")
-    return cells, dict(zip(typed, verify_paths([resaved[p] for p in typed.values()], device="cpu")))
+    return cells, saved_and_verified(typed, folder)[1]
 
 
 @pytest.mark.parametrize("case", FAILING_EDITS)
@@ -424,8 +421,7 @@ def test_a_word_typed_in_capitals_is_found_as_match_finds_it(generated, tmp_path
     word = reader.Snapshot(source).value(area.sheet, area.min_row, area.min_col)
     typed = tmp_path / "capitals.xlsx"
     set_cells(source, typed, [(sheet, cell, word.upper() if word.upper() != word else word.lower())])
-    saved = resave_with_libreoffice([typed], tmp_path / "saved")[typed]
-    [report] = verify_paths([saved], device="cpu")
+    [report] = saved_and_verified({"capitals": typed}, tmp_path)[1].values()
     assert report.ok, report.error or format_report(report)
 
 
