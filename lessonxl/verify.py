@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Container, Mapping, Sequence
 
@@ -263,22 +263,26 @@ class _Job:
                 raise self._refuse(str(error)) from None
         return inputs
 
-    def _compute(self, computed: reader.Snapshot | None, spreadsheet_errors: bool = False) -> None:
-        """torch's truth for every quantity, from the workbook's inputs."""
-        if self.inputs is None or computed is not None:
-            self.inputs = self._read_inputs(computed)
+    def _compute(self, computed: reader.Snapshot | None) -> None:
+        """torch's truth for every quantity, from the workbook's inputs (formula inputs read from
+        `computed`, the recalculated workbook)."""
+        self.inputs = self._read_inputs(computed)
+        values, scales = self._torch()
+        self.truths = {key: Truth(value, scales.get(key)) for key, value in values.items()}
+
+    def _spread(self) -> None:
+        """Mark where torch's values came from an inf or a nan, as a sheet's error values spread."""
+        spread, _ = self._torch(spreadsheet_errors=True)
+        self.truths = {key: replace(truth, spread=np.isnan(spread[key])) for key, truth in self.truths.items()}
+
+    def _torch(self, spreadsheet_errors: bool = False):
         try:
-            values, scales = self.lesson.expected(self.inputs, self.device)
-            spread = (self.lesson.expected(self.inputs, self.device, spreadsheet_errors=True)[0]
-                      if spreadsheet_errors else {})
+            return self.lesson.expected(self.inputs, self.device, spreadsheet_errors)
         except UsageError as error:
             raise self._refuse(str(error)) from None
         except (ValueError, RuntimeError, IndexError, TypeError, ArithmeticError) as error:
             raise self._refuse(f"torch cannot compute from this workbook's inputs "
                                f"({type(error).__name__}: {error})") from None
-        self.truths = {key: Truth(value, scales.get(key),
-                                  np.isnan(spread[key]) if key in spread else None)
-                       for key, value in values.items()}
 
     def _area(self, key: str) -> reader.Area:
         area = self.lesson.find(self.book.names, key)
@@ -299,7 +303,7 @@ class _Job:
         checks, saved_checks = self._compare(computed.cells, atol, rtol, saved)
         if any(check.sheet_errors > check.non_finite for check in [*checks, *saved_checks]):
             # Error values where torch has numbers: find where torch's values came from an overflow.
-            self._compute(None, spreadsheet_errors=True)
+            self._spread()
             checks, saved_checks = self._compare(computed.cells, atol, rtol, saved)
         self.report.checks = checks
         self.report.saved = SavedValues(saver.name, saver.evidence, saver.why_not, saved_checks,

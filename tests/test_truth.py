@@ -31,7 +31,7 @@ from lessonxl.recalc import ipc_pipe
 from lessonxl.registry import by_name, by_sheets
 from lessonxl.verify import Report, Truth, compare, exit_code, format_report, verify_paths
 
-from conftest import area_of, cell_of, mutate_formula, resave_with_libreoffice, saved_and_verified, set_cells
+from conftest import area_of, cell_of, mutate_formula, saved_and_verified, set_cells
 
 CPU = torch.device("cpu")
 AREA = reader.Area("s", 1, 1, 1, 1)
