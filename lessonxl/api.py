@@ -164,16 +164,10 @@ def read(path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Workbook:
         if recalculated is None:
             raise LessonxlError(f"{path}: LibreOffice could not open the workbook")
         computed = reader.Snapshot(recalculated, path, data_only=True)
-        inputs = {}
-        for key in lesson.inputs:
-            area = lesson.find(book.names, key)
-            if area is None:
-                raise LessonxlError(f"{path}: the defined name {key} is missing")
-            try:
-                inputs[key] = reader.read_input(book, area, key in lesson.text_inputs,
-                                                key in lesson.blank_inputs, computed)
-            except LessonxlError as error:
-                raise LessonxlError(f"{path}: {error}") from None
+        try:
+            inputs = reader.read_inputs(lesson, book, computed)
+        except LessonxlError as error:
+            raise LessonxlError(f"{path}: {error}") from None
         former = {old: new for new, old in lesson.former_names.items()}
         values = {former.get(key, key): _recalculated(computed, area) for key, area in book.names.items()
                   if former.get(key, key) not in inputs}

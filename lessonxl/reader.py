@@ -168,3 +168,18 @@ def read_input(book: Snapshot, area: Area, text: bool = False, blank_ok: bool = 
         value = (computed if formula else book).value(area.sheet, row, col)
         grid[row - area.min_row, col - area.min_col] = _input_value(value, where, text, blank_ok, formula)
     return grid
+
+
+def read_inputs(lesson, book: Snapshot, computed: Snapshot | None = None) -> dict[str, np.ndarray]:
+    """Every input of `lesson` from `book`, found by its defined name (or the name an earlier release
+    gave it); formula inputs from `computed`, the recalculated workbook (see `read_input`)."""
+    inputs = {}
+    for key in lesson.inputs:
+        area = lesson.find(book.names, key)
+        if area is None:
+            raise UsageError(f"the defined name {key} is missing")
+        try:
+            inputs[key] = read_input(book, area, key in lesson.text_inputs, key in lesson.blank_inputs, computed)
+        except (KeyError, IndexError):  # the name points at a sheet or cell that is not there
+            raise UsageError(f"the defined name {key} points outside the workbook") from None
+    return inputs

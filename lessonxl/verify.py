@@ -252,16 +252,10 @@ class _Job:
             self.inputs = None
 
     def _read_inputs(self, computed: reader.Snapshot | None) -> dict[str, np.ndarray]:
-        inputs = {}
-        for key in self.lesson.inputs:
-            try:
-                inputs[key] = reader.read_input(self.book, self._area(key), key in self.lesson.text_inputs,
-                                                key in self.lesson.blank_inputs, computed)
-            except (KeyError, IndexError):  # the name points at a sheet or cell that is not there
-                raise self._refuse(f"the defined name {key} points outside the workbook") from None
-            except UsageError as error:
-                raise self._refuse(str(error)) from None
-        return inputs
+        try:
+            return reader.read_inputs(self.lesson, self.book, computed)
+        except UsageError as error:
+            raise self._refuse(str(error)) from None
 
     def _compute(self, computed: reader.Snapshot | None) -> None:
         """torch's truth for every quantity, from the workbook's inputs (formula inputs read from
