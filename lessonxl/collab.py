@@ -472,9 +472,9 @@ class CollabFilter(Lesson):
 
 # ---------------------------------------------------------------- the sheets' layout
 
-def _blocks(book: Book, sheet: str) -> dict:
-    """The blocks of a sheet already written."""
-    return next(s for s in book.sheets if s.name == sheet).blocks
+def _blocks(reader: Sheet, sheet: str) -> dict:
+    """The blocks of a sheet already written, as the formulas of `reader` refer to them."""
+    return {name: block.seen_from(reader) for name, block in reader.book.sheet_named(sheet).blocks.items()}
 
 
 def _labels(book: Book) -> tuple[list[str], list[str]]:
@@ -564,7 +564,7 @@ PAIR_TEXT = {
 def layout_pairs(book: Book, name: str) -> None:
     """The rated pairs one per row, their factors from `dotprod` by one-hot matmul or by lookup."""
     sheet = book.sheet(name, *PAIR_TEXT[name])
-    dotprod = _blocks(book, DOTPROD.sheet)
+    dotprod = _blocks(sheet, DOTPROD.sheet)
     user_factors, movie_factors = dotprod["user_factors"], dotprod["movie_factors"]
     user_labels, movie_labels = _labels(book)
     factor_names = _factor_names(user_factors.cols)
@@ -728,7 +728,7 @@ def layout_interpret(book: Book) -> None:
         f"The lesson's model ({INTERPRETED.sheet}): movies ranked by learned bias, and the first two "
         f"principal components of the movie factors, by {POWER_STEPS} power-iteration steps each, in "
         "formulas.")
-    source, dotprod = _blocks(book, INTERPRETED.sheet), _blocks(book, DOTPROD.sheet)
+    source, dotprod = _blocks(sheet, INTERPRETED.sheet), _blocks(sheet, DOTPROD.sheet)
     titles = [str(t) for t in book.values[DOTPROD.key("movie_titles")].ravel()]
     top = 7
     sheet.block("movie_id", top, 1, headers=["movie id"], row_labels=titles, num_format="0",

@@ -6,11 +6,15 @@ uses) instead of LOG, and MATCH with match type 0 (exact) to find a class.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
-from .lesson import Lesson, exact_match
-from .sheets import Book
+from .lesson import Lesson, SheetSpec, exact_match
+
+if TYPE_CHECKING:  # the file writer: needed to generate, not to verify
+    from .sheets import Block, Sheet
 
 CLASSES = ("cat", "dog", "plane", "fish", "building")
 SOFTMAX_EXAMPLES = ("image 1", "image 2")
@@ -31,21 +35,152 @@ def binary_losses(y: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tensor, torch
     return formula, picked
 
 
+def softmax_blocks(sheet: Sheet, top: int, logits: Block) -> tuple[Block, Block, Block]:
+    """exp, sum and softmax of a logits block, to its right: the shape both sheets share."""
+    n_classes = logits.cols
+    place = sheet.across(top, logits.right + 1)
+    exp = place.block("exp_logits", gap=1, caption="exp(z)", headers=[f"exp({c})" for c in CLASSES][:n_classes],
+                      formula=lambda r, c: f"=EXP({logits.cell(r, c)})")
+    total = place.block("sum_exp", gap=1, headers=["sum of exp"], formula=lambda r, c: f"=SUM({exp.row(r)})")
+    probs = place.block("probs", gap=1, caption="softmax = exp / sum",
+                        headers=[f"p({c})" for c in CLASSES][:n_classes], result=True,
+                        formula=lambda r, c: f"={exp.cell(r, c)}/{total.cell(r, 0)}")
+    return exp, total, probs
+
+
+def softmax_values(logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """`softmax_blocks`' quantities, by name."""
+    return dict(zip(("exp_logits", "sum_exp", "probs"), softmax_parts(logits)))
+
+
+class Softmax(SheetSpec):
+    name = "softmax"
+    title = "Softmax: turn a row of logits into probabilities"
+    subtitle = "softmax(z) = exp(z) / sum(exp(z)): every entry positive, each row sums to 1."
+    teaches = "softmax = exp(z) / sum exp(z), rows sum to 1; sigmoid for a binary problem"
+    inputs = ("classes", "logits", "binary_logit")
+    text_inputs = frozenset({"classes"})
+
+    def compute(self, values) -> dict[str, torch.Tensor]:
+        out = softmax_values(values["logits"])
+        z = values["binary_logit"]
+        return {**out, "probs_sum": out["probs"].sum(dim=1, keepdim=True),
+                "sigmoid": 1 / (1 + torch.exp(-z)),
+                "softmax_z_0": torch.exp(z) / (torch.exp(z) + torch.exp(torch.zeros_like(z)))}
+
+    def layout(self, sheet: Sheet) -> None:
+        top = 5
+        sheet.block("classes", top - 1, 1)  # the logits' header row, editable like any input
+        logits = sheet.block("logits", top, 1, row_labels=SOFTMAX_EXAMPLES,
+                             caption="logits z: the model's raw outputs, one per class")
+        sheet.text(top - 1, 0, "example", "header")
+        _, _, probs = softmax_blocks(sheet, top, logits)
+        sheet.block("probs_sum", top, probs.right + 2, headers=["sum of p"],
+                    formula=lambda r, c: f"=SUM({probs.row(r)})")
+        top = 12
+        sheet.text(top - 3, 0, "A binary problem needs one logit: sigmoid(z) = 1 / (1 + exp(-z)), "
+                   "which is the softmax of the pair (z, 0).", "label")
+        z = sheet.block("binary_logit", top, 1, headers=["logit z"], row_labels=SOFTMAX_EXAMPLES)
+        place = sheet.across(top, z.right + 1)
+        place.block("sigmoid", gap=1, headers=["sigmoid(z)"], result=True,
+                    formula=lambda r, c: f"=1/(1+EXP(-{z.cell(r)}))")
+        place.block("softmax_z_0", gap=1, headers=["softmax of (z, 0)"],
+                    formula=lambda r, c: f"=EXP({z.cell(r)})/(EXP({z.cell(r)})+EXP(0))")
+
+
+class BinaryXent(SheetSpec):
+    name = "binary_xent"
+    title = "Binary cross-entropy: the loss of a yes/no prediction"
+    subtitle = ("Two ways to write the same loss; the original sheet's LOG (base 10) is shown "
+                "for comparison: torch uses the natural log, LN.")
+    teaches = "binary cross-entropy as a formula and as an IF lookup; LOG (base 10) vs LN"
+    inputs = ("labels", "predicted")
+
+    def compute(self, values) -> dict[str, torch.Tensor]:
+        y, p = values["labels"], values["predicted"]
+        formula, picked = binary_losses(y, p)
+        log10 = -(y * torch.log10(p) + (1 - y) * torch.log10(1 - p))
+        return {"loss": formula, "loss_if": picked, "loss_log10": log10,
+                "mean_loss": formula.mean().reshape(1, 1), "mean_loss_if": picked.mean().reshape(1, 1),
+                "mean_loss_log10": log10.mean().reshape(1, 1)}
+
+    def layout(self, sheet: Sheet) -> None:
+        top = 4
+        examples = [f"example {i + 1}" for i in range(sheet.value("labels").shape[0])]
+        place = sheet.across(top, 1)
+        y = place.block("labels", headers=["label y"], row_labels=examples)
+        p = place.block("predicted", headers=["predicted p"])
+        loss = place.block("loss", gap=1, headers=["-(y ln p + (1-y) ln(1-p))"],
+                           formula=lambda r, c: f"=-({y.cell(r)}*LN({p.cell(r)})"
+                                                f"+(1-{y.cell(r)})*LN(1-{p.cell(r)}))")
+        loss_if = place.block("loss_if", headers=["-IF(y=1, ln p, ln(1-p))"],
+                              formula=lambda r, c: f"=-IF({y.cell(r)}=1,LN({p.cell(r)}),LN(1-{p.cell(r)}))")
+        log10 = place.block("loss_log10", gap=1, headers=["with LOG (base 10): wrong"],
+                            formula=lambda r, c: f"=-({y.cell(r)}*LOG({p.cell(r)})"
+                                                 f"+(1-{y.cell(r)})*LOG(1-{p.cell(r)}))")
+        mean_row = y.bottom + 2
+        sheet.means(mean_row, {"mean_loss": loss, "mean_loss_if": loss_if, "mean_loss_log10": log10},
+                    label_col=0, results=("mean_loss", "mean_loss_if"))
+        sheet.text(mean_row + 2, 0, "LOG(x) = LN(x) / LN(10): the base-10 loss is the true loss divided "
+                   "by 2.3026, so it matches no framework.", "label")
+
+
+class MulticlassXent(SheetSpec):
+    name = "multiclass_xent"
+    title = "Multi-class cross-entropy: -log of the probability of the right class"
+    subtitle = ("Written twice: as sum(one-hot x -log p), and as a lookup of -log p at the target's "
+                "column (exact MATCH). torch: F.cross_entropy.")
+    teaches = "cross-entropy as sum of one-hot x -log p and as an exact MATCH lookup"
+    inputs = ("classes", "logits", "target")
+    text_inputs = frozenset({"classes", "target"})
+
+    def compute(self, values) -> dict[str, torch.Tensor]:
+        logits = values["logits"]
+        index = exact_match(values["target"], values["classes"], "multiclass_xent: the target")
+        out = softmax_values(logits)
+        log_probs = torch.log(out["probs"])
+        index_t = torch.as_tensor(index, device=logits.device)
+        one_hot = torch.nn.functional.one_hot(index_t, logits.shape[1]).to(logits.dtype)
+        loss_one_hot = -(one_hot * log_probs).sum(dim=1, keepdim=True)
+        loss_lookup = -log_probs.gather(1, index_t.reshape(-1, 1))
+        return {**out, "log_probs": log_probs, "target_index": (index_t + 1).to(logits.dtype).reshape(-1, 1),
+                "one_hot": one_hot, "loss_one_hot": loss_one_hot, "loss_lookup": loss_lookup,
+                "mean_loss_one_hot": loss_one_hot.mean().reshape(1, 1),
+                "mean_loss_lookup": loss_lookup.mean().reshape(1, 1)}
+
+    def layout(self, sheet: Sheet) -> None:
+        top = 5
+        examples = [f"example {i + 1}" for i in range(sheet.value("logits").shape[0])]
+        classes = sheet.block("classes", top - 1, 1)
+        sheet.text(top - 1, 0, "example", "header")
+        logits = sheet.block("logits", top, 1, row_labels=examples, caption="logits z")
+        _, _, probs = softmax_blocks(sheet, top, logits)
+        place = sheet.across(top, probs.right + 1)
+        log_probs = place.block("log_probs", gap=1, caption="ln p", headers=[f"ln p({c})" for c in CLASSES],
+                                formula=lambda r, c: f"=LN({probs.cell(r, c)})")
+        target = place.block("target", gap=1, headers=["target"], caption="the right class")
+        index = place.block("target_index", headers=["its column"],
+                            formula=lambda r, c: f"=MATCH({target.cell(r)},{classes.ref},0)")
+        one_hot = place.block("one_hot", gap=1, caption="one-hot of the target", headers=list(CLASSES),
+                              formula=lambda r, c: f"=IF({target.cell(r)}={classes.cell(0, c, True)},1,0)")
+        loss_one_hot = place.block("loss_one_hot", gap=1, headers=["-sum(one-hot x ln p)"],
+                                   formula=lambda r, c: f"=-SUMPRODUCT({one_hot.row(r)},{log_probs.row(r)})")
+        loss_lookup = place.block("loss_lookup", headers=["-INDEX(ln p, its column)"],
+                                  formula=lambda r, c: f"=-INDEX({log_probs.row(r)},1,{index.cell(r)})")
+        sheet.means(logits.bottom + 2, {"mean_loss_one_hot": loss_one_hot, "mean_loss_lookup": loss_lookup},
+                    label_col=loss_one_hot.left - 1, results=("mean_loss_one_hot", "mean_loss_lookup"))
+
+
 class Entropy(Lesson):
+    """entropy_example.xlsx: softmax, binary and multi-class cross-entropy, each sheet a spec."""
+
     name = "entropy_example"
     title = "Softmax, binary and multi-class cross-entropy, with LN as torch uses"
-    sheets = {
-        "notes": "what the workbook shows and what to try",
-        "softmax": "softmax = exp(z) / sum exp(z), rows sum to 1; sigmoid for a binary problem",
-        "binary_xent": "binary cross-entropy as a formula and as an IF lookup; LOG (base 10) vs LN",
-        "multiclass_xent": "cross-entropy as sum of one-hot x -log p and as an exact MATCH lookup",
-    }
-    inputs = (
-        "softmax!classes", "softmax!logits", "softmax!binary_logit",
-        "binary_xent!labels", "binary_xent!predicted",
-        "multiclass_xent!classes", "multiclass_xent!logits", "multiclass_xent!target",
-    )
-    text_inputs = frozenset({"softmax!classes", "multiclass_xent!classes", "multiclass_xent!target"})
+    notes_title = "Softmax and cross-entropy"
+    specs = (Softmax(), BinaryXent(), MulticlassXent())
+
+    def notes(self, values) -> tuple[str, ...]:
+        return NOTES
 
     def default_inputs(self, seed: int, **options) -> dict[str, np.ndarray]:
         gen = torch.Generator().manual_seed(seed)
@@ -65,157 +200,6 @@ class Entropy(Lesson):
             "multiclass_xent!logits": rounded(2 * torch.randn(N_MULTICLASS, len(CLASSES), generator=gen)),
             "multiclass_xent!target": np.array([[CLASSES[i]] for i in targets], dtype=object),
         }
-
-    def compute(self, inputs) -> dict[str, torch.Tensor]:
-        return {**self._softmax(inputs), **self._binary(inputs), **self._multiclass(inputs)}
-
-    @staticmethod
-    def _softmax(inputs) -> dict[str, torch.Tensor]:
-        exp, total, probs = softmax_parts(inputs["softmax!logits"])
-        z = inputs["softmax!binary_logit"]
-        return {
-            "softmax!exp_logits": exp,
-            "softmax!sum_exp": total,
-            "softmax!probs": probs,
-            "softmax!probs_sum": probs.sum(dim=1, keepdim=True),
-            "softmax!sigmoid": 1 / (1 + torch.exp(-z)),
-            "softmax!softmax_z_0": torch.exp(z) / (torch.exp(z) + torch.exp(torch.zeros_like(z))),
-        }
-
-    @staticmethod
-    def _binary(inputs) -> dict[str, torch.Tensor]:
-        y, p = inputs["binary_xent!labels"], inputs["binary_xent!predicted"]
-        formula, picked = binary_losses(y, p)
-        log10 = -(y * torch.log10(p) + (1 - y) * torch.log10(1 - p))
-        return {
-            "binary_xent!loss": formula,
-            "binary_xent!loss_if": picked,
-            "binary_xent!loss_log10": log10,
-            "binary_xent!mean_loss": formula.mean().reshape(1, 1),
-            "binary_xent!mean_loss_if": picked.mean().reshape(1, 1),
-            "binary_xent!mean_loss_log10": log10.mean().reshape(1, 1),
-        }
-
-    @staticmethod
-    def _multiclass(inputs) -> dict[str, torch.Tensor]:
-        logits = inputs["multiclass_xent!logits"]
-        index = exact_match(inputs["multiclass_xent!target"], inputs["multiclass_xent!classes"],
-                            "multiclass_xent: the target")
-        exp, total, probs = softmax_parts(logits)
-        log_probs = torch.log(probs)
-        index_t = torch.as_tensor(index, device=logits.device)
-        one_hot = torch.nn.functional.one_hot(index_t, logits.shape[1]).to(logits.dtype)
-        loss_one_hot = -(one_hot * log_probs).sum(dim=1, keepdim=True)
-        loss_lookup = -log_probs.gather(1, index_t.reshape(-1, 1))
-        return {
-            "multiclass_xent!exp_logits": exp,
-            "multiclass_xent!sum_exp": total,
-            "multiclass_xent!probs": probs,
-            "multiclass_xent!log_probs": log_probs,
-            "multiclass_xent!target_index": (index_t + 1).to(logits.dtype).reshape(-1, 1),
-            "multiclass_xent!one_hot": one_hot,
-            "multiclass_xent!loss_one_hot": loss_one_hot,
-            "multiclass_xent!loss_lookup": loss_lookup,
-            "multiclass_xent!mean_loss_one_hot": loss_one_hot.mean().reshape(1, 1),
-            "multiclass_xent!mean_loss_lookup": loss_lookup.mean().reshape(1, 1),
-        }
-
-    def layout(self, book: Book) -> None:
-        book.notes("Softmax and cross-entropy", NOTES)
-        self._layout_softmax(book)
-        self._layout_binary(book)
-        self._layout_multiclass(book)
-
-    @staticmethod
-    def _softmax_blocks(sheet, top: int, logits, caption_exp: str):
-        """exp, sum and softmax of a logits block, to its right: the shape both sheets share."""
-        n_classes = logits.cols
-        exp = sheet.block("exp_logits", top, logits.right + 2, caption=caption_exp,
-                          headers=[f"exp({c})" for c in CLASSES][:n_classes],
-                          formula=lambda r, c: f"=EXP({logits.cell(r, c)})")
-        total = sheet.block("sum_exp", top, exp.right + 2, headers=["sum of exp"],
-                            formula=lambda r, c: f"=SUM({exp.row(r)})")
-        probs = sheet.block("probs", top, total.right + 2, caption="softmax = exp / sum",
-                            headers=[f"p({c})" for c in CLASSES][:n_classes], result=True,
-                            formula=lambda r, c: f"={exp.cell(r, c)}/{total.cell(r, 0)}")
-        return exp, total, probs
-
-    def _layout_softmax(self, book: Book) -> None:
-        sheet = book.sheet("softmax", "Softmax: turn a row of logits into probabilities",
-                           "softmax(z) = exp(z) / sum(exp(z)): every entry positive, each row sums to 1.")
-        top = 5
-        sheet.block("classes", top - 1, 1)  # the logits' header row, editable like any input
-        logits = sheet.block("logits", top, 1, row_labels=SOFTMAX_EXAMPLES,
-                             caption="logits z: the model's raw outputs, one per class")
-        sheet.text(top - 1, 0, "example", "header")
-        _, _, probs = self._softmax_blocks(sheet, top, logits, "exp(z)")
-        sheet.block("probs_sum", top, probs.right + 2, headers=["sum of p"],
-                    formula=lambda r, c: f"=SUM({probs.row(r)})")
-        top = 12
-        sheet.text(top - 3, 0, "A binary problem needs one logit: sigmoid(z) = 1 / (1 + exp(-z)), "
-                   "which is the softmax of the pair (z, 0).", "label")
-        z = sheet.block("binary_logit", top, 1, headers=["logit z"], row_labels=SOFTMAX_EXAMPLES)
-        sheet.block("sigmoid", top, 3, headers=["sigmoid(z)"], result=True,
-                    formula=lambda r, c: f"=1/(1+EXP(-{z.cell(r)}))")
-        sheet.block("softmax_z_0", top, 5, headers=["softmax of (z, 0)"],
-                    formula=lambda r, c: f"=EXP({z.cell(r)})/(EXP({z.cell(r)})+EXP(0))")
-
-    @staticmethod
-    def _layout_binary(book: Book) -> None:
-        sheet = book.sheet("binary_xent", "Binary cross-entropy: the loss of a yes/no prediction",
-                           "Two ways to write the same loss; the original sheet's LOG (base 10) is shown "
-                           "for comparison: torch uses the natural log, LN.")
-        top = 4
-        examples = [f"example {i + 1}" for i in range(book.values["binary_xent!labels"].shape[0])]
-        y = sheet.block("labels", top, 1, headers=["label y"], row_labels=examples)
-        p = sheet.block("predicted", top, 2, headers=["predicted p"])
-        loss = sheet.block("loss", top, 4, headers=["-(y ln p + (1-y) ln(1-p))"],
-                           formula=lambda r, c: f"=-({y.cell(r)}*LN({p.cell(r)})"
-                                                f"+(1-{y.cell(r)})*LN(1-{p.cell(r)}))")
-        loss_if = sheet.block("loss_if", top, 5, headers=["-IF(y=1, ln p, ln(1-p))"],
-                              formula=lambda r, c: f"=-IF({y.cell(r)}=1,LN({p.cell(r)}),LN(1-{p.cell(r)}))")
-        log10 = sheet.block("loss_log10", top, 7, headers=["with LOG (base 10): wrong"],
-                            formula=lambda r, c: f"=-({y.cell(r)}*LOG({p.cell(r)})"
-                                                 f"+(1-{y.cell(r)})*LOG(1-{p.cell(r)}))")
-        mean_row = y.bottom + 2
-        sheet.text(mean_row, 0, "mean", "header")
-        for column, name in ((loss, "mean_loss"), (loss_if, "mean_loss_if"), (log10, "mean_loss_log10")):
-            sheet.block(name, mean_row, column.left, result=name != "mean_loss_log10",
-                        formula=f"=AVERAGE({column.column(0)})")
-        sheet.text(mean_row + 2, 0, "LOG(x) = LN(x) / LN(10): the base-10 loss is the true loss divided "
-                   "by 2.3026, so it matches no framework.", "label")
-
-    def _layout_multiclass(self, book: Book) -> None:
-        sheet = book.sheet("multiclass_xent", "Multi-class cross-entropy: -log of the probability of "
-                           "the right class", "Written twice: as sum(one-hot x -log p), and as a lookup "
-                           "of -log p at the target's column (exact MATCH). torch: F.cross_entropy.")
-        top = 5
-        n = book.values["multiclass_xent!logits"].shape[0]
-        examples = [f"example {i + 1}" for i in range(n)]
-        classes = sheet.block("classes", top - 1, 1)
-        sheet.text(top - 1, 0, "example", "header")
-        logits = sheet.block("logits", top, 1, row_labels=examples, caption="logits z")
-        _, _, probs = self._softmax_blocks(sheet, top, logits, "exp(z)")
-        log_probs = sheet.block("log_probs", top, probs.right + 2, caption="ln p",
-                                headers=[f"ln p({c})" for c in CLASSES],
-                                formula=lambda r, c: f"=LN({probs.cell(r, c)})")
-        target = sheet.block("target", top, log_probs.right + 2, headers=["target"],
-                             caption="the right class")
-        index = sheet.block("target_index", top, target.right + 1, headers=["its column"],
-                            formula=lambda r, c: f"=MATCH({target.cell(r)},{classes.ref},0)")
-        one_hot = sheet.block("one_hot", top, index.right + 2, caption="one-hot of the target",
-                              headers=list(CLASSES),
-                              formula=lambda r, c: f"=IF({target.cell(r)}={classes.cell(0, c, True)},1,0)")
-        loss_one_hot = sheet.block(
-            "loss_one_hot", top, one_hot.right + 2, headers=["-sum(one-hot x ln p)"],
-            formula=lambda r, c: f"=-SUMPRODUCT({one_hot.row(r)},{log_probs.row(r)})")
-        loss_lookup = sheet.block(
-            "loss_lookup", top, loss_one_hot.right + 1, headers=["-INDEX(ln p, its column)"],
-            formula=lambda r, c: f"=-INDEX({log_probs.row(r)},1,{index.cell(r)})")
-        mean_row = logits.bottom + 2
-        sheet.text(mean_row, loss_one_hot.left - 1, "mean", "header")
-        for column, name in ((loss_one_hot, "mean_loss_one_hot"), (loss_lookup, "mean_loss_lookup")):
-            sheet.block(name, mean_row, column.left, result=True, formula=f"=AVERAGE({column.column(0)})")
 
 
 NOTES = (

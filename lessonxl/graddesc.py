@@ -249,6 +249,7 @@ def layout_optimizer(book: Book, spec: OptimizerSheet, data: Mapping[str, Block]
     """The shape every optimizer sheet shares: inputs and scalars at the top left, the RMSE of each
     epoch beside them, charts of b and a, and below, one row per update."""
     sheet = book.sheet(spec.name, spec.title, spec.subtitle)
+    data = {name: block.seen_from(sheet) for name, block in data.items()}
     n = data["data_x"].rows
     steps = book.values[f"{spec.name}!step"].shape[0]
     epochs = steps // n
@@ -331,11 +332,12 @@ def layout_summary(book: Book, sheets: list[Sheet], data: Mapping[str, Block]) -
     sheet = book.sheet("summary", "Where each optimizer ends after the last epoch",
                        "Plain SGD crawls: its intercept has hardly moved. Adam gets there; annealed, it stays.")
     top, labels = 4, [s.name for s in sheets]
+    data = {name: block.seen_from(sheet) for name, block in data.items()}
     sheet.text(top - 1, 0, "sheet", "header")
 
     def final(name: str):
         """The last cell of a column, on each optimizer sheet."""
-        return lambda r, c: f"={sheets[r].blocks[name].cell(sheets[r].blocks[name].rows - 1)}"
+        return lambda r, c: f"={sheet.find(sheets[r].name, name).cell(sheets[r].blocks[name].rows - 1)}"
 
     def gap(block: Block, truth: Block):
         return lambda r, c: f"=ABS({block.cell(r)}-{truth.cell(0, 0)})"

@@ -18,7 +18,7 @@ from torch.overrides import TorchFunctionMode
 
 from .errors import UsageError
 from .sameness import KEPT, UP_TO_DATE, WROTE, as_written, same_file, stamp
-from .values import as_grid
+from .values import as_grid, key as value_key
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -68,16 +68,71 @@ def exact_match(labels, table, what: str) -> list[int]:
     return positions
 
 
+class SheetValues(Mapping):
+    """A sheet's view of the values: its own names, then the workbook's global names;
+    `of(sheet)` reads another sheet's names (inputs, or the outputs of sheets computed before)."""
+
+    def __init__(self, values: Mapping[str, object], sheet: str):
+        self._values, self.sheet = values, sheet
+
+    def __getitem__(self, name: str):
+        scoped = value_key(self.sheet, name)
+        return self._values[scoped] if scoped in self._values else self._values[name]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __contains__(self, name) -> bool:
+        return value_key(self.sheet, name) in self._values or name in self._values
+
+    def of(self, sheet: str) -> "SheetValues":
+        return SheetValues(self._values, sheet)
+
+
+class SheetSpec:
+    """One sheet of a workbook: the quantities it shows, computed by torch in `compute` and written
+    as formulas in `layout`, side by side. Names are the sheet's own defined names (`logits`), or
+    global names listed in `global_names`; a lesson is assembled from its sheets' specs."""
+
+    name: str                               # the sheet's name
+    title: str                              # row 0 of the sheet
+    subtitle: str = ""                      # row 1: one line of explanation
+    teaches: str = ""                       # one line for `lessonxl list`
+    inputs: tuple[str, ...] = ()            # names read from the workbook before torch computes
+    params: frozenset[str] = frozenset()    # inputs that training learns (yellow)
+    text_inputs: frozenset[str] = frozenset()   # inputs holding labels, not numbers
+    blank_inputs: frozenset[str] = frozenset()  # inputs whose blank cells mean "missing"
+    global_names: frozenset[str] = frozenset()  # names defined for the whole workbook
+
+    def key(self, name: str) -> str:
+        """The lesson-wide key of this sheet's name `name` (see `values.key`)."""
+        return value_key(None if name in self.global_names else self.name, name)
+
+    def compute(self, values: SheetValues) -> dict[str, torch.Tensor]:
+        """This sheet's formula quantities, by name, from the inputs (float64 tensors; labels stay
+        arrays) and the outputs of the sheets before it."""
+        return {}
+
+    def layout(self, sheet) -> None:
+        """Write the sheet's blocks and their formulas (`sheet`: a `sheets.Sheet`, titled)."""
+        raise NotImplementedError
+
+
 class Lesson:
-    """One lesson topic: subclasses set the class attributes and the three methods."""
+    """One lesson topic: a workbook made of a notes sheet and the sheets of `specs`, in order.
+
+    Subclasses set the class attributes and `default_inputs`. The sheet list, the inputs and their
+    kinds, `compute` and `layout` follow from the specs.
+    """
 
     name: ClassVar[str]                 # the workbook's file stem
     title: ClassVar[str]                # one line: what the workbook teaches
-    sheets: ClassVar[dict[str, str]]    # sheet name -> one line on what it teaches
-    inputs: ClassVar[tuple[str, ...]]   # names read from the workbook before torch computes
-    params: ClassVar[frozenset[str]] = frozenset()       # inputs that training learns (yellow)
-    text_inputs: ClassVar[frozenset[str]] = frozenset()  # inputs holding labels, not numbers
-    blank_inputs: ClassVar[frozenset[str]] = frozenset()  # inputs whose blank cells mean "missing"
+    specs: ClassVar[tuple[SheetSpec, ...]] = ()  # the sheets after `notes`, in order
+    notes_title: ClassVar[str]          # the notes sheet's title
+    notes_teaches: ClassVar[str] = "what the workbook shows and what to try"
     #: Defined names a release renamed: the key now -> the key earlier releases wrote (their files
     #: still verify: the names are the workbook's public interface).
     former_names: ClassVar[dict[str, str]] = {}
@@ -87,6 +142,35 @@ class Lesson:
     @property
     def filename(self) -> str:
         return self.name + ".xlsx"
+
+    @property
+    def sheets(self) -> dict[str, str]:
+        """Sheet name -> one line on what it teaches."""
+        return {"notes": self.notes_teaches, **{spec.name: spec.teaches for spec in self.specs}}
+
+    def _keys(self, kind: str) -> list[str]:
+        return [spec.key(name) for spec in self.specs for name in getattr(spec, kind)]
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The keys read from the workbook before torch computes."""
+        return tuple(dict.fromkeys(self._keys("inputs")))
+
+    @property
+    def params(self) -> frozenset[str]:
+        return frozenset(self._keys("params"))
+
+    @property
+    def text_inputs(self) -> frozenset[str]:
+        return frozenset(self._keys("text_inputs"))
+
+    @property
+    def blank_inputs(self) -> frozenset[str]:
+        return frozenset(self._keys("blank_inputs"))
+
+    def notes(self, values: Mapping[str, np.ndarray]) -> tuple[str, ...]:
+        """The paragraphs of the notes sheet, for the workbook's values."""
+        raise NotImplementedError
 
     def find(self, names: Mapping[str, object], key: str):
         """`names[key]`, or, in a file an earlier release wrote, the entry of the name `key` had then;
@@ -99,13 +183,20 @@ class Lesson:
         """The built-in, seeded inputs of the generated workbook (`options`: the lesson's own flags)."""
         raise NotImplementedError
 
-    def compute(self, inputs: Mapping[str, object]) -> dict[str, torch.Tensor]:
-        """Every formula quantity, from inputs given as float64 tensors (labels stay arrays)."""
-        raise NotImplementedError
+    def compute(self, inputs: Mapping[str, object]) -> dict[str, object]:
+        """Every formula quantity, by key, from inputs given as float64 tensors (labels stay
+        arrays): each sheet's `compute` in turn, seeing the outputs of the sheets before it."""
+        values, out = dict(inputs), {}
+        for spec in self.specs:
+            for name, value in spec.compute(SheetValues(values, spec.name)).items():
+                out[spec.key(name)] = values[spec.key(name)] = value
+        return out
 
     def layout(self, book) -> None:
-        """Write the sheets: notes first, then each quantity as a block with its formulas."""
-        raise NotImplementedError
+        """Write the sheets: notes first, then each spec's sheet."""
+        book.notes(self.notes_title, self.notes(book.values))
+        for spec in self.specs:
+            spec.layout(book.sheet(spec.name, spec.title, spec.subtitle))
 
     def tensors(self, inputs: Mapping[str, np.ndarray], device: torch.device) -> dict[str, object]:
         """The inputs as `compute` takes them: float64 grids on `device`; labels stay arrays."""
@@ -139,6 +230,9 @@ class Lesson:
         """The workbook's bytes for the default inputs: torch results cached in every formula cell,
         stamped as lessonxl's (see `sameness.stamp`)."""
         inputs = {key: as_grid(value) for key, value in self.default_inputs(seed, **options).items()}
+        if set(inputs) != set(self.inputs):
+            raise ValueError(f"{self.name}: default inputs {sorted(set(inputs) ^ set(self.inputs))} "
+                             "are not the inputs its sheets declare (or the other way round)")
         values = {**inputs, **self.evaluate(inputs, device)}
         from .sheets import Book  # the file writer: needed to generate, not to verify
 

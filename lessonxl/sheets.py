@@ -51,13 +51,20 @@ Formula = Callable[[int, int], str]
 
 
 class Block:
-    """A named rectangular range of one sheet; references to it read from the sheet being built."""
+    """A named rectangular range of one sheet, as the formulas of `reader` refer to it: without the
+    sheet's name on its own sheet, with it from another (`seen_from`)."""
 
     def __init__(self, sheet: "Sheet", name: str, top: int, left: int, rows: int, cols: int,
-                 global_name: bool):
+                 global_name: bool, reader: "Sheet | None" = None):
         self.sheet, self.name = sheet, name
         self.top, self.left, self.rows, self.cols = top, left, rows, cols
         self.global_name = global_name
+        self.reader = reader or sheet
+
+    def seen_from(self, reader: "Sheet") -> "Block":
+        """The same block, referred to from the formulas of the sheet `reader`."""
+        return Block(self.sheet, self.name, self.top, self.left, self.rows, self.cols, self.global_name,
+                     reader)
 
     @property
     def key(self) -> str:
@@ -73,7 +80,7 @@ class Block:
         return self.left + self.cols - 1
 
     def _prefix(self) -> str:
-        return "" if self.sheet is self.sheet.book.current else quote_sheetname(self.sheet.name) + "!"
+        return "" if self.sheet is self.reader else quote_sheetname(self.sheet.name) + "!"
 
     @property
     def ref(self) -> str:
@@ -125,6 +132,35 @@ class Sheet:
         if subtitle:
             self.ws.write_string(1, 0, subtitle, self.book.style("label"))
 
+    def value(self, name: str) -> np.ndarray:
+        """The grid of this sheet's name `name` (or of the global name `name`) in the book's values."""
+        values = self.book.values
+        scoped = value_key(self.name, name)
+        return as_grid(values[scoped] if scoped in values else values[name])
+
+    def find(self, sheet: str, name: str) -> Block:
+        """The block `name` that the sheet `sheet` holds, as this sheet's formulas refer to it."""
+        return self.book.sheet_named(sheet).blocks[name].seen_from(self)
+
+    def across(self, top: int, left: int) -> "Cursor":
+        """A cursor placing blocks left to right along row `top`, from column `left`."""
+        return Cursor(self, top, left, down=False)
+
+    def down(self, top: int, left: int) -> "Cursor":
+        """A cursor placing blocks top to bottom down column `left`, from row `top`."""
+        return Cursor(self, top, left, down=True)
+
+    def labelled(self, name: str, row: int, col: int, label: str, **options) -> Block:
+        """A block with a label in the header style in the cell to its left (a scalar and its name)."""
+        self.text(row, col - 1, label, "header")
+        return self.block(name, row, col, **options)
+
+    def means(self, row: int, columns: dict[str, Block], label_col: int, results: Sequence[str] = ()) -> None:
+        """A row labelled `mean`: for each name of `columns`, the AVERAGE of that one-column block below it."""
+        self.text(row, label_col, "mean", "header")
+        for name, column in columns.items():
+            self.block(name, row, column.left, result=name in results, formula=f"=AVERAGE({column.column(0)})")
+
     def area(self, name: str, top: int, left: int, global_name: bool = False) -> Block:
         """Where the block `name` will be, before it is written: for formulas that refer to it first
         (a recurrence reads its own earlier rows; columns of a table read each other)."""
@@ -143,7 +179,6 @@ class Sheet:
         one string for a 1 x 1 block) or `array` (one legacy array formula over the whole block).
         `headers` go in the row above, `row_labels` in the column to the left, `caption` two rows above.
         """
-        self.book.current = self
         block = self.area(name, top, left, global_name)
         key = block.key
         values = as_grid(self.book.values[key])
@@ -300,6 +335,34 @@ def _is_cell(name: str) -> bool:
     return col < 16384 and 0 <= row < 1048576
 
 
+class Cursor:
+    """Places blocks one after another, left to right (or top to bottom), `gap` empty cells apart."""
+
+    def __init__(self, sheet: Sheet, top: int, left: int, down: bool):
+        self.sheet, self.top, self.left, self.down = sheet, top, left, down
+
+    def block(self, name: str, gap: int = 0, **options) -> Block:
+        """Write the block `name` after `gap` empty cells (see `Sheet.block` for the options)."""
+        if self.down:
+            self.top += gap
+        else:
+            self.left += gap
+        block = self.sheet.block(name, self.top, self.left, **options)
+        if self.down:
+            self.top = block.bottom + 1
+        else:
+            self.left = block.right + 1
+        return block
+
+    def skip(self, cells: int) -> int:
+        """Leave `cells` empty cells; the row (or column) where the next block would start."""
+        if self.down:
+            self.top += cells
+            return self.top
+        self.left += cells
+        return self.left
+
+
 class _PortableWorksheet(xlsxwriter.worksheet.Worksheet):
     """A worksheet for formulas that use only the functions every engine shares (tests/test_portability.py
     checks each one): xlsxwriter's ~30 regular expressions per formula, which prefix Excel 365's dynamic-
@@ -318,7 +381,6 @@ class Book:
         self.workbook = xlsxwriter.Workbook(target, {"in_memory": True})
         self.workbook.set_properties({"created": FIXED_TIMESTAMP, "author": "lessonxl"})
         self.sheets: list[Sheet] = []
-        self.current: Sheet | None = None
         self._styles: dict[tuple, object] = {}
 
     def style(self, kind: str, num_format: str | None = None):
@@ -342,8 +404,11 @@ class Book:
         sheet = Sheet(self, name, self.workbook.add_worksheet(name, worksheet_class=_PortableWorksheet))
         sheet.title(title, subtitle)
         self.sheets.append(sheet)
-        self.current = sheet
         return sheet
+
+    def sheet_named(self, name: str) -> Sheet:
+        """The sheet `name`, already written."""
+        return next(sheet for sheet in self.sheets if sheet.name == name)
 
     def notes(self, title: str, paragraphs: Sequence[str]) -> Sheet:
         """The `notes` sheet: what the workbook shows, what to try, and the colour legend."""

@@ -92,8 +92,28 @@ REFERENCES = {
 def test_block_references_are_the_a1_text_a_user_writes(blocks, case):
     book, data, mine, w, g, x = blocks
     block, building, write, expected = REFERENCES[case]
-    book.current = {"data": data, "my data": mine}[building]
-    assert write({"w": w, "g": g, "x": x}[block]) == expected
+    reader = {"data": data, "my data": mine}[building]
+    assert write({"w": w, "g": g, "x": x}[block].seen_from(reader)) == expected
+
+
+def test_a_block_found_from_another_sheet_carries_that_sheets_name(blocks):
+    book, data, mine, *_ = blocks
+    data.block("w", 4, 1)
+    assert mine.find("data", "w").cell(2, 1) == "data!C7"
+    assert data.find("data", "w").cell(2, 1) == "C7"
+
+
+@pytest.mark.parametrize("down, gaps, expected", [
+    (False, (0, 0, 2), [(4, 1), (4, 3), (4, 7)]),   # w is 3 x 2: the next block starts right after it
+    (True, (0, 1, 0), [(4, 1), (8, 1), (11, 1)]),   # down: below it, one empty row
+])
+def test_a_cursor_places_blocks_after_each_other(down, gaps, expected):
+    book = tiny_book({"data!v": np.zeros((3, 2)), "data!u": np.zeros((1, 1))})
+    sheet = book.sheet("data", "t")
+    place = sheet.down(4, 1) if down else sheet.across(4, 1)
+    corners = [(block.top, block.left) for block in
+               (place.block(name, gap=gap) for name, gap in zip(("w", "v", "u"), gaps))]
+    assert corners == expected
 
 
 def test_a_block_knows_its_key_and_corners(blocks):
@@ -112,8 +132,7 @@ def test_a_block_knows_its_key_and_corners(blocks):
 def test_sheet_names_are_quoted_where_a_formula_needs_it(name, expected):
     book = Book(io.BytesIO(), {f"{name}!v": 0.0}, inputs=[f"{name}!v"])
     block = book.sheet(name, "t").area("v", 0, 0)
-    book.sheet("other", "t")
-    assert block.cell() == expected
+    assert block.seen_from(book.sheet("other", "t")).cell() == expected
 
 
 # --- values as a spreadsheet shows and caches them -------------------------------------------------
