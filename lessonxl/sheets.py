@@ -150,9 +150,10 @@ class Sheet:
         """A cursor placing blocks top to bottom down column `left`, from row `top`."""
         return Cursor(self, top, left, down=True)
 
-    def labelled(self, name: str, row: int, col: int, label: str, **options) -> Block:
-        """A block with a label in the header style in the cell to its left (a scalar and its name)."""
-        self.text(row, col - 1, label, "header")
+    def labelled(self, name: str, row: int, col: int, label: str, widen: bool = False, **options) -> Block:
+        """A block with a label in the header style in the cell to its left (a scalar and its name);
+        `widen` makes the label's column wide enough for it."""
+        self.text(row, col - 1, label, "header", widen=widen)
         return self.block(name, row, col, **options)
 
     def means(self, row: int, columns: dict[str, Block], label_col: int, results: Sequence[str] = ()) -> None:
