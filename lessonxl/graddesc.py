@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .lesson import Cancelling, Lesson
-from .optim import (GRADS, PARAMS, TRUE_INTERCEPT, TRUE_SLOPE, Adam, CosineEpochs, LessonAdam, LessonRMSprop,
+from .optim import (GRADS, LINE_PARAMS, TRUE_INTERCEPT, TRUE_SLOPE, Adam, CosineEpochs, LessonAdam, LessonRMSprop,
                     Momentum, OneCycle, RMSprop, Rule, Schedule, SGD, StepCells, Trajectory, rule_formula,
                     seeded_x, state_columns, state_header, train_online)
 from .sheets import Block, Book, Sheet
@@ -54,7 +54,7 @@ class OptimizerSheet:
         """The step table's columns, left to right."""
         estimates = ("est_de_db", "est_de_da") if self.finite_differences else ()
         return ("step", "epoch", "x", "y", *self.schedule.columns.values(), "prediction", "error", *GRADS,
-                *estimates, *state_columns(self.rule), *PARAMS)
+                *estimates, *state_columns(self.rule), *LINE_PARAMS)
 
 
 ADAM_HYPER = {"lr": 0.3, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8}
@@ -197,7 +197,7 @@ class GradDesc(Lesson):
     }
     inputs = ("data_x", "data!intercept_truth", "data!slope_truth",
               *(f"{spec.name}!{name}" for spec in SHEETS for name in spec.inputs))
-    params = frozenset(f"{spec.name}!{p}_start" for spec in SHEETS for p in PARAMS)
+    params = frozenset(f"{spec.name}!{p}_start" for spec in SHEETS for p in LINE_PARAMS)
     # Google Sheets refuses defined names that begin with true or false: renamed in 0.2.0.
     former_names = {"data!intercept_truth": "data!true_intercept", "data!slope_truth": "data!true_slope"}
 
@@ -269,7 +269,7 @@ def layout_optimizer(book: Book, spec: OptimizerSheet, data: Mapping[str, Block]
                "left by the row above, and updates them.", widen=False)
     for name in spec.columns:
         formula = _column_formula(spec, name, data)
-        sheet.block(name, top, columns[name].left, headers=[_header(spec, name)], result=name in PARAMS,
+        sheet.block(name, top, columns[name].left, headers=[_header(spec, name)], result=name in LINE_PARAMS,
                     num_format=FORMATS.get(name),
                     formula=lambda r, c, f=formula: f(StepCells(r, columns, scalars, spec.schedule.columns)))
     blocks = sheet.blocks
@@ -311,9 +311,9 @@ def _column_formula(spec: OptimizerSheet, name: str, data: Mapping[str, Block]):
 
     common = {
         "step": lambda cells: "=1" if cells.first else f"={cells.above('step')}+1",
-        "epoch": lambda cells: f"=INT(({cells.t}-1)/COUNT({x_data.ref}))+1",
-        "x": lambda cells: f"={x_data.cell(cells.r % n)}",
-        "y": lambda cells: f"={y_data.cell(cells.r % n)}",
+        "epoch": lambda cells: f"=INT(({cells.step}-1)/COUNT({x_data.ref}))+1",
+        "x": lambda cells: f"={x_data.cell(cells.row % n)}",
+        "y": lambda cells: f"={y_data.cell(cells.row % n)}",
         "prediction": lambda cells: f"={cells.before('slope')}*{cells.cell('x')}+{cells.before('intercept')}",
         "error": lambda cells: f"={cells.cell('prediction')}-{cells.cell('y')}",
         "de_db": lambda cells: f"=2*{cells.cell('error')}",

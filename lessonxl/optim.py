@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 
 N_SAMPLES = 30
 TRUE_SLOPE, TRUE_INTERCEPT = 2.0, 30.0
-PARAMS = ("intercept", "slope")  # the order of every parameter vector: p = [b, a]
+LINE_PARAMS = ("intercept", "slope")  # the line's parameters, the order of every parameter vector: p = [b, a]
 GRADS = ("de_db", "de_da")
-SYMBOLS = dict(zip(PARAMS, ("b", "a")))
+SYMBOLS = dict(zip(LINE_PARAMS, ("b", "a")))
 
 
 def seeded_x(seed: int) -> np.ndarray:
@@ -43,37 +43,41 @@ def power(base: torch.Tensor, t: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class StepCells:
-    """The cells the formulas of step-table row `r` read, for one parameter (`intercept` or `slope`)."""
+    """The cells the formulas of one step-table row read, for one parameter (`intercept` or `slope`):
+    the rule's p (`param_before`), g (`grad`) and t (`step`), its state before and after the row."""
 
-    r: int
+    row: int                       # the row of the step table, from 0
     columns: Mapping[str, Block]   # the step table's columns, by key
     scalars: Mapping[str, Block]   # the sheet's single cells: hyperparameters, start values, computed ones
     per_step: Mapping[str, str] = field(default_factory=dict)  # hyperparameter -> the column setting it per step
     param: str = "intercept"
-    gradients: tuple[str, str] = GRADS  # the columns the rule steps along, for b and for a
+    grad_columns: tuple[str, str] = GRADS  # the columns the rule steps along, for b and for a
 
     @property
     def first(self) -> bool:
-        return self.r == 0
+        """Whether this is the table's first row (its "row above" is the start values)."""
+        return self.row == 0
 
     def cell(self, column: str) -> str:
         """This row's cell of a column."""
-        return self.columns[column].cell(self.r)
+        return self.columns[column].cell(self.row)
 
     def above(self, column: str) -> str:
         """The cell of a column in the row above."""
-        return self.columns[column].cell(self.r - 1)
+        return self.columns[column].cell(self.row - 1)
 
     def hyper(self, name: str) -> str:
         """A hyperparameter: its scalar, or this row's cell where a schedule sets it per step."""
         return self.cell(self.per_step[name]) if name in self.per_step else self.scalars[name].ref
 
     @property
-    def g(self) -> str:
-        return self.cell(self.gradients[PARAMS.index(self.param)])
+    def grad(self) -> str:
+        """g: this row's gradient of the parameter."""
+        return self.cell(self.grad_columns[LINE_PARAMS.index(self.param)])
 
     @property
-    def t(self) -> str:
+    def step(self) -> str:
+        """t: this row's step number, from 1."""
         return self.cell("step")
 
     def before(self, param: str) -> str:
@@ -81,13 +85,16 @@ class StepCells:
         return self.scalars[f"{param}_start"].ref if self.first else self.above(param)
 
     @property
-    def prev(self) -> str:
+    def param_before(self) -> str:
+        """p: the parameter's value before this row's update."""
         return self.before(self.param)
 
     def state(self, name: str) -> str:
+        """The parameter's state `name` after this row's update."""
         return self.cell(f"{name}_{self.param}")
 
-    def prev_state(self, name: str, initial: str = "0") -> str:
+    def state_before(self, name: str, initial: str = "0") -> str:
+        """The parameter's state `name` before this row's update (`initial` before the first)."""
         return initial if self.first else self.above(f"{name}_{self.param}")
 
 
@@ -132,7 +139,7 @@ class SGD(Rule):
 
     @staticmethod
     def formulas(cells):
-        return {"new": f"={cells.prev}-{cells.hyper('lr')}*{cells.g}"}
+        return {"new": f"={cells.param_before}-{cells.hyper('lr')}*{cells.grad}"}
 
     @staticmethod
     def torch_optimizer(params, *, lr, weight_decay=0.0):
@@ -161,8 +168,8 @@ class Momentum(Rule):
     @staticmethod
     def formulas(cells):
         beta = cells.hyper("momentum")
-        m = f"={cells.g}" if cells.first else f"={beta}*{cells.prev_state('m')}+(1-{beta})*{cells.g}"
-        return {"m": m, "new": f"={cells.prev}-{cells.hyper('lr')}*{cells.state('m')}"}
+        m = f"={cells.grad}" if cells.first else f"={beta}*{cells.state_before('m')}+(1-{beta})*{cells.grad}"
+        return {"m": m, "new": f"={cells.param_before}-{cells.hyper('lr')}*{cells.state('m')}"}
 
     @staticmethod
     def torch_optimizer(params, *, lr, momentum, weight_decay=0.0):
@@ -185,8 +192,8 @@ class RMSprop(Rule):
     def formulas(cells):
         alpha = cells.hyper("alpha")
         return {
-            "v": f"={alpha}*{cells.prev_state('v')}+(1-{alpha})*{cells.g}^2",
-            "new": f"={cells.prev}-{cells.hyper('lr')}*{cells.g}/(SQRT({cells.state('v')})+{cells.hyper('eps')})",
+            "v": f"={alpha}*{cells.state_before('v')}+(1-{alpha})*{cells.grad}^2",
+            "new": f"={cells.param_before}-{cells.hyper('lr')}*{cells.grad}/(SQRT({cells.state('v')})+{cells.hyper('eps')})",
         }
 
     @staticmethod
@@ -213,11 +220,11 @@ class LessonRMSprop(Rule):
 
     @staticmethod
     def formulas(cells):
-        previous = cells.prev_state("v", initial=f"{cells.g}^2")
+        previous = cells.state_before("v", initial=f"{cells.grad}^2")
         alpha = cells.hyper("alpha")
         return {
-            "v": f"={alpha}*{previous}+(1-{alpha})*{cells.g}^2",
-            "new": f"={cells.prev}-{cells.hyper('lr')}*{cells.g}/SQRT({previous})",
+            "v": f"={alpha}*{previous}+(1-{alpha})*{cells.grad}^2",
+            "new": f"={cells.param_before}-{cells.hyper('lr')}*{cells.grad}/SQRT({previous})",
         }
 
 
@@ -229,8 +236,8 @@ def _adam_averages(g, state, beta1, beta2) -> dict[str, torch.Tensor]:
 def _adam_average_formulas(cells: StepCells) -> dict[str, str]:
     """`_adam_averages` as formulas."""
     b1, b2 = cells.hyper("beta1"), cells.hyper("beta2")
-    return {"m": f"={b1}*{cells.prev_state('m')}+(1-{b1})*{cells.g}",
-            "v": f"={b2}*{cells.prev_state('v')}+(1-{b2})*{cells.g}^2"}
+    return {"m": f"={b1}*{cells.state_before('m')}+(1-{b1})*{cells.grad}",
+            "v": f"={b2}*{cells.state_before('v')}+(1-{b2})*{cells.grad}^2"}
 
 
 class Adam(Rule):
@@ -250,10 +257,10 @@ class Adam(Rule):
     @staticmethod
     def formulas(cells):
         b1, b2 = cells.hyper("beta1"), cells.hyper("beta2")
-        m_hat = f"({cells.state('m')}/(1-{b1}^{cells.t}))"
-        v_hat = f"{cells.state('v')}/(1-{b2}^{cells.t})"
+        m_hat = f"({cells.state('m')}/(1-{b1}^{cells.step}))"
+        v_hat = f"{cells.state('v')}/(1-{b2}^{cells.step})"
         return {**_adam_average_formulas(cells),
-                "new": f"={cells.prev}-{cells.hyper('lr')}*{m_hat}/(SQRT({v_hat})+{cells.hyper('eps')})"}
+                "new": f"={cells.param_before}-{cells.hyper('lr')}*{m_hat}/(SQRT({v_hat})+{cells.hyper('eps')})"}
 
     @staticmethod
     def torch_optimizer(params, *, lr, beta1, beta2, eps, weight_decay=0.0):
@@ -279,7 +286,7 @@ class LessonAdam(Rule):
     @staticmethod
     def formulas(cells):
         return {**_adam_average_formulas(cells),
-                "new": f"={cells.prev}-{cells.hyper('lr')}*{cells.state('m')}/SQRT({cells.state('v')})"}
+                "new": f"={cells.param_before}-{cells.hyper('lr')}*{cells.state('m')}/SQRT({cells.state('v')})"}
 
 
 # --- weight decay: rules around rules ---------------------------------------------------------------
@@ -305,8 +312,8 @@ def with_l2(rule: type[Rule]) -> type[Rule]:
 
         @staticmethod
         def formulas(cells):
-            along = replace(cells, gradients=tuple(f"grad_{param}" for param in PARAMS))
-            return {"grad": f"={cells.g}+2*{cells.hyper('wd')}*{cells.prev}", **rule.formulas(along)}
+            along = replace(cells, grad_columns=tuple(f"grad_{param}" for param in LINE_PARAMS))
+            return {"grad": f"={cells.grad}+2*{cells.hyper('wd')}*{cells.param_before}", **rule.formulas(along)}
 
         @staticmethod
         def torch_optimizer(params, *, wd, **hyper):
@@ -330,7 +337,7 @@ def decoupled(rule: type[Rule]) -> type[Rule]:
         @staticmethod
         def formulas(cells):
             formulas = rule.formulas(cells)
-            shrink = f"-{cells.hyper('lr')}*{cells.scalars['decay'].ref}*{cells.prev}"
+            shrink = f"-{cells.hyper('lr')}*{cells.scalars['decay'].ref}*{cells.param_before}"
             return {**formulas, "new": formulas["new"] + shrink}
 
         @staticmethod
@@ -344,12 +351,12 @@ def decoupled(rule: type[Rule]) -> type[Rule]:
 
 def state_columns(rule: type[Rule]) -> tuple[str, ...]:
     """The step-table columns of the rule's state: each state per parameter (`m_intercept`, ...)."""
-    return tuple(f"{state}_{param}" for state in rule.state for param in PARAMS)
+    return tuple(f"{state}_{param}" for state in rule.state for param in LINE_PARAMS)
 
 
 def rule_formula(rule: type[Rule], column: str, cells: StepCells) -> str:
     """The formula of a state column or a parameter column (the new value) in the row of `cells`."""
-    if column in PARAMS:
+    if column in LINE_PARAMS:
         return rule.formulas(replace(cells, param=column))["new"]
     state, param = column.rsplit("_", 1)
     return rule.formulas(replace(cells, param=param))[state]
@@ -378,8 +385,8 @@ class Trajectory:
         """Every step column but the prediction, (T,) each, keyed as the sheets key them."""
         return {"error": self.error, **{name: self.grad[:, j] for j, name in enumerate(GRADS)},
                 **{f"{state}_{param}": value[:, j] for state, value in self.state.items()
-                   for j, param in enumerate(PARAMS)},
-                **{param: self.params[:, j] for j, param in enumerate(PARAMS)}}
+                   for j, param in enumerate(LINE_PARAMS)},
+                **{param: self.params[:, j] for j, param in enumerate(LINE_PARAMS)}}
 
 
 def train_online(rule: type[Rule], xs: torch.Tensor, ys: torch.Tensor, start: torch.Tensor,
@@ -420,8 +427,9 @@ class Schedule:
     columns: ClassVar[dict[str, str]] = {}       # hyperparameter -> the per-step column that sets it
     labels: ClassVar[dict[str, str]] = {}        # labels of the names it adds or redefines
 
-    def values(self, h: Mapping[str, torch.Tensor], steps: int, n: int) -> dict[str, torch.Tensor]:
-        """Every block the schedule adds: scalars 1 x 1, per-epoch and per-step columns k x 1."""
+    def values(self, given: Mapping[str, torch.Tensor], steps: int, n: int) -> dict[str, torch.Tensor]:
+        """Every block the schedule adds: scalars 1 x 1, per-epoch and per-step columns k x 1, from the
+        sheet's input values `given` (0-d: the hyperparameters and the schedule's inputs)."""
         return {}
 
     def epoch_formula(self, name: str, e: int, refs: Mapping[str, str]) -> str:
@@ -430,7 +438,7 @@ class Schedule:
     def step_formula(self, column: str, cells: StepCells) -> str:
         raise NotImplementedError
 
-    def torch_scheduler(self, optimizer, h: Mapping[str, float], steps: int, n: int):
+    def torch_scheduler(self, optimizer, given: Mapping[str, float], steps: int, n: int):
         """The torch.optim.lr_scheduler it equals, and whether it steps after every update (else
         after every epoch)."""
         return None, False
@@ -454,10 +462,10 @@ class CosineEpochs(Schedule):
     per_epoch = ("lr_epoch",)
     columns = {"lr": "lr_t"}
 
-    def values(self, h, steps, n):
+    def values(self, given, steps, n):
         epochs = steps // n
-        e = torch.arange(epochs, dtype=h["lr"].dtype, device=h["lr"].device).reshape(-1, 1)
-        lr_epoch = h["lr"] * (1 + torch.cos(math.pi * e / epochs)) / 2
+        e = torch.arange(epochs, dtype=given["lr"].dtype, device=given["lr"].device).reshape(-1, 1)
+        lr_epoch = given["lr"] * (1 + torch.cos(math.pi * e / epochs)) / 2
         return {"epochs": torch.full_like(lr_epoch[:1], epochs), "lr_epoch": lr_epoch,
                 "lr_t": lr_epoch.repeat_interleave(n, dim=0)}
 
@@ -467,7 +475,7 @@ class CosineEpochs(Schedule):
     def step_formula(self, column, cells):
         return f"=INDEX({cells.scalars['lr_epoch'].ref},{cells.cell('epoch')})"
 
-    def torch_scheduler(self, optimizer, h, steps, n):
+    def torch_scheduler(self, optimizer, given, steps, n):
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps // n), False
 
 
@@ -483,26 +491,26 @@ class OneCycle(Schedule):
     columns = {"lr": "lr_t", "beta1": "beta1"}
     labels = {"lr": "lr: the peak learning rate (max_lr)"}
 
-    def values(self, h, steps, n):
-        initial = h["lr"] / h["div_factor"]
-        low, high = h["base_momentum"], h["max_momentum"]
-        scalars = {"total_steps": torch.full_like(initial, steps), "initial_lr": initial,
-                   "min_lr": initial / h["final_div_factor"], "warmup_end": h["pct_start"] * steps - 1}
-        end = scalars["warmup_end"]
+    def values(self, given, steps, n):
+        initial = given["lr"] / given["div_factor"]
+        low, high = given["base_momentum"], given["max_momentum"]
+        computed = {"total_steps": torch.full_like(initial, steps), "initial_lr": initial,
+                    "min_lr": initial / given["final_div_factor"], "warmup_end": given["pct_start"] * steps - 1}
+        end = computed["warmup_end"]
         t = torch.arange(steps, dtype=initial.dtype, device=initial.device).reshape(-1, 1)
         warm, cool = t / end, (t - end) / (steps - 1 - end)
 
         def phased(up, down):
             return torch.where(t <= end, cosine_t(*up, warm), cosine_t(*down, cool))
 
-        return {**{name: value.reshape(1, 1) for name, value in scalars.items()},
-                "lr_t": phased((initial, h["lr"]), (h["lr"], scalars["min_lr"])),
+        return {**{name: value.reshape(1, 1) for name, value in computed.items()},
+                "lr_t": phased((initial, given["lr"]), (given["lr"], computed["min_lr"])),
                 "beta1": phased((high, low), (low, high))}
 
     def step_formula(self, column, cells):
         ref = {name: block.ref for name, block in cells.scalars.items()}
         end = ref["warmup_end"]
-        t = f"({cells.t}-1)"
+        t = f"({cells.step}-1)"
         warm, cool = f"{t}/{end}", f"({t}-{end})/({ref['total_steps']}-1-{end})"
         up, down = {
             "lr_t": ((ref["initial_lr"], ref["lr"]), (ref["lr"], ref["min_lr"])),
@@ -510,9 +518,9 @@ class OneCycle(Schedule):
         }[column]
         return f"=IF({t}<={end},{cosine(*up, warm)},{cosine(*down, cool)})"
 
-    def torch_scheduler(self, optimizer, h, steps, n):
+    def torch_scheduler(self, optimizer, given, steps, n):
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=h["lr"], total_steps=steps, pct_start=h["pct_start"], anneal_strategy="cos",
-            cycle_momentum=True, base_momentum=h["base_momentum"], max_momentum=h["max_momentum"],
-            div_factor=h["div_factor"], final_div_factor=h["final_div_factor"], three_phase=False)
+            optimizer, max_lr=given["lr"], total_steps=steps, pct_start=given["pct_start"], anneal_strategy="cos",
+            cycle_momentum=True, base_momentum=given["base_momentum"], max_momentum=given["max_momentum"],
+            div_factor=given["div_factor"], final_div_factor=given["final_div_factor"], three_phase=False)
         return scheduler, True

@@ -172,7 +172,7 @@ def trajectory_gaps(out: dict[str, torch.Tensor]) -> dict[str, Cancelling]:
     may agree to rounding, so each is exact only relative to the parameters themselves."""
     gaps = {f"{param}_diff": Cancelling(torch.abs(out[f"l2_{param}"] - out[f"wd_{param}"]),
                                         torch.abs(out[f"l2_{param}"]) + torch.abs(out[f"wd_{param}"]))
-            for param in optim.PARAMS}
+            for param in optim.LINE_PARAMS}
     gaps["max_diff"] = Cancelling(
         torch.maximum(*(gap.value.max() for gap in gaps.values())).reshape(1, 1),
         torch.maximum(*(gap.scale.max() for gap in gaps.values())).reshape(1, 1))
@@ -200,11 +200,11 @@ def variant_table(sheet: Sheet, variant: str, caption: str, rule: type[Rule], to
         "error": lambda r, c: f"={cells(r).before('slope')}*{x.cell(r)}+{cells(r).before('intercept')}-{y.cell(r)}",
         "de_db": lambda r, c: f"=2*{own['error'].cell(r)}",
         "de_da": lambda r, c: f"={x.cell(r)}*{own['de_db'].cell(r)}",
-        **{key: lambda r, c, k=key: rule_formula(rule, k, cells(r)) for key in (*state_columns(rule), *optim.PARAMS)},
+        **{key: lambda r, c, k=key: rule_formula(rule, k, cells(r)) for key in (*state_columns(rule), *optim.LINE_PARAMS)},
     }
     sheet.text(top - 2, left, caption, "label")
     return {key: sheet.block(f"{variant}_{key}", top, left + i, headers=[text], formula=formulas[key],
-                             result=key in optim.PARAMS)
+                             result=key in optim.LINE_PARAMS)
             for i, (key, text) in enumerate(headers.items())}
 
 
@@ -265,7 +265,7 @@ class Regularization(Lesson):
     @staticmethod
     def _l2_vs_wd(sheet: str, rule: type[Rule], inputs) -> dict[str, torch.Tensor]:
         get = {name: inputs[f"{sheet}!{name}"] for name in ("data_x", "data_y", *rule.hyper, "wd", *START)}
-        start = torch.cat([get[f"{param}_start"].reshape(1) for param in optim.PARAMS])
+        start = torch.cat([get[f"{param}_start"].reshape(1) for param in optim.LINE_PARAMS])
         values = l2_vs_wd(rule, get["data_x"], get["data_y"], start, WD_EPOCHS,
                           **{name: get[name].reshape(()) for name in (*rule.hyper, "wd")})
         return {f"{sheet}!{name}": value for name, value in values.items()}
@@ -330,7 +330,7 @@ class Regularization(Lesson):
         diffs = {param: sheet.block(f"{param}_diff", top, left + i, headers=[f"|{param} L2 - wd|"],
                                     num_format="0.00E+00", formula=lambda r, c, p=param: (
                                         f"=ABS({tables['l2'][p].cell(r)}-{tables['wd'][p].cell(r)})"))
-                 for i, param in enumerate(optim.PARAMS)}
+                 for i, param in enumerate(optim.LINE_PARAMS)}
         sheet.text(top - 2, left, "how far apart the two trajectories are", "label")
         sheet.text(3, 3, "max difference", "header", widen=True)
         sheet.block("max_diff", 3, 4, result=True, num_format="0.00E+00",

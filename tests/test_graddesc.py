@@ -8,7 +8,7 @@ import torch
 
 from lessonxl import graddesc as gd
 from lessonxl.lesson import Cancelling
-from lessonxl.optim import PARAMS
+from lessonxl.optim import LINE_PARAMS
 from lessonxl.registry import by_name
 
 LESSON = gd.GradDesc()
@@ -91,7 +91,7 @@ def test_the_lessons_simplified_rules_differ_from_torch_optim(inputs, values):
 def lesson_rule_by_autograd(sheet: str, inputs, values) -> torch.Tensor:
     """The lesson's RMSProp or Adam, written independently: autograd, in-place updates, a Python loop."""
     h = hyper(inputs, sheet)
-    params = [torch.tensor(h[f"{p}_start"], dtype=torch.float64, requires_grad=True) for p in PARAMS]
+    params = [torch.tensor(h[f"{p}_start"], dtype=torch.float64, requires_grad=True) for p in LINE_PARAMS]
     first, second = [torch.zeros((), dtype=torch.float64) for _ in params], [None for _ in params]
     xs = inputs["data_x"].reshape(-1).repeat(gd.EPOCHS)
     ys = values["data_y"].reshape(-1).repeat(gd.EPOCHS)
