@@ -9,6 +9,7 @@ a file previewer shows real numbers; `lessonxl verify` never trusts them and rec
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 import re
 from typing import Callable, Sequence
@@ -16,7 +17,8 @@ from typing import Callable, Sequence
 import numpy as np
 import xlsxwriter
 import xlsxwriter.worksheet
-from xlsxwriter.utility import quote_sheetname, xl_cell_to_rowcol, xl_range, xl_range_abs, xl_rowcol_to_cell
+from xlsxwriter.utility import (quote_sheetname, xl_cell_to_rowcol, xl_col_to_name, xl_range, xl_range_abs,
+                                xl_rowcol_to_cell)
 
 from .values import as_grid, key as value_key
 
@@ -89,7 +91,9 @@ class Block:
 
     def cell(self, r: int = 0, c: int = 0, absolute: bool = False) -> str:
         """Cell (r, c) of the block, counted from its top-left corner."""
-        return self._prefix() + xl_rowcol_to_cell(self.top + r, self.left + c, absolute, absolute)
+        if absolute:
+            return self._prefix() + xl_rowcol_to_cell(self.top + r, self.left + c, True, True)
+        return self._prefix() + _column_name(self.left + c) + str(self.top + r + 1)
 
     def span(self, r0: int, c0: int, r1: int, c1: int, absolute: bool = False) -> str:
         """The sub-range from (r0, c0) to (r1, c1), inclusive, counted from the corner."""
@@ -296,6 +300,12 @@ class Sheet:
     def finish(self) -> None:
         for col, width in self._widths.items():
             self.ws.set_column(col, col, width)
+
+
+@functools.cache
+def _column_name(col: int) -> str:
+    """The letters of a column (0 -> A), remembered: a graddesc workbook refers to cells 300,000 times."""
+    return xl_col_to_name(col)
 
 
 def _shown(value, num_format: str) -> str:
