@@ -5,48 +5,112 @@ derivatives of the squared error and updates the intercept b and the slope a onc
 in formulas (no macros), each continuing where the last ended.
 
 The update rules, their formulas, their torch.optim twins and the learning-rate schedules are in
-`optim`. A sheet here is a rule plus default hyperparameters plus a `Schedule`; `layout_optimizer`
-writes every optimizer sheet's common shape.
+`optim`. Each sheet is a `SheetSpec`: `Data`, one `OptimizerSheet` per optimizer (a rule plus default
+hyperparameters plus a `Schedule`, all sharing one shape) and the `Summary`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 import torch
 
-from .lesson import Cancelling, Lesson
-from .optim import (GRADS, LINE_PARAMS, TRUE_INTERCEPT, TRUE_SLOPE, Adam, CosineEpochs, LessonAdam, LessonRMSprop,
-                    Momentum, OneCycle, RMSprop, Rule, Schedule, SGD, StepCells, Trajectory, rule_formula,
-                    seeded_x, state_columns, state_header, train_online)
-from .sheets import Block, Book, Sheet
+from .lesson import Cancelling, Lesson, SheetSpec
+from .optim import (GRADS, LINE_PARAMS, SYMBOLS, TRUE_INTERCEPT, TRUE_SLOPE, Adam, CosineEpochs, LessonAdam,
+                    LessonRMSprop, Momentum, OneCycle, RMSprop, Rule, Schedule, SGD, StepCells, Trajectory,
+                    rule_formula, seeded_x, state_columns, state_header, train_online)
+
+if TYPE_CHECKING:  # the file writer: needed to generate, not to verify
+    from .sheets import Block, Sheet
 
 EPOCHS = 20
 
 
+# --- the data sheet --------------------------------------------------------------------------------
+
+class Data(SheetSpec):
+    """The samples x (global `data_x`), the true intercept and slope, and y = b + a·x by formula
+    (global `data_y`): what every optimizer sheet reads."""
+
+    name = "data"
+    title = "The data: y = b + a·x, no noise"
+    subtitle = "Fixed, seeded whole numbers x (not RANDBETWEEN): edit them, or the true b and a."
+    teaches = "the x values, the true intercept and slope, y by formula"
+    inputs = ("data_x", "intercept_truth", "slope_truth")
+    global_names = frozenset({"data_x", "data_y"})
+
+    def compute(self, values) -> dict[str, torch.Tensor]:
+        truth_b, truth_a = values["intercept_truth"].reshape(()), values["slope_truth"].reshape(())
+        return {"data_y": truth_b + truth_a * values["data_x"]}
+
+    def layout(self, sheet: Sheet) -> None:
+        truths = sheet.down(3, 1)
+        b = truths.block("intercept_truth", row_labels=["true intercept b"])
+        a = truths.block("slope_truth", row_labels=["true slope a"])
+        samples = [f"sample {i + 1}" for i in range(sheet.value("data_x").shape[0])]
+        table = sheet.across(8, 1)
+        x = table.block("data_x", global_name=True, headers=["x"], row_labels=samples)
+        table.block("data_y", global_name=True, headers=["y = b + a·x"], result=True,
+                    formula=lambda r, c: f"={b.ref}+{a.ref}*{x.cell(r)}")
+
+
 # --- the optimizer sheets --------------------------------------------------------------------------
 
+#: Labels of an optimizer sheet's scalars (a schedule's `labels` may redefine one).
+SCALAR_LABELS = {
+    "intercept_start": "intercept b before step 1", "slope_start": "slope a before step 1",
+    "lr": "learning rate lr", "momentum": "momentum β (and dampening)", "alpha": "alpha: decay of v",
+    "eps": "eps", "beta1": "beta1: decay of m", "beta2": "beta2: decay of v",
+    "h": "h: finite-difference step", "epochs": "epochs", "pct_start": "pct_start: warm-up share",
+    "div_factor": "div_factor: lr / first lr", "final_div_factor": "final_div_factor: first lr / last lr",
+    "base_momentum": "base_momentum: lowest β1", "max_momentum": "max_momentum: highest β1",
+    "total_steps": "total steps", "initial_lr": "first lr", "min_lr": "last lr",
+    "warmup_end": "warm-up ends at t =",
+}
+# Number formats other than the computed default 0.0000: small learning rates, data, counters.
+FORMATS = {**dict.fromkeys(("lr_t", "lr_epoch", "initial_lr", "min_lr", "x", "y"), "General"),
+           "step": "0", "epoch": "0"}
+HEADERS = {
+    "step": "step t", "epoch": "epoch", "x": "x", "y": "y", "lr_t": "lr of the step",
+    "beta1": "β1 of the step", "prediction": "prediction a·x + b", "error": "error = prediction − y",
+    "de_db": "de/db = 2·error", "de_da": "de/da = x·de/db", "est_de_db": "de/db by finite difference",
+    "est_de_da": "de/da by finite difference", "intercept": "new intercept b", "slope": "new slope a",
+}
+# Where an optimizer sheet's blocks start: the scalars down column B, the RMSE of each epoch beside
+# them, the two charts to the right; the step table below them all.
+SCALARS_TOP, RMSE_TOP, RMSE_LEFT, CHART_TOP, CHART_LEFTS = 3, 4, 4, 2, (7, 15)
+
+
 @dataclass(frozen=True)
-class OptimizerSheet:
-    """One optimizer sheet: a rule, its default hyperparameters and its schedule."""
+class OptimizerSheet(SheetSpec):
+    """One optimizer sheet: `rule` with its default hyperparameters and `schedule`, trained online on
+    the data for EPOCHS epochs. Its inputs and scalars stand at the top left, the RMSE of each epoch
+    beside them, charts of b and a to the right, and below, one row per update: the sample, the
+    prediction, the derivatives (and with `finite_differences`, their estimates), the rule's state and
+    the new b and a."""
 
     name: str
     rule: type[Rule]
-    hyper: dict[str, float]        # input hyperparameters -> default (a schedule may add more)
+    default_hyper: dict[str, float]    # input hyperparameters -> default (a schedule may add more)
     title: str
     subtitle: str
     schedule: Schedule = field(default_factory=Schedule)
     finite_differences: bool = False
+    params = frozenset(f"{param}_start" for param in LINE_PARAMS)
+
+    @property
+    def teaches(self) -> str:
+        return self.title
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        return ("intercept_start", "slope_start", *self.hyper, *self.schedule.inputs,
+        return ("intercept_start", "slope_start", *self.default_hyper, *self.schedule.inputs,
                 *(("h",) if self.finite_differences else ()))
 
     def defaults(self) -> dict[str, float]:
-        return {"intercept_start": 1.0, "slope_start": 1.0, **self.hyper, **self.schedule.inputs,
+        return {"intercept_start": 1.0, "slope_start": 1.0, **self.default_hyper, **self.schedule.inputs,
                 **({"h": 0.01} if self.finite_differences else {})}
 
     @property
@@ -56,10 +120,158 @@ class OptimizerSheet:
         return ("step", "epoch", "x", "y", *self.schedule.columns.values(), "prediction", "error", *GRADS,
                 *estimates, *state_columns(self.rule), *LINE_PARAMS)
 
+    def compute(self, values, epochs: int = EPOCHS) -> dict[str, torch.Tensor]:
+        data_x, data_y = values["data_x"], values["data_y"]
+        given = {name: values[name].reshape(()) for name in self.inputs}
+        n = data_x.shape[0]
+        steps = n * epochs
+        xs, ys = data_x.reshape(-1).repeat(epochs), data_y.reshape(-1).repeat(epochs)
+        # A schedule takes cosines: computed on the CPU, so that every device agrees to the last bit.
+        cpu = {name: value.cpu() for name, value in given.items()}
+        scheduled = {name: value.to(xs.device) for name, value in self.schedule.values(cpu, steps, n).items()}
+        hyper = {name: scheduled[self.schedule.columns[name]].reshape(-1) if name in self.schedule.columns
+                 else given[name] for name in self.rule.hyper}
+        start = torch.stack([given["intercept_start"], given["slope_start"]])
+        run = train_online(self.rule, xs, ys, start, **hyper)
+        step = torch.arange(steps, device=xs.device)
+        columns = {"step": step + 1, "epoch": step // n + 1, "x": xs, "y": ys, "prediction": run.prediction,
+                   **run.columns()}
+        rmse = torch.sqrt((run.error.reshape(epochs, n) ** 2).sum(dim=1) / n)
+        out = {**scheduled, **{name: value.to(xs.dtype).reshape(-1, 1) for name, value in columns.items()},
+               "rmse": rmse.reshape(-1, 1)}
+        if self.finite_differences:
+            out.update(finite_differences(start, run, xs, ys, given["h"]))
+        return out
+
+    def layout(self, sheet: Sheet) -> None:
+        x_data = sheet.find("data", "data_x")
+        n = x_data.rows
+        epochs = sheet.value("step").shape[0] // n
+        # The step table: below the scalars and the RMSE column, a blank row, its caption and its headers between.
+        top = max(SCALARS_TOP + len(self.inputs) + len(self.schedule.scalars), RMSE_TOP + epochs) + 3
+        # Where each column will be, so that formulas can refer to columns not yet written.
+        columns = {name: sheet.area(name, top, c) for c, name in enumerate(self.columns)}
+        scalars = self._layout_scalars(sheet, columns)
+
+        def rmse(r: int, c: int) -> str:
+            """The root of the mean squared error over the n rows of epoch r + 1."""
+            return f"=SQRT(SUMSQ({columns['error'].span(r * n, 0, r * n + n - 1, 0)})/COUNT({x_data.ref}))"
+
+        beside = sheet.across(RMSE_TOP, RMSE_LEFT)
+        beside.block("rmse", headers=["RMSE of the epoch"], row_labels=[f"epoch {e + 1}" for e in range(epochs)],
+                     result=True, formula=rmse)
+        for name in self.schedule.per_epoch:
+            refs = {key: block.ref for key, block in scalars.items()}
+            scalars[name] = beside.block(name, headers=["lr of the epoch"], num_format="General",
+                                         formula=lambda r, _, name=name: self.schedule.epoch_formula(name, r, refs))
+        sheet.text(top - 2, 0, "One row per update: each row reads one (x, y) sample, predicts with the b and a "
+                   "left by the row above, and updates them.", widen=False)
+        for name in self.columns:
+            formula = self._column_formula(sheet, name)
+            columns[name] = sheet.block(
+                name, top, columns[name].left, headers=[self._header(name)], result=name in LINE_PARAMS,
+                num_format=FORMATS.get(name),
+                formula=lambda r, c, f=formula: f(StepCells(r, columns, scalars, self.schedule.columns)))
+        for (param, symbol), left in zip(SYMBOLS.items(), CHART_LEFTS):
+            sheet.line_chart(f"{param} {symbol} after each step", [(f"{param} {symbol}", columns[param])],
+                             CHART_TOP, left, y_title=symbol, size=(480, 300))
+
+    def _layout_scalars(self, sheet: Sheet, columns: Mapping[str, Block]) -> dict[str, Block]:
+        """The input cells, then the schedule's computed scalars, down column B."""
+        labels = {**SCALAR_LABELS, **self.schedule.labels}
+        place = sheet.down(SCALARS_TOP, 1)
+        scalars = {name: place.block(name, row_labels=[labels[name]]) for name in self.inputs}
+        for name, template in self.schedule.scalars.items():
+            refs = {key: block.ref for key, block in scalars.items()}
+            formula = template.format(step_column=columns["step"].column(0), epoch_column=columns["epoch"].column(0),
+                                      **refs)
+            scalars[name] = place.block(name, row_labels=[labels[name]], formula=formula,
+                                        num_format=FORMATS.get(name))
+        return scalars
+
+    def _header(self, name: str) -> str:
+        return state_header(self.rule, name) if name in state_columns(self.rule) else HEADERS[name]
+
+    def _column_formula(self, sheet: Sheet, name: str):
+        """The formula of one step-table column, as a function of the row's cells."""
+        x_data, y_data = sheet.find("data", "data_x"), sheet.find("data", "data_y")
+        n = x_data.rows
+
+        def estimate(cells: StepCells, b: str, a: str) -> str:
+            """(loss at the shifted parameters − loss) / h."""
+            shifted_loss = f"({a}*{cells.cell('x')}+{b}-{cells.cell('y')})^2"
+            return f"=({shifted_loss}-{cells.cell('error')}^2)/{cells.scalars['h'].ref}"
+
+        def shifted(cells: StepCells, param: str) -> str:
+            return f"({cells.before(param)}+{cells.scalars['h'].ref})"
+
+        common = {
+            "step": lambda cells: "=1" if cells.first else f"={cells.above('step')}+1",
+            "epoch": lambda cells: f"=INT(({cells.step}-1)/COUNT({x_data.ref}))+1",
+            "x": lambda cells: f"={x_data.cell(cells.row % n)}",
+            "y": lambda cells: f"={y_data.cell(cells.row % n)}",
+            "prediction": lambda cells: f"={cells.before('slope')}*{cells.cell('x')}+{cells.before('intercept')}",
+            "error": lambda cells: f"={cells.cell('prediction')}-{cells.cell('y')}",
+            "de_db": lambda cells: f"=2*{cells.cell('error')}",
+            "de_da": lambda cells: f"={cells.cell('x')}*{cells.cell('de_db')}",
+            "est_de_db": lambda cells: estimate(cells, shifted(cells, "intercept"), cells.before("slope")),
+            "est_de_da": lambda cells: estimate(cells, cells.before("intercept"), shifted(cells, "slope")),
+        }
+        if name in common:
+            return common[name]
+        if name in self.schedule.columns.values():
+            return lambda cells: self.schedule.step_formula(name, cells)
+        return lambda cells: rule_formula(self.rule, name, cells)
+
+
+def finite_differences(start, run: Trajectory, xs, ys, h) -> dict[str, Cancelling]:
+    """(loss(b + h) − loss(b)) / h and (loss(a + h) − loss(a)) / h at the parameters each step starts
+    from: differences of two losses, exact only relative to the losses (their scale)."""
+    before = torch.cat([start.reshape(1, 2), run.params[:-1]])
+    b, a = before[:, 0], before[:, 1]
+    loss = run.error ** 2
+    estimates = {}
+    for name, shifted in (("est_de_db", (a * xs + (b + h) - ys) ** 2), ("est_de_da", ((a + h) * xs + b - ys) ** 2)):
+        estimates[name] = Cancelling(((shifted - loss) / h).reshape(-1, 1),
+                                     ((shifted + loss) / torch.abs(h)).reshape(-1, 1))
+    return estimates
+
+
+def train_torch_optim(spec: OptimizerSheet, data_x: torch.Tensor, data_y: torch.Tensor,
+                      given: Mapping[str, float], epochs: int = EPOCHS) -> dict[str, torch.Tensor]:
+    """The same online training with autograd and the real torch.optim class and scheduler, from the
+    sheet's input values `given`.
+
+    Returns per step (n·epochs x 1): the autograd gradients `de_db` and `de_da`, the learning rate
+    `lr_t` (and Adam's `beta1`) the step used, and the parameters after it, `intercept` and `slope`.
+    Only for rules that torch.optim has.
+    """
+    n = data_x.shape[0]
+    xs, ys = data_x.reshape(-1).repeat(epochs), data_y.reshape(-1).repeat(epochs)
+    b, a = (torch.tensor(given[name], dtype=xs.dtype, device=xs.device, requires_grad=True)
+            for name in ("intercept_start", "slope_start"))
+    # A hyperparameter that is no input (onecycle's β1) is set by the scheduler: any value will do.
+    optimizer = spec.rule.torch_optimizer([b, a], **{name: given.get(name, 0.9) for name in spec.rule.hyper})
+    scheduler, every_step = spec.schedule.torch_scheduler(optimizer, given, n * epochs, n)
+    group = optimizer.param_groups[0]
+    rows = []
+    for t, (x, y) in enumerate(zip(xs, ys), start=1):
+        optimizer.zero_grad()
+        ((a * x + b - y) ** 2).backward()
+        used = {"de_db": b.grad.item(), "de_da": a.grad.item(), "lr_t": group["lr"]}
+        if "betas" in group:
+            used["beta1"] = group["betas"][0]
+        optimizer.step()
+        rows.append({**used, "intercept": b.item(), "slope": a.item()})
+        if scheduler is not None and (every_step or t % n == 0):
+            scheduler.step()
+    return {name: torch.tensor([[row[name]] for row in rows], dtype=xs.dtype) for name in rows[0]}
+
 
 ADAM_HYPER = {"lr": 0.3, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8}
-SHEETS = (
-    OptimizerSheet("basic", SGD, {"lr": 1e-4}, "Plain SGD, batch size one: b ← b − lr·de/db, a ← a − lr·de/da",
+OPTIMIZERS = (
+    OptimizerSheet("basic", SGD, {"lr": 1e-4},
+                   "Plain SGD, batch size one: b ← b − lr·de/db, a ← a − lr·de/da",
                    "Finite differences (loss(p + h) − loss(p)) / h beside the analytic derivatives. "
                    "torch.optim.SGD.", finite_differences=True),
     OptimizerSheet("momentum", Momentum, {"lr": 1e-4, "momentum": 0.9},
@@ -90,266 +302,81 @@ SHEETS = (
                    "(cosine phases), then torch.optim.Adam's update.", schedule=OneCycle()),
 )
 
-LABELS = {
-    "intercept_start": "intercept b before step 1", "slope_start": "slope a before step 1",
-    "lr": "learning rate lr", "momentum": "momentum β (and dampening)", "alpha": "alpha: decay of v",
-    "eps": "eps", "beta1": "beta1: decay of m", "beta2": "beta2: decay of v",
-    "h": "h: finite-difference step", "epochs": "epochs", "pct_start": "pct_start: warm-up share",
-    "div_factor": "div_factor: lr / first lr", "final_div_factor": "final_div_factor: first lr / last lr",
-    "base_momentum": "base_momentum: lowest β1", "max_momentum": "max_momentum: highest β1",
-    "total_steps": "total steps", "initial_lr": "first lr", "min_lr": "last lr",
-    "warmup_end": "warm-up ends at t =",
-}
-# Number formats other than the computed default 0.0000: small learning rates, data, counters.
-FORMATS = {**dict.fromkeys(("lr_t", "lr_epoch", "initial_lr", "min_lr", "x", "y"), "General"),
-           "step": "0", "epoch": "0"}
-HEADERS = {
-    "step": "step t", "epoch": "epoch", "x": "x", "y": "y", "lr_t": "lr of the step",
-    "beta1": "β1 of the step", "prediction": "prediction a·x + b", "error": "error = prediction − y",
-    "de_db": "de/db = 2·error", "de_da": "de/da = x·de/db", "est_de_db": "de/db by finite difference",
-    "est_de_da": "de/da by finite difference", "intercept": "new intercept b", "slope": "new slope a",
-}
 
+# --- the summary sheet -----------------------------------------------------------------------------
 
-def sheet_values(spec: OptimizerSheet, data_x: torch.Tensor, data_y: torch.Tensor,
-                 h: Mapping[str, torch.Tensor], epochs: int = EPOCHS) -> dict[str, torch.Tensor]:
-    """Every block of one optimizer sheet, keyed by its sheet-scoped name, from its inputs `h` (0-d)."""
-    n = data_x.shape[0]
-    steps = n * epochs
-    xs, ys = data_x.reshape(-1).repeat(epochs), data_y.reshape(-1).repeat(epochs)
-    # A schedule takes cosines: computed on the CPU, so that every device agrees to the last bit.
-    cpu = {name: value.cpu() for name, value in h.items()}
-    scheduled = {name: value.to(xs.device) for name, value in spec.schedule.values(cpu, steps, n).items()}
-    hyper = {name: scheduled[spec.schedule.columns[name]].reshape(-1) if name in spec.schedule.columns
-             else h[name] for name in spec.rule.hyper}
-    start = torch.stack([h["intercept_start"], h["slope_start"]])
-    run = train_online(spec.rule, xs, ys, start, **hyper)
-    step = torch.arange(steps, device=xs.device)
-    columns = {"step": step + 1, "epoch": step // n + 1, "x": xs, "y": ys, "prediction": run.prediction,
-               **run.columns()}
-    rmse = torch.sqrt((run.error.reshape(epochs, n) ** 2).sum(dim=1) / n)
-    values = {**scheduled, **{name: value.to(xs.dtype).reshape(-1, 1) for name, value in columns.items()},
-              "rmse": rmse.reshape(-1, 1)}
-    if spec.finite_differences:
-        values.update(finite_differences(start, run, xs, ys, h["h"]))
-    return values
+class Summary(SheetSpec):
+    """Where each optimizer sheet ends: its last b, a and RMSE, and how far b and a are from the truth."""
 
+    name = "summary"
+    title = "Where each optimizer ends after the last epoch"
+    subtitle = "Plain SGD crawls: its intercept has hardly moved. Adam gets there; annealed, it stays."
+    teaches = "every optimizer's final intercept, slope and last-epoch RMSE"
+    headers = {
+        "final_intercept": "final intercept b", "final_slope": "final slope a",
+        "last_rmse": "RMSE of the last epoch", "intercept_gap": "|b − true b|", "slope_gap": "|a − true a|",
+    }
 
-def finite_differences(start, run: Trajectory, xs, ys, h) -> dict[str, Cancelling]:
-    """(loss(b + h) − loss(b)) / h and (loss(a + h) − loss(a)) / h at the parameters each step starts
-    from: differences of two losses, exact only relative to the losses (their scale)."""
-    before = torch.cat([start.reshape(1, 2), run.params[:-1]])
-    b, a = before[:, 0], before[:, 1]
-    loss = run.error ** 2
-    estimates = {}
-    for name, shifted in (("est_de_db", (a * xs + (b + h) - ys) ** 2), ("est_de_da", ((a + h) * xs + b - ys) ** 2)):
-        estimates[name] = Cancelling(((shifted - loss) / h).reshape(-1, 1),
-                                     ((shifted + loss) / torch.abs(h)).reshape(-1, 1))
-    return estimates
+    def __init__(self, optimizers: tuple[OptimizerSheet, ...]):
+        self.optimizers = optimizers
 
+    def compute(self, values) -> dict[str, torch.Tensor]:
+        def last(name: str) -> torch.Tensor:
+            return torch.stack([values.of(spec.name)[name][-1, 0] for spec in self.optimizers]).reshape(-1, 1)
 
-def train_torch_optim(spec: OptimizerSheet, data_x: torch.Tensor, data_y: torch.Tensor,
-                      h: Mapping[str, float], epochs: int = EPOCHS) -> dict[str, torch.Tensor]:
-    """The same online training with autograd and the real torch.optim class and scheduler.
+        data = values.of("data")
+        b, a = last("intercept"), last("slope")
+        return {"final_intercept": b, "final_slope": a, "last_rmse": last("rmse"),
+                "intercept_gap": torch.abs(b - data["intercept_truth"].reshape(())),
+                "slope_gap": torch.abs(a - data["slope_truth"].reshape(()))}
 
-    Returns per step (n·epochs x 1): the autograd gradients `de_db` and `de_da`, the learning rate
-    `lr_t` (and Adam's `beta1`) the step used, and the parameters after it, `intercept` and `slope`.
-    Only for rules that torch.optim has.
-    """
-    n = data_x.shape[0]
-    xs, ys = data_x.reshape(-1).repeat(epochs), data_y.reshape(-1).repeat(epochs)
-    b, a = (torch.tensor(h[name], dtype=xs.dtype, device=xs.device, requires_grad=True)
-            for name in ("intercept_start", "slope_start"))
-    # A hyperparameter that is no input (onecycle's β1) is set by the scheduler: any value will do.
-    optimizer = spec.rule.torch_optimizer([b, a], **{name: h.get(name, 0.9) for name in spec.rule.hyper})
-    scheduler, every_step = spec.schedule.torch_scheduler(optimizer, h, n * epochs, n)
-    group = optimizer.param_groups[0]
-    rows = []
-    for t, (x, y) in enumerate(zip(xs, ys), start=1):
-        optimizer.zero_grad()
-        ((a * x + b - y) ** 2).backward()
-        used = {"de_db": b.grad.item(), "de_da": a.grad.item(), "lr_t": group["lr"]}
-        if "betas" in group:
-            used["beta1"] = group["betas"][0]
-        optimizer.step()
-        rows.append({**used, "intercept": b.item(), "slope": a.item()})
-        if scheduler is not None and (every_step or t % n == 0):
-            scheduler.step()
-    return {name: torch.tensor([[row[name]] for row in rows], dtype=xs.dtype) for name in rows[0]}
+    def layout(self, sheet: Sheet) -> None:
+        top, names = 4, [spec.name for spec in self.optimizers]
+        sheet.text(top - 1, 0, "sheet", "header")
+
+        def final(name: str):
+            """The last cell of a column, on each optimizer sheet."""
+            def formula(r: int, c: int) -> str:
+                column = sheet.find(names[r], name)
+                return f"={column.cell(column.rows - 1)}"
+            return formula
+
+        def gap(block: Block, truth: str):
+            truth_cell = sheet.find("data", truth).cell(0, 0)
+            return lambda r, c: f"=ABS({block.cell(r)}-{truth_cell})"
+
+        place, headers = sheet.across(top, 1), self.headers
+        b = place.block("final_intercept", headers=[headers["final_intercept"]], row_labels=names, result=True,
+                        formula=final("intercept"))
+        a = place.block("final_slope", headers=[headers["final_slope"]], result=True, formula=final("slope"))
+        place.block("last_rmse", headers=[headers["last_rmse"]], formula=final("rmse"))
+        place.block("intercept_gap", headers=[headers["intercept_gap"]], formula=gap(b, "intercept_truth"))
+        place.block("slope_gap", headers=[headers["slope_gap"]], formula=gap(a, "slope_truth"))
 
 
 # --- the lesson ------------------------------------------------------------------------------------
 
-SUMMARY = {
-    "final_intercept": "final intercept b", "final_slope": "final slope a",
-    "last_rmse": "RMSE of the last epoch", "intercept_gap": "|b − true b|", "slope_gap": "|a − true a|",
-}
+DATA = Data()
 
 
 class GradDesc(Lesson):
+    """graddesc.xlsx: the data, one sheet per optimizer (each an `OptimizerSheet`), and a summary."""
+
     name = "graddesc"
     title = "Online gradient descent on y = a·x + b: SGD, momentum, RMSProp, Adam, annealing, one-cycle"
-    sheets = {
-        "notes": "what the workbook shows and what to try",
-        "data": "the x values, the true intercept and slope, y by formula",
-        **{spec.name: spec.title for spec in SHEETS},
-        "summary": "every optimizer's final intercept, slope and last-epoch RMSE",
-    }
-    inputs = ("data_x", "data!intercept_truth", "data!slope_truth",
-              *(f"{spec.name}!{name}" for spec in SHEETS for name in spec.inputs))
-    params = frozenset(f"{spec.name}!{p}_start" for spec in SHEETS for p in LINE_PARAMS)
+    notes_title = "Gradient descent on a line, one sample at a time"
+    specs = (DATA, *OPTIMIZERS, Summary(OPTIMIZERS))
     # Google Sheets refuses defined names that begin with true or false: renamed in 0.2.0.
     former_names = {"data!intercept_truth": "data!true_intercept", "data!slope_truth": "data!true_slope"}
 
+    def notes(self, values) -> tuple[str, ...]:
+        return NOTES
+
     def default_inputs(self, seed: int, **options) -> dict[str, np.ndarray]:
-        x = seeded_x(seed)
-        sheets = {f"{spec.name}!{name}": np.array(value) for spec in SHEETS
-                  for name, value in spec.defaults().items()}
-        return {"data_x": x, "data!intercept_truth": np.array(TRUE_INTERCEPT),
-                "data!slope_truth": np.array(TRUE_SLOPE), **sheets}
-
-    def compute(self, inputs) -> dict[str, torch.Tensor]:
-        x = inputs["data_x"]
-        true_b, true_a = inputs["data!intercept_truth"].reshape(()), inputs["data!slope_truth"].reshape(())
-        y = true_b + true_a * x
-        out = {"data_y": y}
-        for spec in SHEETS:
-            h = {name: inputs[f"{spec.name}!{name}"].reshape(()) for name in spec.inputs}
-            out.update({f"{spec.name}!{k}": v for k, v in sheet_values(spec, x, y, h).items()})
-
-        def last(name: str) -> torch.Tensor:
-            return torch.stack([out[f"{spec.name}!{name}"][-1, 0] for spec in SHEETS]).reshape(-1, 1)
-
-        b, a = last("intercept"), last("slope")
-        return {**out, "summary!final_intercept": b, "summary!final_slope": a,
-                "summary!last_rmse": last("rmse"), "summary!intercept_gap": torch.abs(b - true_b),
-                "summary!slope_gap": torch.abs(a - true_a)}
-
-    def layout(self, book: Book) -> None:
-        book.notes("Gradient descent on a line, one sample at a time", NOTES)
-        data = layout_data(book)
-        sheets = [layout_optimizer(book, spec, data) for spec in SHEETS]
-        layout_summary(book, sheets, data)
-
-
-def layout_data(book: Book) -> dict[str, Block]:
-    sheet = book.sheet("data", "The data: y = b + a·x, no noise",
-                       "Fixed, seeded whole numbers x (not RANDBETWEEN): edit them, or the true b and a.")
-    b = sheet.block("intercept_truth", 3, 1, row_labels=["true intercept b"])
-    a = sheet.block("slope_truth", 4, 1, row_labels=["true slope a"])
-    n = book.values["data_x"].shape[0]
-    x = sheet.block("data_x", 8, 1, global_name=True, headers=["x"],
-                    row_labels=[f"sample {i + 1}" for i in range(n)])
-    y = sheet.block("data_y", 8, 2, global_name=True, headers=["y = b + a·x"], result=True,
-                    formula=lambda r, c: f"={b.ref}+{a.ref}*{x.cell(r)}")
-    return {"intercept_truth": b, "slope_truth": a, "data_x": x, "data_y": y}
-
-
-def layout_optimizer(book: Book, spec: OptimizerSheet, data: Mapping[str, Block]) -> Sheet:
-    """The shape every optimizer sheet shares: inputs and scalars at the top left, the RMSE of each
-    epoch beside them, charts of b and a, and below, one row per update."""
-    sheet = book.sheet(spec.name, spec.title, spec.subtitle)
-    data = {name: block.seen_from(sheet) for name, block in data.items()}
-    n = data["data_x"].rows
-    steps = book.values[f"{spec.name}!step"].shape[0]
-    epochs = steps // n
-    top = max(3 + len(spec.inputs) + len(spec.schedule.scalars), 4 + epochs) + 3
-    # Where each column will be, so that formulas can refer to columns not yet written.
-    columns = {name: sheet.area(name, top, c) for c, name in enumerate(spec.columns)}
-    scalars = _layout_scalars(sheet, spec, columns)
-    rmse = sheet.block(
-        "rmse", 4, 4, headers=["RMSE of the epoch"], row_labels=[f"epoch {e + 1}" for e in range(epochs)],
-        result=True, formula=lambda r, c: f"=SQRT(SUMSQ({columns['error'].span(r * n, 0, r * n + n - 1, 0)})"
-                                          f"/COUNT({data['data_x'].ref}))")
-    for c, name in enumerate(spec.schedule.per_epoch, start=rmse.right + 1):
-        refs = {key: block.ref for key, block in scalars.items()}
-        scalars[name] = sheet.block(name, rmse.top, c, headers=["lr of the epoch"], num_format="General",
-                                  formula=lambda r, _, name=name: spec.schedule.epoch_formula(name, r, refs))
-    sheet.text(top - 2, 0, "One row per update: each row reads one (x, y) sample, predicts with the b and a "
-               "left by the row above, and updates them.", widen=False)
-    for name in spec.columns:
-        formula = _column_formula(spec, name, data)
-        sheet.block(name, top, columns[name].left, headers=[_header(spec, name)], result=name in LINE_PARAMS,
-                    num_format=FORMATS.get(name),
-                    formula=lambda r, c, f=formula: f(StepCells(r, columns, scalars, spec.schedule.columns)))
-    blocks = sheet.blocks
-    sheet.line_chart("intercept b after each step", [("intercept b", blocks["intercept"])], 2, 7,
-                     y_title="b", size=(480, 300))
-    sheet.line_chart("slope a after each step", [("slope a", blocks["slope"])], 2, 15,
-                     y_title="a", size=(480, 300))
-    return sheet
-
-
-def _layout_scalars(sheet: Sheet, spec: OptimizerSheet, columns: Mapping[str, Block]) -> dict[str, Block]:
-    """The input cells, then the schedule's computed scalars, one per row from row 3."""
-    labels = {**LABELS, **spec.schedule.labels}
-    scalars = {name: sheet.block(name, 3 + i, 1, row_labels=[labels[name]]) for i, name in enumerate(spec.inputs)}
-    for i, (name, template) in enumerate(spec.schedule.scalars.items(), start=3 + len(spec.inputs)):
-        refs = {key: block.ref for key, block in scalars.items()}
-        formula = template.format(step_column=columns["step"].column(0), epoch_column=columns["epoch"].column(0),
-                                  **refs)
-        scalars[name] = sheet.block(name, i, 1, row_labels=[labels[name]], formula=formula,
-                                    num_format=FORMATS.get(name))
-    return scalars
-
-
-def _header(spec: OptimizerSheet, name: str) -> str:
-    return state_header(spec.rule, name) if name in state_columns(spec.rule) else HEADERS[name]
-
-
-def _column_formula(spec: OptimizerSheet, name: str, data: Mapping[str, Block]):
-    """The formula of one step-table column, as a function of the row."""
-    x_data, y_data = data["data_x"], data["data_y"]
-    n = x_data.rows
-
-    def estimate(cells: StepCells, b: str, a: str) -> str:
-        """(loss at the shifted parameters − loss) / h."""
-        return f"=(({a}*{cells.cell('x')}+{b}-{cells.cell('y')})^2-{cells.cell('error')}^2)/{cells.scalars['h'].ref}"
-
-    def shifted(cells: StepCells, param: str) -> str:
-        return f"({cells.before(param)}+{cells.scalars['h'].ref})"
-
-    common = {
-        "step": lambda cells: "=1" if cells.first else f"={cells.above('step')}+1",
-        "epoch": lambda cells: f"=INT(({cells.step}-1)/COUNT({x_data.ref}))+1",
-        "x": lambda cells: f"={x_data.cell(cells.row % n)}",
-        "y": lambda cells: f"={y_data.cell(cells.row % n)}",
-        "prediction": lambda cells: f"={cells.before('slope')}*{cells.cell('x')}+{cells.before('intercept')}",
-        "error": lambda cells: f"={cells.cell('prediction')}-{cells.cell('y')}",
-        "de_db": lambda cells: f"=2*{cells.cell('error')}",
-        "de_da": lambda cells: f"={cells.cell('x')}*{cells.cell('de_db')}",
-        "est_de_db": lambda cells: estimate(cells, shifted(cells, "intercept"), cells.before("slope")),
-        "est_de_da": lambda cells: estimate(cells, cells.before("intercept"), shifted(cells, "slope")),
-    }
-    if name in common:
-        return common[name]
-    if name in spec.schedule.columns.values():
-        return lambda cells: spec.schedule.step_formula(name, cells)
-    return lambda cells: rule_formula(spec.rule, name, cells)
-
-
-def layout_summary(book: Book, sheets: list[Sheet], data: Mapping[str, Block]) -> None:
-    sheet = book.sheet("summary", "Where each optimizer ends after the last epoch",
-                       "Plain SGD crawls: its intercept has hardly moved. Adam gets there; annealed, it stays.")
-    top, labels = 4, [s.name for s in sheets]
-    data = {name: block.seen_from(sheet) for name, block in data.items()}
-    sheet.text(top - 1, 0, "sheet", "header")
-
-    def final(name: str):
-        """The last cell of a column, on each optimizer sheet."""
-        return lambda r, c: f"={sheet.find(sheets[r].name, name).cell(sheets[r].blocks[name].rows - 1)}"
-
-    def gap(block: Block, truth: Block):
-        return lambda r, c: f"=ABS({block.cell(r)}-{truth.cell(0, 0)})"
-
-    b = sheet.block("final_intercept", top, 1, headers=[SUMMARY["final_intercept"]], row_labels=labels,
-                    result=True, formula=final("intercept"))
-    a = sheet.block("final_slope", top, 2, headers=[SUMMARY["final_slope"]], result=True,
-                    formula=final("slope"))
-    sheet.block("last_rmse", top, 3, headers=[SUMMARY["last_rmse"]], formula=final("rmse"))
-    sheet.block("intercept_gap", top, 4, headers=[SUMMARY["intercept_gap"]],
-                formula=gap(b, data["intercept_truth"]))
-    sheet.block("slope_gap", top, 5, headers=[SUMMARY["slope_gap"]], formula=gap(a, data["slope_truth"]))
+        optimizers = {spec.key(name): np.array(value) for spec in OPTIMIZERS
+                      for name, value in spec.defaults().items()}
+        return {"data_x": seeded_x(seed), DATA.key("intercept_truth"): np.array(TRUE_INTERCEPT),
+                DATA.key("slope_truth"): np.array(TRUE_SLOPE), **optimizers}
 
 
 NOTES = (

@@ -12,7 +12,7 @@ from lessonxl.optim import LINE_PARAMS
 from lessonxl.registry import by_name
 
 LESSON = gd.GradDesc()
-SPECS = {spec.name: spec for spec in gd.SHEETS}
+SPECS = {spec.name: spec for spec in gd.OPTIMIZERS}
 TORCH_OPTIM = ("basic", "momentum", "rmsprop", "adam", "adam_annealed", "onecycle")
 LESSON_RULES = ("rmsprop_lesson", "adam_lesson")
 ADAM_FAMILY = ("adam", "adam_lesson", "adam_annealed", "onecycle")
@@ -31,7 +31,8 @@ def values(inputs) -> dict[str, torch.Tensor]:
             for key, value in LESSON.compute(inputs).items()}
 
 
-def hyper(inputs, sheet: str) -> dict[str, float]:
+def given(inputs, sheet: str) -> dict[str, float]:
+    """The input values of the optimizer sheet `sheet`, as floats."""
     return {name: inputs[f"{sheet}!{name}"].item() for name in SPECS[sheet].inputs}
 
 
@@ -61,7 +62,7 @@ def test_data_and_shapes(inputs, values):
     assert torch.equal(values["data_y"], 30 + 2 * x)
     n, steps = x.shape[0], x.shape[0] * gd.EPOCHS
     assert values["basic!epoch"][-1, 0] >= 10  # the sheet counts ten epochs or more
-    for spec in gd.SHEETS:
+    for spec in gd.OPTIMIZERS:
         for column in spec.columns:
             assert values[f"{spec.name}!{column}"].shape == (steps, 1), column
         assert values[f"{spec.name}!rmse"].shape == (gd.EPOCHS, 1)
@@ -72,7 +73,7 @@ def test_data_and_shapes(inputs, values):
 
 @pytest.mark.parametrize("sheet", TORCH_OPTIM)
 def test_sheet_arithmetic_equals_torch_optim_at_every_step(inputs, values, sheet):
-    reference = gd.train_torch_optim(SPECS[sheet], inputs["data_x"], values["data_y"], hyper(inputs, sheet))
+    reference = gd.train_torch_optim(SPECS[sheet], inputs["data_x"], values["data_y"], given(inputs, sheet))
     for name in ("intercept", "slope"):
         torch.testing.assert_close(values[f"{sheet}!{name}"], reference[name], rtol=0, atol=1e-12)
     if SPECS[sheet].schedule.columns:  # the schedule's cells are the scheduler's values
@@ -83,15 +84,15 @@ def test_sheet_arithmetic_equals_torch_optim_at_every_step(inputs, values, sheet
 def test_the_lessons_simplified_rules_differ_from_torch_optim(inputs, values):
     """Hence their own sheets: the same hyperparameters give visibly different trajectories."""
     for lesson_sheet, torch_sheet in (("rmsprop_lesson", "rmsprop"), ("adam_lesson", "adam")):
-        h = {**hyper(inputs, lesson_sheet), "eps": 1e-8}
-        reference = gd.train_torch_optim(SPECS[torch_sheet], inputs["data_x"], values["data_y"], h)
+        sheet_inputs = {**given(inputs, lesson_sheet), "eps": 1e-8}
+        reference = gd.train_torch_optim(SPECS[torch_sheet], inputs["data_x"], values["data_y"], sheet_inputs)
         assert (values[f"{lesson_sheet}!intercept"] - reference["intercept"]).abs().max() > 1e-3
 
 
 def lesson_rule_by_autograd(sheet: str, inputs, values) -> torch.Tensor:
     """The lesson's RMSProp or Adam, written independently: autograd, in-place updates, a Python loop."""
-    h = hyper(inputs, sheet)
-    params = [torch.tensor(h[f"{p}_start"], dtype=torch.float64, requires_grad=True) for p in LINE_PARAMS]
+    sheet_inputs = given(inputs, sheet)
+    params = [torch.tensor(sheet_inputs[f"{p}_start"], dtype=torch.float64, requires_grad=True) for p in LINE_PARAMS]
     first, second = [torch.zeros((), dtype=torch.float64) for _ in params], [None for _ in params]
     xs = inputs["data_x"].reshape(-1).repeat(gd.EPOCHS)
     ys = values["data_y"].reshape(-1).repeat(gd.EPOCHS)
@@ -104,13 +105,13 @@ def lesson_rule_by_autograd(sheet: str, inputs, values) -> torch.Tensor:
             for i, (p, g) in enumerate(zip(params, grads)):
                 if sheet == "rmsprop_lesson":
                     previous = g * g if second[i] is None else second[i]
-                    p -= h["lr"] * g / previous.sqrt()
-                    second[i] = h["alpha"] * previous + (1 - h["alpha"]) * g * g
+                    p -= sheet_inputs["lr"] * g / previous.sqrt()
+                    second[i] = sheet_inputs["alpha"] * previous + (1 - sheet_inputs["alpha"]) * g * g
                 else:
-                    first[i] = h["beta1"] * first[i] + (1 - h["beta1"]) * g
+                    first[i] = sheet_inputs["beta1"] * first[i] + (1 - sheet_inputs["beta1"]) * g
                     previous = torch.zeros((), dtype=torch.float64) if second[i] is None else second[i]
-                    second[i] = h["beta2"] * previous + (1 - h["beta2"]) * g * g
-                    p -= h["lr"] * first[i] / second[i].sqrt()
+                    second[i] = sheet_inputs["beta2"] * previous + (1 - sheet_inputs["beta2"]) * g * g
+                    p -= sheet_inputs["lr"] * first[i] / second[i].sqrt()
         after.append([p.item() for p in params])
     return torch.tensor(after, dtype=torch.float64)
 
@@ -149,7 +150,7 @@ def test_finite_differences_are_torch_estimates_of_the_derivatives(inputs, value
 
 def test_rmse_and_summary_read_the_step_columns(inputs, values):
     n = inputs["data_x"].shape[0]
-    for i, spec in enumerate(gd.SHEETS):
+    for i, spec in enumerate(gd.OPTIMIZERS):
         error = values[f"{spec.name}!error"].reshape(gd.EPOCHS, n)
         torch.testing.assert_close(values[f"{spec.name}!rmse"][:, 0], error.pow(2).mean(dim=1).sqrt())
         assert values["summary!final_intercept"][i, 0] == values[f"{spec.name}!intercept"][-1, 0]
@@ -159,7 +160,7 @@ def test_rmse_and_summary_read_the_step_columns(inputs, values):
 
 def test_adam_gets_there_while_plain_sgd_crawls(values):
     final = {spec.name: (values[f"{spec.name}!intercept"][-1, 0].item(), values[f"{spec.name}!slope"][-1, 0].item())
-             for spec in gd.SHEETS}
+             for spec in gd.OPTIMIZERS}
     best = min(ADAM_FAMILY, key=lambda name: abs(final[name][0] - 30))
     assert abs(final[best][0] - 30) < 1 and abs(final[best][1] - 2) < 0.05, final
     assert abs(final["adam_annealed"][0] - 30) < 1 and abs(final["adam_annealed"][1] - 2) < 0.05, final
