@@ -7,19 +7,20 @@ step of an affine-ReLU-affine net with its backward pass written out as spreadsh
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from . import optim
-from .lesson import Cancelling, Lesson
-from .optim import Rule, StepCells, decoupled, rule_formula, state_columns, state_header, train_online, with_l2
-from .sheets import Block, Book, Sheet
+from .lesson import Cancelling, Lesson, SheetSpec
+from .optim import (LINE_PARAMS, Rule, StepCells, decoupled, rule_formula, state_columns, state_header,
+                    train_online, with_l2)
+
+if TYPE_CHECKING:  # the file writer: needed to generate, not to verify
+    from .sheets import Block, Cursor, Sheet
 
 # l2_vs_wd_*: optim's online regression, a few epochs, with L2 in the loss and with weight decay.
-WD_SHEETS: dict[str, tuple[type[Rule], dict[str, float]]] = {
-    "l2_vs_wd_sgd": (optim.SGD, {"lr": 1e-4, "wd": 0.01}),
-    "l2_vs_wd_adam": (optim.Adam, {"lr": 0.5, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "wd": 0.01}),
-}
 WD_EPOCHS, START = 3, {"intercept_start": 1.0, "slope_start": 1.0}
 VARIANTS = {"l2": "L2: loss + wd (a² + b²), so the gradient gains 2 wd p",
             "wd": "weight decay: the plain step, then p - lr (2 wd) p"}
@@ -27,7 +28,6 @@ WRAPPERS = {"l2": with_l2, "wd": decoupled}
 
 # two_layer_net: a batch of examples through affine -> ReLU -> affine -> softmax.
 N_EXAMPLES, N_FEATURES, N_HIDDEN, N_CLASSES = 6, 4, 3, 3
-NET = "two_layer_net"
 NET_PARAMS = ("weights_1", "bias_1", "weights_2", "bias_2")
 
 # smoothed_loss: the per-batch loss of a short training run of that net.
@@ -152,27 +152,14 @@ def regression_data(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x, optim.TRUE_INTERCEPT + optim.TRUE_SLOPE * x
 
 
-def l2_vs_wd(rule: type[Rule], x, y, start, epochs: int, **hyper) -> dict[str, torch.Tensor]:
-    """Both trajectories over `epochs` passes of (x, y), every column as the sheet shows it.
-
-    `start` is [intercept, slope]; the hyperparameters (wd among them) are 0-d tensors.
-    """
-    xs, ys = x.ravel().repeat(epochs), y.ravel().repeat(epochs)
-    out = {"step": torch.arange(1, len(xs) + 1, dtype=x.dtype, device=x.device),
-           "step_x": xs, "step_y": ys, "decay": 2 * hyper["wd"]}
-    for variant, wrap in WRAPPERS.items():
-        run = train_online(wrap(rule), xs, ys, start, **hyper)
-        out.update({f"{variant}_{name}": value for name, value in run.columns().items()})
-    out = {name: value.reshape(-1, 1) if value.ndim == 1 else value.reshape(1, 1) for name, value in out.items()}
-    return {**out, **trajectory_gaps(out)}
-
+# --- l2_vs_wd_sgd, l2_vs_wd_adam -----------------------------------------------------------------
 
 def trajectory_gaps(out: dict[str, torch.Tensor]) -> dict[str, Cancelling]:
     """|L2 - weight decay| per step and parameter, and its maximum: gaps between two trajectories that
     may agree to rounding, so each is exact only relative to the parameters themselves."""
     gaps = {f"{param}_diff": Cancelling(torch.abs(out[f"l2_{param}"] - out[f"wd_{param}"]),
                                         torch.abs(out[f"l2_{param}"]) + torch.abs(out[f"wd_{param}"]))
-            for param in optim.LINE_PARAMS}
+            for param in LINE_PARAMS}
     gaps["max_diff"] = Cancelling(
         torch.maximum(*(gap.value.max() for gap in gaps.values())).reshape(1, 1),
         torch.maximum(*(gap.scale.max() for gap in gaps.values())).reshape(1, 1))
@@ -186,262 +173,245 @@ def variant_headers(rule: type[Rule]) -> dict[str, str]:
             "intercept": "intercept b", "slope": "slope a"}
 
 
-def variant_table(sheet: Sheet, variant: str, caption: str, rule: type[Rule], top: int, left: int,
-                  step: Block, x: Block, y: Block, scalars: dict[str, Block]) -> dict[str, Block]:
-    """One trajectory's columns, `rule` wrapped in L2 or decoupled weight decay: error, gradients,
-    the rule's state (with L2, first the gradient it steps along), b and a."""
-    headers = variant_headers(rule)
-    own = {key: sheet.area(f"{variant}_{key}", top, left + i) for i, key in enumerate(headers)}
+class L2VsWd(SheetSpec):
+    """optim's online regression trained twice for WD_EPOCHS epochs with `rule`: with L2 in the loss
+    (`with_l2`) and with decoupled weight decay (`decoupled`), side by side, and how far apart they end.
+    Its scalars stand at the top left; below, the data, the step table (step, x, y) and each variant's
+    columns: error, gradients, the rule's state (with L2, first the gradient it steps along), b and a."""
 
-    def cells(r: int) -> StepCells:
-        return StepCells(r, {**own, "step": step}, scalars)
+    #: Labels of the scalars; a hyperparameter of the rule is its own label.
+    labels = {"wd": "wd (L2: loss + wd (a² + b²))",
+              "intercept_start": "intercept b at the start", "slope_start": "slope a at the start"}
 
-    formulas = {
-        "error": lambda r, c: f"={cells(r).before('slope')}*{x.cell(r)}+{cells(r).before('intercept')}-{y.cell(r)}",
-        "de_db": lambda r, c: f"=2*{own['error'].cell(r)}",
-        "de_da": lambda r, c: f"={x.cell(r)}*{own['de_db'].cell(r)}",
-        **{key: lambda r, c, k=key: rule_formula(rule, k, cells(r)) for key in (*state_columns(rule), *optim.LINE_PARAMS)},
-    }
-    sheet.text(top - 2, left, caption, "label")
-    return {key: sheet.block(f"{variant}_{key}", top, left + i, headers=[text], formula=formulas[key],
-                             result=key in optim.LINE_PARAMS)
-            for i, (key, text) in enumerate(headers.items())}
+    def __init__(self, name: str, rule: type[Rule], defaults: dict[str, float], title: str, teaches: str):
+        self.name, self.rule, self.defaults, self.title, self.teaches = name, rule, defaults, title, teaches
+        self.subtitle = ("Online regression y = a x + b on the data, batch size one, "
+                         f"{WD_EPOCHS} epochs. L2 adds wd (a² + b²) to each sample's loss; weight decay "
+                         "shrinks the weights by lr (2 wd) p after each step.")
+        self.inputs = ("data_x", "data_y", *rule.hyper, "wd", *START)
 
+    def compute(self, values) -> dict[str, torch.Tensor]:
+        """Both trajectories over WD_EPOCHS passes of (x, y), every column as the sheet shows it."""
+        x, y = values["data_x"], values["data_y"]
+        start = torch.cat([values[f"{param}_start"].reshape(1) for param in LINE_PARAMS])
+        hyper = {name: values[name].reshape(()) for name in (*self.rule.hyper, "wd")}
+        xs, ys = x.ravel().repeat(WD_EPOCHS), y.ravel().repeat(WD_EPOCHS)
+        out = {"step": torch.arange(1, len(xs) + 1, dtype=x.dtype, device=x.device),
+               "step_x": xs, "step_y": ys, "decay": 2 * hyper["wd"]}
+        for variant, wrap in WRAPPERS.items():
+            run = train_online(wrap(self.rule), xs, ys, start, **hyper)
+            out.update({f"{variant}_{name}": value for name, value in run.columns().items()})
+        out = {name: value.reshape(-1, 1) if value.ndim == 1 else value.reshape(1, 1) for name, value in out.items()}
+        return {**out, **trajectory_gaps(out)}
 
-class Regularization(Lesson):
-    name = "regularization"
-    title = "Weight decay vs L2, AdamW, smoothed loss, discriminative learning rates, a two-layer net"
-    sheets = {
-        "notes": "what the workbook shows and what to try",
-        "l2_vs_wd_sgd": "SGD with L2 in the loss and with weight decay: the same trajectory",
-        "l2_vs_wd_adam": "Adam with L2 in the loss (torch Adam) and with decoupled decay (AdamW): different",
-        "smoothed_loss": "a noisy training loss, its EWMA and the bias-corrected EWMA (/(1 - beta^t))",
-        "discriminative_lr": "learning rate per layer group for lr, slice(hi), slice(lo, hi), frozen groups",
-        NET: "affine-ReLU-affine: forward by MMULT, backward as spreadsheet math, one SGD step with wd",
-    }
-    inputs = (
-        *(f"{sheet}!{name}" for sheet, (rule, _) in WD_SHEETS.items()
-          for name in ("data_x", "data_y", *rule.hyper, "wd", *START)),
-        "smoothed_loss!raw_loss", "smoothed_loss!beta",
-        "discriminative_lr!groups", "discriminative_lr!lr", "discriminative_lr!lo", "discriminative_lr!hi",
-        "discriminative_lr!frozen_groups",
-        *(f"{NET}!{name}" for name in ("features", "target", *NET_PARAMS, "lr", "wd")),
-    )
-    params = frozenset(f"{NET}!{name}" for name in NET_PARAMS)
-    text_inputs = frozenset({"discriminative_lr!groups"})
-
-    def default_inputs(self, seed: int, **options) -> dict[str, np.ndarray]:
-        gen = torch.Generator().manual_seed(seed)
-        features, target = blobs(gen, N_EXAMPLES)
-        params = init_params(gen)
-        x, y = regression_data(seed)
-        wd_sheets = {}
-        for sheet, (_, defaults) in WD_SHEETS.items():
-            scalars = {**defaults, **START}
-            wd_sheets.update({f"{sheet}!{name}": np.array([[value]]) for name, value in scalars.items()})
-            wd_sheets.update({f"{sheet}!data_x": x, f"{sheet}!data_y": y})
-        return {
-            **wd_sheets,
-            "smoothed_loss!raw_loss": np.round(training_losses(gen).numpy(), 4),
-            "smoothed_loss!beta": np.array([[0.9]]),
-            "discriminative_lr!groups": np.array([[g] for g in GROUPS], dtype=object),
-            "discriminative_lr!lr": np.array([[1e-3]]),
-            "discriminative_lr!lo": np.array([[1e-5]]),
-            "discriminative_lr!hi": np.array([[1e-3]]),
-            "discriminative_lr!frozen_groups": np.array([[len(GROUPS) - 1]], dtype=float),
-            f"{NET}!features": features.numpy(),
-            f"{NET}!target": target.numpy(),
-            **{f"{NET}!{name}": value.numpy() for name, value in params.items()},
-            f"{NET}!lr": np.array([[0.5]]),
-            f"{NET}!wd": np.array([[0.01]]),
-        }
-
-    def compute(self, inputs) -> dict[str, torch.Tensor]:
-        out = {}
-        for sheet, (rule, _) in WD_SHEETS.items():
-            out.update(self._l2_vs_wd(sheet, rule, inputs))
-        return {**out, **self._smoothed(inputs), **self._discriminative(inputs), **self._net(inputs)}
-
-    @staticmethod
-    def _l2_vs_wd(sheet: str, rule: type[Rule], inputs) -> dict[str, torch.Tensor]:
-        get = {name: inputs[f"{sheet}!{name}"] for name in ("data_x", "data_y", *rule.hyper, "wd", *START)}
-        start = torch.cat([get[f"{param}_start"].reshape(1) for param in optim.LINE_PARAMS])
-        values = l2_vs_wd(rule, get["data_x"], get["data_y"], start, WD_EPOCHS,
-                          **{name: get[name].reshape(()) for name in (*rule.hyper, "wd")})
-        return {f"{sheet}!{name}": value for name, value in values.items()}
-
-    @staticmethod
-    def _smoothed(inputs) -> dict[str, torch.Tensor]:
-        averages, correction, smoothed = ewma(inputs["smoothed_loss!raw_loss"], inputs["smoothed_loss!beta"])
-        return {"smoothed_loss!ewma": averages, "smoothed_loss!correction": correction,
-                "smoothed_loss!smoothed": smoothed}
-
-    @staticmethod
-    def _discriminative(inputs) -> dict[str, torch.Tensor]:
-        names = ("lr", "lo", "hi", "frozen_groups")
-        lr, lo, hi, frozen = (inputs[f"discriminative_lr!{name}"] for name in names)
-        values = group_lrs(len(inputs["discriminative_lr!groups"]), lr, lo, hi, frozen)
-        return {f"discriminative_lr!{name}": value for name, value in values.items()}
-
-    @staticmethod
-    def _net(inputs) -> dict[str, torch.Tensor]:
-        x, target = inputs[f"{NET}!features"], inputs[f"{NET}!target"]
-        params = {name: inputs[f"{NET}!{name}"] for name in NET_PARAMS}
-        fwd, grads, new = train_step(x, target, params, inputs[f"{NET}!lr"], inputs[f"{NET}!wd"])
-        after = forward(x, *(new[name] for name in NET_PARAMS), target)
-        values = {**fwd, **grads, **{"new_" + k: v for k, v in {**new, **after}.items()}}
-        return {f"{NET}!{name}": value for name, value in values.items()}
-
-    def layout(self, book: Book) -> None:
-        book.notes("Regularisation and training tricks", NOTES)
-        for sheet, (rule, _) in WD_SHEETS.items():
-            self._layout_l2_vs_wd(book, sheet, rule)
-        self._layout_smoothed(book)
-        self._layout_discriminative(book)
-        self._layout_net(book)
-
-    @staticmethod
-    def _layout_l2_vs_wd(book: Book, name: str, rule: type[Rule]) -> None:
-        """Inputs and data on the left; the step table: step, x, y, then each variant's columns."""
-        sheet = book.sheet(name, TITLES[name], "Online regression y = a x + b on the data, batch size one, "
-                           f"{WD_EPOCHS} epochs. L2 adds wd (a² + b²) to each sample's loss; weight decay "
-                           "shrinks the weights by lr (2 wd) p after each step.")
-        names = {}
-        for row, key in enumerate(("lr", "wd", *rule.hyper[1:], *START), start=3):
-            sheet.text(row, 0, LABELS.get(key, key), "header", widen=True)
-            names[key] = sheet.block(key, row, 1)
-        row += 1
-        sheet.text(row, 0, "torch weight_decay = 2 wd", "header", widen=True)
-        names["decay"] = sheet.block("decay", row, 1, formula=f"=2*{names['wd'].ref}")
-        top = row + 5
-        data_x = sheet.block("data_x", top, 0, headers=["x"], caption="data")
-        data_y = sheet.block("data_y", top, 1, headers=["y"])
-        step = sheet.area("step", top, 3)
-        sheet.block("step", top, 3, headers=["step t"], num_format="0", formula=lambda r, c: (
+    def layout(self, sheet: Sheet) -> None:
+        scalars = {}
+        for row, key in enumerate(("lr", "wd", *self.rule.hyper[1:], *START), start=3):
+            scalars[key] = sheet.labelled(key, row, 1, self.labels.get(key, key), widen=True)
+        scalars["decay"] = sheet.labelled("decay", row + 1, 1, "torch weight_decay = 2 wd", widen=True,
+                                          formula=f"=2*{scalars['wd'].ref}")
+        # The table: a blank row below the scalars, then two for its captions and its headers.
+        table = sheet.across(scalars["decay"].bottom + 5, 0)
+        data_x = table.block("data_x", headers=["x"], caption="data")
+        data_y = table.block("data_y", headers=["y"])
+        step = sheet.area("step", table.top, table.skip(1))
+        table.block("step", headers=["step t"], num_format="0", formula=lambda r, c: (
             "=1" if r == 0 else f"={step.cell(r - 1)}+1"))
-        xy = {key: sheet.block(f"step_{key}", top, 4 + i, headers=[key], num_format="General",
-                               formula=lambda r, c, d=data: f"={d.cell(r % d.rows)}")
-              for i, (key, data) in enumerate((("x", data_x), ("y", data_y)))}
-        left, tables = 7, {}
-        for variant, caption in VARIANTS.items():
-            tables[variant] = variant_table(sheet, variant, caption, WRAPPERS[variant](rule), top, left, step,
-                                            xy["x"], xy["y"], names)
-            left = tables[variant]["slope"].right + 2
-        diffs = {param: sheet.block(f"{param}_diff", top, left + i, headers=[f"|{param} L2 - wd|"],
-                                    num_format="0.00E+00", formula=lambda r, c, p=param: (
+        x, y = (table.block(f"step_{key}", headers=[key], num_format="General",
+                            formula=lambda r, c, d=data: f"={d.cell(r % d.rows)}")
+                for key, data in (("x", data_x), ("y", data_y)))
+        tables = {variant: self._variant_table(sheet, table, variant, caption, step, x, y, scalars)
+                  for variant, caption in VARIANTS.items()}
+        left = table.skip(1)
+        diffs = {param: table.block(f"{param}_diff", headers=[f"|{param} L2 - wd|"], num_format="0.00E+00",
+                                    formula=lambda r, c, p=param: (
                                         f"=ABS({tables['l2'][p].cell(r)}-{tables['wd'][p].cell(r)})"))
-                 for i, param in enumerate(optim.LINE_PARAMS)}
-        sheet.text(top - 2, left, "how far apart the two trajectories are", "label")
-        sheet.text(3, 3, "max difference", "header", widen=True)
-        sheet.block("max_diff", 3, 4, result=True, num_format="0.00E+00",
-                    formula=f"=MAX({diffs['intercept'].ref},{diffs['slope'].ref})")
+                 for param in LINE_PARAMS}
+        sheet.text(table.top - 2, left, "how far apart the two trajectories are", "label")
+        sheet.labelled("max_diff", 3, 4, "max difference", widen=True, result=True, num_format="0.00E+00",
+                       formula=f"=MAX({diffs['intercept'].ref},{diffs['slope'].ref})")
         sheet.line_chart("intercept b after each step", [(VARIANTS[v].split(":")[0], tables[v]["intercept"])
                                                            for v in VARIANTS], 3, left + 3, y_title="b")
 
-    @staticmethod
-    def _layout_smoothed(book: Book) -> None:
-        sheet = book.sheet("smoothed_loss", "Smoothed loss: an exponentially weighted moving average, "
-                           "bias-corrected", "avg_t = beta avg_(t-1) + (1 - beta) loss_t from avg_0 = 0; "
-                           "dividing by 1 - beta^t removes the pull towards 0 at the start.")
-        sheet.text(3, 0, "beta", "header")
-        beta = sheet.block("beta", 3, 1).ref
+    def _variant_table(self, sheet: Sheet, table: Cursor, variant: str, caption: str, step: Block, x: Block,
+                       y: Block, scalars: dict[str, Block]) -> dict[str, Block]:
+        """One trajectory's columns, after a blank column: the rule wrapped in L2 or decoupled weight decay."""
+        rule = WRAPPERS[variant](self.rule)
+        headers = variant_headers(rule)
+        top, left = table.top, table.skip(1)
+        own = {key: sheet.area(f"{variant}_{key}", top, left + i) for i, key in enumerate(headers)}
+
+        def cells(r: int) -> StepCells:
+            return StepCells(r, {**own, "step": step}, scalars)
+
+        formulas = {
+            "error": lambda r, c: f"={cells(r).before('slope')}*{x.cell(r)}+{cells(r).before('intercept')}-{y.cell(r)}",
+            "de_db": lambda r, c: f"=2*{own['error'].cell(r)}",
+            "de_da": lambda r, c: f"={x.cell(r)}*{own['de_db'].cell(r)}",
+            **{key: lambda r, c, k=key: rule_formula(rule, k, cells(r))
+               for key in (*state_columns(rule), *LINE_PARAMS)},
+        }
+        sheet.text(top - 2, left, caption, "label")
+        return {key: table.block(f"{variant}_{key}", headers=[text], formula=formulas[key], result=key in LINE_PARAMS)
+                for key, text in headers.items()}
+
+
+# --- smoothed_loss ---------------------------------------------------------------------------------
+
+class SmoothedLoss(SheetSpec):
+    """The per-batch loss of a training run, its EWMA from 0 and the bias-corrected EWMA, with a chart."""
+
+    name = "smoothed_loss"
+    title = "Smoothed loss: an exponentially weighted moving average, bias-corrected"
+    subtitle = ("avg_t = beta avg_(t-1) + (1 - beta) loss_t from avg_0 = 0; "
+                "dividing by 1 - beta^t removes the pull towards 0 at the start.")
+    teaches = "a noisy training loss, its EWMA and the bias-corrected EWMA (/(1 - beta^t))"
+    inputs = ("raw_loss", "beta")
+
+    def compute(self, values) -> dict[str, torch.Tensor]:
+        averages, correction, smoothed = ewma(values["raw_loss"], values["beta"])
+        return {"ewma": averages, "correction": correction, "smoothed": smoothed}
+
+    def layout(self, sheet: Sheet) -> None:
+        beta = sheet.labelled("beta", 3, 1, "beta").ref
         top = 7
-        steps = range(1, book.values["smoothed_loss!raw_loss"].shape[0] + 1)
+        steps = range(1, sheet.value("raw_loss").shape[0] + 1)
         sheet.text(top - 1, 0, "step", "header")
-        loss = sheet.block("raw_loss", top, 1, headers=["loss"], row_labels=[str(t) for t in steps],
+        table = sheet.across(top, 1)
+        loss = table.block("raw_loss", headers=["loss"], row_labels=[str(t) for t in steps],
                            caption="per-batch loss of a training run")
-        avg = sheet.area("ewma", top, 2)
-        sheet.block("ewma", top, 2, headers=["EWMA"], formula=lambda r, c: (
+        avg = sheet.area("ewma", top, table.left)
+        table.block("ewma", headers=["EWMA"], formula=lambda r, c: (
             f"=(1-{beta})*{loss.cell(r)}" if r == 0
             else f"={beta}*{avg.cell(r - 1)}+(1-{beta})*{loss.cell(r)}"))
-        correction = sheet.block("correction", top, 3, headers=["1 - beta^t"],
-                                 formula=lambda r, c: f"=1-{beta}^{r + 1}")
-        smoothed = sheet.block("smoothed", top, 4, headers=["EWMA / (1 - beta^t)"], result=True,
+        correction = table.block("correction", headers=["1 - beta^t"], formula=lambda r, c: f"=1-{beta}^{r + 1}")
+        smoothed = table.block("smoothed", headers=["EWMA / (1 - beta^t)"], result=True,
                                formula=lambda r, c: f"={avg.cell(r)}/{correction.cell(r)}")
         sheet.line_chart("Loss per batch, its EWMA, and the bias-corrected EWMA",
-                         [("loss", loss), ("EWMA", avg), ("bias-corrected", smoothed)], 3, 6,
+                         [("loss", loss), ("EWMA", avg), ("bias-corrected", smoothed)], 3, table.left + 1,
                          y_title="loss")
 
-    @staticmethod
-    def _layout_discriminative(book: Book) -> None:
-        sheet = book.sheet("discriminative_lr", "Discriminative learning rates: one per layer group",
-                           "fastai's fit(lr) for a number, slice(hi) and slice(lo, hi); frozen groups "
-                           "(learn.freeze_to) get no updates, i.e. a learning rate of 0.")
-        row = 3
-        for name, label in (("lr", "lr (a number)"), ("lo", "lo (slice start)"), ("hi", "hi (slice stop)"),
-                            ("frozen_groups", "frozen groups (freeze_to)")):
-            sheet.text(row, 0, label, "header", widen=True)
-            sheet.block(name, row, 1, num_format="0.00E+00" if name != "frozen_groups" else "0")
-            row += 1
-        lr, lo, hi, frozen = (sheet.blocks[name].ref for name in ("lr", "lo", "hi", "frozen_groups"))
-        top = row + 4
-        groups = sheet.block("groups", top, 0, headers=["layer group"])
-        sheet.text(3, 3, "groups n (the table's rows)", "header", widen=True)
-        n = sheet.block("n_groups", 3, 4, formula=f"=ROWS({groups.ref})", num_format="0").ref
-        sheet.text(4, 3, "ratio (hi/lo)^(1/(n-1))", "header", widen=True)
-        ratio = sheet.block("ratio", 4, 4, formula=f"=({hi}/{lo})^(1/({n}-1))").ref
+
+# --- discriminative_lr -----------------------------------------------------------------------------
+
+class DiscriminativeLr(SheetSpec):
+    """The learning rate of each layer group (one row each) for fit(lr), fit(slice(hi)),
+    fit(slice(lo, hi)) and after freeze_to, from the scalars lr, lo, hi and the frozen count."""
+
+    name = "discriminative_lr"
+    title = "Discriminative learning rates: one per layer group"
+    subtitle = ("fastai's fit(lr) for a number, slice(hi) and slice(lo, hi); frozen groups "
+                "(learn.freeze_to) get no updates, i.e. a learning rate of 0.")
+    teaches = "learning rate per layer group for lr, slice(hi), slice(lo, hi), frozen groups"
+    inputs = ("groups", "lr", "lo", "hi", "frozen_groups")
+    text_inputs = frozenset({"groups"})
+    labels = {"lr": "lr (a number)", "lo": "lo (slice start)", "hi": "hi (slice stop)",
+              "frozen_groups": "frozen groups (freeze_to)"}
+
+    def compute(self, values) -> dict[str, torch.Tensor]:
+        lr, lo, hi, frozen = (values[name] for name in self.labels)
+        return group_lrs(len(values["groups"]), lr, lo, hi, frozen)
+
+    def layout(self, sheet: Sheet) -> None:
         sci = "0.00E+00"
-        sheet.block("lr_number", top, 1, headers=["fit(lr)"], num_format=sci,
-                    formula=lambda r, c: f"={lr}")
-        sheet.block("lr_slice_hi", top, 2, headers=["fit(slice(hi)): hi/3, last hi"], num_format=sci,
+        for row, (name, label) in enumerate(self.labels.items(), start=3):
+            sheet.labelled(name, row, 1, label, widen=True, num_format="0" if name == "frozen_groups" else sci)
+        lr, lo, hi, frozen = (sheet.blocks[name].ref for name in self.labels)
+        # The table: a blank row below the scalars, then two for its captions and its headers.
+        table = sheet.across(row + 5, 0)
+        groups = table.block("groups", headers=["layer group"])
+        n = sheet.labelled("n_groups", 3, 4, "groups n (the table's rows)", widen=True,
+                           formula=f"=ROWS({groups.ref})", num_format="0").ref
+        ratio = sheet.labelled("ratio", 4, 4, "ratio (hi/lo)^(1/(n-1))", widen=True,
+                               formula=f"=({hi}/{lo})^(1/({n}-1))").ref
+        table.block("lr_number", headers=["fit(lr)"], num_format=sci, formula=lambda r, c: f"={lr}")
+        table.block("lr_slice_hi", headers=["fit(slice(hi)): hi/3, last hi"], num_format=sci,
                     formula=lambda r, c: f"={hi}" if r == groups.rows - 1 else f"={hi}/3")
-        spread = sheet.block("lr_slice_lo_hi", top, 3, headers=["fit(slice(lo, hi)): lo ratio^i"],
+        spread = table.block("lr_slice_lo_hi", headers=["fit(slice(lo, hi)): lo ratio^i"],
                              num_format=sci, result=True, formula=lambda r, c: f"={lo}*{ratio}^{r}")
-        sheet.block("lr_frozen", top, 4, headers=["slice(lo, hi) after freeze_to"], num_format=sci,
+        table.block("lr_frozen", headers=["slice(lo, hi) after freeze_to"], num_format=sci,
                     formula=lambda r, c: f"=IF({r + 1}<={frozen},0,{spread.cell(r)})")
 
-    def _layout_net(self, book: Book) -> None:
-        sheet = book.sheet(NET, "A two-layer net: affine, ReLU, affine; softmax and cross-entropy; "
-                           "backward pass and one SGD step with weight decay",
-                           "Each row is an example. Forward by MMULT, backward written out layer by layer: "
-                           "torch autograd and torch.optim.SGD(weight_decay=wd) give the same numbers.")
-        sheet.text(3, 0, "lr", "header")
-        lr = sheet.block("lr", 3, 1).ref
-        sheet.text(4, 0, "wd", "header")
-        wd = sheet.block("wd", 4, 1).ref
-        params = self._net_params(sheet, 8, "parameters (nn.Linear weight transposed: in x out)")
-        top = 16
+
+# --- two_layer_net ---------------------------------------------------------------------------------
+
+def lowest(blocks) -> int:
+    """The last row any of `blocks` takes."""
+    return max(block.bottom for block in blocks)
+
+
+def band_top(above: int, blank_rows: int = 0) -> int:
+    """The top row of a band of blocks below the row `above`, after `blank_rows` empty rows and three
+    for its head: a section title, the blocks' captions and their headers."""
+    return above + blank_rows + 4
+
+
+class TwoLayerNet(SheetSpec):
+    """A batch through affine -> ReLU -> affine -> softmax -> cross-entropy, its backward pass layer by
+    layer, one SGD step with weight decay, and the forward pass again with the new parameters. Each
+    part is a band of blocks, left to right."""
+
+    name = "two_layer_net"
+    title = ("A two-layer net: affine, ReLU, affine; softmax and cross-entropy; "
+             "backward pass and one SGD step with weight decay")
+    subtitle = ("Each row is an example. Forward by MMULT, backward written out layer by layer: "
+                "torch autograd and torch.optim.SGD(weight_decay=wd) give the same numbers.")
+    teaches = "affine-ReLU-affine: forward by MMULT, backward as spreadsheet math, one SGD step with wd"
+    inputs = ("features", "target", *NET_PARAMS, "lr", "wd")
+    params = frozenset(NET_PARAMS)
+
+    def compute(self, values) -> dict[str, torch.Tensor]:
+        x, target = values["features"], values["target"]
+        params = {name: values[name] for name in NET_PARAMS}
+        fwd, grads, new = train_step(x, target, params, values["lr"], values["wd"])
+        after = forward(x, *(new[name] for name in NET_PARAMS), target)
+        return {**fwd, **grads, **{"new_" + k: v for k, v in {**new, **after}.items()}}
+
+    def layout(self, sheet: Sheet) -> None:
+        lr = sheet.labelled("lr", 3, 1, "lr").ref
+        wd = sheet.labelled("wd", 4, 1, "wd").ref
+        params = self._params(sheet, 8, "parameters (nn.Linear weight transposed: in x out)")
+        batch = sheet.across(band_top(lowest(params.values()), blank_rows=1), 0)
         examples = [f"example {i + 1}" for i in range(N_EXAMPLES)]
-        x = sheet.block("features", top, 1, row_labels=examples, caption="input batch x",
+        x = batch.block("features", gap=1, row_labels=examples, caption="input batch x",
                         headers=[f"x{j + 1}" for j in range(N_FEATURES)])
-        target = sheet.block("target", top, x.right + 2, headers=["class"])
-        fwd = self._net_forward(sheet, top, target.right + 2, "", x, target, params)
-        top = x.bottom + 6
+        target = batch.block("target", gap=1, headers=["class"])
+        fwd = self._forward(sheet, batch, "", x, target, params)
+        top = band_top(fwd["mean_loss"].bottom)
         sheet.text(top - 3, 0, "backward: gradients of the mean loss", "section")
-        grads = self._net_backward(sheet, top, x, params, fwd)
-        top += N_EXAMPLES + 3
+        grads = self._backward(sheet, top, x, params, fwd)
+
         def update(name: str):
             p, g = params[name], grads[name]
             return lambda r, c: f"={p.cell(r, c)}-{lr}*({g.cell(r, c)}+{wd}*{p.cell(r, c)})"
 
-        new = self._net_params(sheet, top, "after one step: p - lr (grad + wd p)", update)
-        top += max(N_FEATURES, N_HIDDEN) + 4
+        new = self._params(sheet, band_top(lowest(grads.values())), "after one step: p - lr (grad + wd p)", update)
+        top = band_top(lowest(new.values()), blank_rows=1)
         sheet.text(top - 3, 0, "forward again with the new parameters", "section")
-        self._net_forward(sheet, top, target.right + 2, "new_", x, target, new)
+        self._forward(sheet, sheet.across(top, target.right + 1), "new_", x, target, new)
 
     @staticmethod
-    def _net_params(sheet, top: int, caption: str, formula=None) -> dict:
+    def _params(sheet: Sheet, top: int, caption: str, formula=None) -> dict[str, Block]:
         """The four parameter blocks side by side: inputs, or (with `formula(name)`) new_ computed ones."""
-        blocks, left = {}, 1
+        place, blocks = sheet.across(top, 0), {}
         prefix = "" if formula is None else "new_"
         for name in NET_PARAMS:
-            headers = HIDDEN if name.endswith("1") else CLASSES
-            blocks[name] = sheet.block(prefix + name, top, left, headers=headers, caption=name,
-                                       formula=None if formula is None else formula(name),
+            blocks[name] = place.block(prefix + name, gap=1, headers=HIDDEN if name.endswith("1") else CLASSES,
+                                       caption=name, formula=None if formula is None else formula(name),
                                        result=formula is not None)
-            left = blocks[name].right + 2
         sheet.text(top - 3, 0, caption, "section")
         return blocks
 
     @staticmethod
-    def _net_forward(sheet, top: int, left: int, prefix: str, x, target, params: dict) -> dict:
-        """matmul, + bias, ReLU, matmul, + bias, softmax and -ln p of the target, left to right."""
+    def _forward(sheet: Sheet, place: Cursor, prefix: str, x: Block, target: Block,
+                 params: dict[str, Block]) -> dict[str, Block]:
+        """matmul, + bias, ReLU, matmul, + bias, softmax and -ln p of the target, left to right from
+        `place`, and the mean loss below."""
         w1, b1, w2, b2 = (params[name] for name in NET_PARAMS)
         blocks = {}
 
-        def add(name, caption, headers, **kw):
-            at = left if not blocks else list(blocks.values())[-1].right + 2
-            blocks[name] = sheet.block(prefix + name, top, at, caption=caption, headers=headers, **kw)
+        def add(name, caption, headers, **options) -> Block:
+            blocks[name] = place.block(prefix + name, gap=1, caption=caption, headers=headers, **options)
             return blocks[name]
 
         mm1 = add("matmul_1", "x W1 (MMULT)", HIDDEN, array=f"MMULT({x.ref},{w1.ref})")
@@ -458,44 +428,84 @@ class Regularization(Lesson):
             formula=lambda r, c: f"=IF({target.cell(r)}={c + 1},1,0)")
         loss = add("loss", "-ln p(target)", ["loss"],
                    formula=lambda r, c: f"=-LN(INDEX({probs.row(r)},1,{target.cell(r)}))")
-        blocks["mean_loss"] = sheet.block(prefix + "mean_loss", top + N_EXAMPLES + 1, loss.left, result=True,
-                                          formula=f"=AVERAGE({loss.ref})")
-        sheet.text(top + N_EXAMPLES + 1, loss.left - 1, "mean", "header")
+        blocks["mean_loss"] = sheet.labelled(prefix + "mean_loss", loss.bottom + 2, loss.left, "mean", result=True,
+                                             formula=f"=AVERAGE({loss.ref})")
         return blocks
 
     @staticmethod
-    def _net_backward(sheet, top: int, x, params: dict, fwd: dict) -> dict:
-        """Gradients from the loss back to each parameter: one block per quantity."""
+    def _backward(sheet: Sheet, top: int, x: Block, params: dict[str, Block],
+                  fwd: dict[str, Block]) -> dict[str, Block]:
+        """Gradients from the loss back to each parameter: one block per quantity, left to right, keyed
+        by the quantity (`logits`, ..., `weights_1`, ...)."""
         w2 = params["weights_2"]
         probs, hot, aff1, relu = (fwd[name] for name in ("probs", "one_hot", "affine_1", "relu_1"))
         n = f"ROWS({x.ref})"
-        g_logits = sheet.block("grad_logits", top, 1, caption="d loss / d logits = (p - one-hot) / n",
+        place = sheet.across(top, 0)
+        g_logits = place.block("grad_logits", gap=1, caption="d loss / d logits = (p - one-hot) / n",
                                headers=CLASSES,
                                formula=lambda r, c: f"=({probs.cell(r, c)}-{hot.cell(r, c)})/{n}")
-        g_relu = sheet.block("grad_relu_1", top, g_logits.right + 2, caption="d / d relu = grad W2^T",
-                             headers=HIDDEN,
+        g_relu = place.block("grad_relu_1", gap=1, caption="d / d relu = grad W2^T", headers=HIDDEN,
                              array=f"MMULT({g_logits.ref},TRANSPOSE({w2.ref}))")
-        g_aff = sheet.block("grad_affine_1", top, g_relu.right + 2, caption="d / d affine_1: 0 where <= 0",
-                            headers=HIDDEN,
+        g_aff = place.block("grad_affine_1", gap=1, caption="d / d affine_1: 0 where <= 0", headers=HIDDEN,
                             formula=lambda r, c: f"=IF({aff1.cell(r, c)}>0,{g_relu.cell(r, c)},0)")
-        grads, left = {}, g_aff.right + 2
+        grads = {"logits": g_logits, "relu_1": g_relu, "affine_1": g_aff}
         for name, source, grad in (("weights_1", x, g_aff), ("bias_1", None, g_aff),
                                    ("weights_2", relu, g_logits), ("bias_2", None, g_logits)):
             how = ({"formula": lambda r, c, g=grad: f"=SUM({g.column(c)})"} if source is None
                    else {"array": f"MMULT(TRANSPOSE({source.ref}),{grad.ref})"})
-            grads[name] = sheet.block("grad_" + name, top, left, caption=f"d / d {name}",
+            grads[name] = place.block("grad_" + name, gap=1, caption=f"d / d {name}",
                                       headers=HIDDEN if name.endswith("1") else CLASSES, **how)
-            left = grads[name].right + 2
         return grads
 
 
-TITLES = {
-    "l2_vs_wd_sgd": "L2 regularisation vs weight decay with plain SGD: the same thing",
-    "l2_vs_wd_adam": "L2 regularisation (torch Adam weight_decay) vs decoupled weight decay (AdamW): "
-                     "not the same",
-}
-LABELS = {"wd": "wd (L2: loss + wd (a² + b²))",
-          "intercept_start": "intercept b at the start", "slope_start": "slope a at the start"}
+# --- the lesson ------------------------------------------------------------------------------------
+
+WD_SHEETS = (
+    L2VsWd("l2_vs_wd_sgd", optim.SGD, {"lr": 1e-4, "wd": 0.01},
+           "L2 regularisation vs weight decay with plain SGD: the same thing",
+           "SGD with L2 in the loss and with weight decay: the same trajectory"),
+    L2VsWd("l2_vs_wd_adam", optim.Adam, {"lr": 0.5, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "wd": 0.01},
+           "L2 regularisation (torch Adam weight_decay) vs decoupled weight decay (AdamW): not the same",
+           "Adam with L2 in the loss (torch Adam) and with decoupled decay (AdamW): different"),
+)
+SMOOTHED, DISCRIMINATIVE, NET_SHEET = SmoothedLoss(), DiscriminativeLr(), TwoLayerNet()
+NET = NET_SHEET.name
+
+
+class Regularization(Lesson):
+    """regularization.xlsx: L2 vs weight decay for SGD and Adam (one `L2VsWd` spec each), the smoothed
+    loss, discriminative learning rates and one training step of a two-layer net."""
+
+    name = "regularization"
+    title = "Weight decay vs L2, AdamW, smoothed loss, discriminative learning rates, a two-layer net"
+    notes_title = "Regularisation and training tricks"
+    specs = (*WD_SHEETS, SMOOTHED, DISCRIMINATIVE, NET_SHEET)
+
+    def notes(self, values) -> tuple[str, ...]:
+        return NOTES
+
+    def default_inputs(self, seed: int, **options) -> dict[str, np.ndarray]:
+        gen = torch.Generator().manual_seed(seed)
+        features, target = blobs(gen, N_EXAMPLES)
+        params = init_params(gen)
+        x, y = regression_data(seed)
+        wd_sheets = {}
+        for spec in WD_SHEETS:
+            scalars = {**spec.defaults, **START}
+            wd_sheets.update({spec.key(name): np.array([[value]]) for name, value in scalars.items()})
+            wd_sheets.update({spec.key("data_x"): x, spec.key("data_y"): y})
+        given = {
+            SMOOTHED: {"raw_loss": np.round(training_losses(gen).numpy(), 4), "beta": np.array([[0.9]])},
+            DISCRIMINATIVE: {"groups": np.array([[g] for g in GROUPS], dtype=object), "lr": np.array([[1e-3]]),
+                             "lo": np.array([[1e-5]]), "hi": np.array([[1e-3]]),
+                             "frozen_groups": np.array([[len(GROUPS) - 1]], dtype=float)},
+            NET_SHEET: {"features": features.numpy(), "target": target.numpy(),
+                        **{name: value.numpy() for name, value in params.items()},
+                        "lr": np.array([[0.5]]), "wd": np.array([[0.01]])},
+        }
+        return {**wd_sheets, **{spec.key(name): value for spec, values in given.items()
+                                for name, value in values.items()}}
+
 
 NOTES = (
     "l2_vs_wd_sgd: online regression y = a x + b (the graddesc problem), trained twice. L2 regularisation "

@@ -63,12 +63,12 @@ def sheet_trajectory(out, sheet: str, variant: str) -> np.ndarray:
     return np.hstack([out[f"{sheet}!{variant}_intercept"], out[f"{sheet}!{variant}_slope"]])
 
 
-@pytest.mark.parametrize("sheet", list(WD_SHEETS))
+@pytest.mark.parametrize("sheet", [spec.name for spec in WD_SHEETS])
 def test_l2_equals_autograd_l2_and_torch_weight_decay_and_decoupled_equals_its_torch_twin(case, sheet):
     """L2: the plain twin on the loss plus wd (a² + b²), and the twin with weight_decay 2 wd (SGD, Adam);
     decoupled: its twin (SGD with weight_decay 2 wd, AdamW); test_optim pins which twin is which."""
     inputs, out = case
-    rule = WD_SHEETS[sheet][0]
+    rule = next(spec.rule for spec in WD_SHEETS if spec.name == sheet)
     close(sheet_trajectory(out, sheet, "l2"), torch_online(inputs, sheet, rule, l2=True))
     close(sheet_trajectory(out, sheet, "l2"), torch_online(inputs, sheet, with_l2(rule), l2=False))
     close(sheet_trajectory(out, sheet, "wd"), torch_online(inputs, sheet, decoupled(rule), l2=False))
