@@ -4,23 +4,29 @@ Embeddings as one-hot matmuls and as lookups, the dot-product model with and wit
 with a sigmoid range, training in torch instead of Excel's Solver, and gradient descent unrolled
 in formulas. Movie factors are shown factors x movies, across the top of the crosstab, as in the
 lesson; torch keeps them movies x factors, as nn.Embedding does.
+
+The torch models and their training come first; then each sheet is a `SheetSpec` whose `compute`
+(torch) and `layout` (formulas) of the same quantities stand side by side.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from xlsxwriter.utility import quote_sheetname, xl_rowcol_to_cell
 
 from .errors import UsageError
-from .lesson import Lesson, exact_match
-from .movielens import crosstab, load_movies, load_ratings, movie_labels, synthetic_movies, synthetic_ratings
-from .sheets import Block, Book, Sheet
+from .lesson import Lesson, SheetSpec, exact_match
+from .movielens import (load_movies, load_ratings, synthetic_movies, synthetic_ratings, titles_and_genres,
+                        top_crosstab)
+
+if TYPE_CHECKING:  # the file writer: needed to generate, not to verify
+    from .sheets import Block, Cursor, Sheet
 
 Y_RANGE = (0.0, 5.5)
 GD_STEPS, GD_LR = 12, 1.0
@@ -30,7 +36,7 @@ SENTENCE = ("the", "cat", "sat", "on", "the", "mat")
 WORD_DIMS = 4
 POWER_STEPS = 150  # power-iteration steps per component (see test_interpret for why enough)
 RANKED = 5        # movies shown at each end of a ranking
-INTERPRET = "interpret!{}"
+RATINGS_CAPTION = "ratings (blank = not rated)"
 
 
 # ---------------------------------------------------------------- torch: models and training
@@ -97,11 +103,6 @@ def rated_pairs(ratings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torc
     return users, movies, ratings[users, movies]
 
 
-def masked_rmse(ratings: torch.Tensor, predictions: torch.Tensor) -> torch.Tensor:
-    """RMSE over the rated cells only, as a 1 x 1 grid."""
-    rated = ~torch.isnan(ratings)
-    return ((predictions - ratings)[rated] ** 2).mean().sqrt().reshape(1, 1)
-
 
 def initial_weights(seed: int, n_users: int, n_movies: int, factors: int) -> dict[str, torch.Tensor]:
     """Seeded starting weights: factors ~ U(0, 1) like the lesson's RAND(), biases 0."""
@@ -154,123 +155,14 @@ def sheet_weights(model: EmbeddingDot, grad: bool = False) -> dict[str, torch.Te
     return out
 
 
-def match(values: torch.Tensor, table: torch.Tensor, what: str) -> torch.Tensor:
-    """0-based position of each value in `table` (first exact match, as MATCH(..., 0))."""
-    hits = values.reshape(-1, 1) == table.reshape(1, -1)
+def match_ids(ids: torch.Tensor, table: torch.Tensor, what: str) -> torch.Tensor:
+    """0-based position of each id in the crosstab's ids `table`: the first exact match, as
+    MATCH(id, ids, 0) finds it."""
+    hits = ids.reshape(-1, 1) == table.reshape(1, -1)
     missing = ~hits.any(dim=1)
     if missing.any():
-        raise UsageError(f"{what} {values.reshape(-1)[missing][0].item():g} is not in the crosstab")
+        raise UsageError(f"{what} {ids.reshape(-1)[missing][0].item():g} is not in the crosstab")
     return hits.double().argmax(dim=1)
-
-
-# ---------------------------------------------------------------- the sheets' quantities
-
-@dataclass(frozen=True)
-class Crosstab:
-    """A ratings crosstab sheet: dot product, optionally with biases and a sigmoid range."""
-    sheet: str
-    bias: bool = False
-    y_range: bool = False
-
-    def key(self, name: str) -> str:
-        return f"{self.sheet}!{name}"
-
-    @property
-    def weights(self) -> tuple[str, ...]:
-        names = ("user_factors", "movie_factors") + (("user_bias", "movie_bias") if self.bias else ())
-        return tuple(self.key(n) for n in names)
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return (self.key("ratings"), *self.weights) + (
-            (self.key("y_lo"), self.key("y_hi")) if self.y_range else ())
-
-    def model(self, inputs) -> EmbeddingDot:
-        """The sheet's weights in a torch model."""
-        y_range = (inputs[self.key("y_lo")][0, 0], inputs[self.key("y_hi")][0, 0]) if self.y_range else None
-        return model_from_sheet(*(inputs[key] for key in self.weights), y_range=y_range)
-
-    def compute(self, inputs) -> dict[str, torch.Tensor]:
-        ratings = inputs[self.key("ratings")]
-        model = self.model(inputs)
-        pairs = all_pairs(*ratings.shape, ratings.device)
-        with torch.no_grad():
-            predictions = model(*pairs).reshape(ratings.shape)
-            out = {self.key("predictions"): predictions,
-                   self.key("rmse"): masked_rmse(ratings, predictions)}
-            if self.bias:
-                out[self.key("dot")] = model.dot(*pairs).reshape(ratings.shape)
-        return out
-
-    def defaults(self, ratings: np.ndarray, factors: int, seed: int) -> dict[str, np.ndarray]:
-        """The ratings and the weights torch trains on them (the Solver's job), to 6 decimals:
-        the same file on any machine, whatever its last-bit rounding during training."""
-        y_range = Y_RANGE if self.y_range else None
-        model, _ = train(torch.tensor(ratings), factors, seed, self.bias, y_range)
-        weights = {self.key(name): np.round(w.numpy(), 6) for name, w in sheet_weights(model).items()}
-        out = {self.key("ratings"): ratings, **weights}
-        if self.y_range:
-            out |= {self.key("y_lo"): np.array([[Y_RANGE[0]]]), self.key("y_hi"): np.array([[Y_RANGE[1]]])}
-        return out
-
-
-CROSSTABS = (Crosstab("dotprod"), Crosstab("bias", bias=True),
-             Crosstab("bias_yrange", bias=True, y_range=True))
-DOTPROD = CROSSTABS[0]
-PAIR_SHEETS = ("movielens_1hot", "movielens_emb")
-PAIR_INPUTS = ("user_id", "movie_id", "rating")
-GD_WEIGHTS = ("user_factors", "movie_factors", "user_bias", "movie_bias")
-INTERPRETED = CROSSTABS[2]  # the lesson's model: biases and y_range
-
-
-def pair_quantities(inputs, sheet: str) -> dict[str, torch.Tensor]:
-    """One rated pair per row, its factors from `dotprod`: by one-hot matmul or by lookup."""
-    one_hot = sheet == "movielens_1hot"
-    users = match(inputs[f"{sheet}!user_id"], inputs[DOTPROD.key("user_ids")], f"{sheet}: user id")
-    movies = match(inputs[f"{sheet}!movie_id"], inputs[DOTPROD.key("movie_ids")], f"{sheet}: movie id")
-    model = DOTPROD.model(inputs)
-    with torch.no_grad():
-        user, movie = model.activations(users, movies, one_hot)
-        prediction = model(users, movies, one_hot).reshape(-1, 1)
-    sq_error = (prediction - inputs[f"{sheet}!rating"]) ** 2
-    out = {"user_index": (users + 1).reshape(-1, 1), "movie_index": (movies + 1).reshape(-1, 1),
-           "prediction": prediction, "sq_error": sq_error, "rmse": sq_error.mean().sqrt().reshape(1, 1)}
-    if one_hot:
-        out |= {"user_onehot": F.one_hot(users, model.user_factors.num_embeddings),
-                "movie_onehot": F.one_hot(movies, model.movie_factors.num_embeddings),
-                "user_activations": user, "movie_activations": movie}
-    else:
-        out |= {"user_embedding": user, "movie_embedding": movie,
-                "user_embedding_offset": user, "movie_embedding_offset": movie}
-    return {f"{sheet}!{name}": value.to(prediction.dtype) for name, value in out.items()}
-
-
-def gd_quantities(inputs) -> dict[str, torch.Tensor]:
-    """Full-batch gradient descent on the bias model: autograd and torch.optim.SGD, step by step."""
-    key = "gd_steps!{}".format
-    ratings = inputs[key("ratings")]
-    model = model_from_sheet(*(inputs[key(name)] for name in GD_WEIGHTS))
-    opt = torch.optim.SGD(model.parameters(), lr=float(inputs[key("lr")]))
-    users, movies = all_pairs(*ratings.shape, ratings.device)
-    rated = ~torch.isnan(ratings)
-    out = {key("n_rated"): rated.sum().to(ratings.dtype).reshape(1, 1)}
-    rmse = []
-    for step in range(GD_STEPS + 1):
-        if step:
-            out |= {key(f"{name}_{step}"): w for name, w in sheet_weights(model).items()}
-        predictions = model(users, movies).reshape(ratings.shape)
-        error = torch.where(rated, predictions - ratings, torch.zeros_like(ratings))
-        loss = F.mse_loss(predictions[rated], ratings[rated])
-        out[key(f"dot_{step}")] = model.dot(users, movies).detach().reshape(ratings.shape)
-        out[key(f"error_{step}")] = error.detach()
-        rmse.append(loss.detach().sqrt())
-        if step < GD_STEPS:
-            opt.zero_grad()
-            loss.backward()
-            out |= {key(f"grad_{name}_{step}"): g for name, g in sheet_weights(model, grad=True).items()}
-            opt.step()
-    out[key("rmse")] = torch.stack(rmse).reshape(-1, 1)
-    return out
 
 
 def power_iteration(matrix: torch.Tensor, start: torch.Tensor, steps: int
@@ -330,103 +222,645 @@ def principal_components(centred: torch.Tensor, start: torch.Tensor, steps: int 
     return out
 
 
-def interpret_quantities(inputs) -> dict[str, torch.Tensor]:
-    """The lesson's model's movies ranked by bias, and the principal components of their factors."""
-    factors = inputs[INTERPRETED.key("movie_factors")].T
-    bias = inputs[INTERPRETED.key("movie_bias")].T
-    movie_ids = inputs[DOTPROD.key("movie_ids")]
-    mean = factors.mean(dim=0, keepdim=True)
-    centred = factors - mean
-    out = {"movie_id": movie_ids.T, "movie_bias": bias, "factor_mean": mean, "centred": centred,
-           **principal_components(centred, inputs[INTERPRET.format("start")])}
-    n = ranked_count(len(bias))
-    for what, column in (("bias", bias), ("pc1", out["pc_scores"][:, :1]), ("pc2", out["pc_scores"][:, 1:])):
-        for suffix, value in zip(("", "_movie", "_id"), ranking(column, movie_ids, n)):
-            out[f"{what}_ranked{suffix}"] = value
-    return {INTERPRET.format(name): value for name, value in out.items()}
-
-
 def ranked_count(movies: int) -> int:
     """How many movies each ranking shows at the top and at the bottom."""
     return min(RANKED, movies // 2)
 
 
-def word_quantities(inputs) -> dict[str, torch.Tensor]:
-    """Each word of the sentence: its id by exact match and its vector from nn.Embedding."""
-    embedding = inputs["word_emb!embedding"]
-    ids = torch.tensor(exact_match(inputs["word_emb!sentence"], inputs["word_emb!vocab"], "word_emb: the word"),
-                       device=embedding.device)
-    with torch.no_grad():
-        vectors = nn.Embedding.from_pretrained(embedding)(ids)
-    return {"word_emb!word_id": (ids + 1).to(embedding.dtype).reshape(-1, 1),
-            "word_emb!word_vectors": vectors}
+# ---------------------------------------------------------------- the sheets: layout helpers
 
-
-# ---------------------------------------------------------------- the lesson
-
-def _pair_defaults(user_ids: np.ndarray, movie_ids: np.ndarray, grid: np.ndarray) -> dict[str, np.ndarray]:
-    """The rated pairs of the crosstab, one per row, for both pair sheets."""
-    users, movies, values = rated_pairs(torch.tensor(grid))
-    pairs = {"user_id": user_ids[users.numpy()], "movie_id": movie_ids[movies.numpy()],
-             "rating": values.numpy()}
-    return {f"{sheet}!{name}": value.reshape(-1, 1)
-            for sheet in PAIR_SHEETS for name, value in pairs.items()}
-
-
-def _gd_defaults(grid: np.ndarray, factors: int, seed: int) -> dict[str, np.ndarray]:
-    """gd_steps starts where the torch training starts (to 2 decimals), with lr = GD_LR."""
-    start = EmbeddingDotBias(**initial_weights(seed, *grid.shape, factors))
-    return {"gd_steps!ratings": grid, "gd_steps!lr": np.array([[GD_LR]]),
-            **{f"gd_steps!{name}": np.round(w.numpy(), 2) for name, w in sheet_weights(start).items()}}
-
-
-def _word_defaults(seed: int) -> dict[str, np.ndarray]:
-    gen = torch.Generator().manual_seed(seed)
-    embedding = torch.randn(len(VOCAB), WORD_DIMS, generator=gen, dtype=torch.float64)
-    return {"word_emb!vocab": np.array(VOCAB, dtype=object).reshape(-1, 1),
-            "word_emb!embedding": np.round(embedding.numpy(), 2),
-            "word_emb!sentence": np.array(SENTENCE, dtype=object).reshape(-1, 1)}
-
-
-def _ids(values: np.ndarray) -> list[str]:
-    return [f"{v:g}" for v in np.asarray(values, dtype=np.float64).ravel()]
+def _id_labels(ids: np.ndarray) -> list[str]:
+    """Ids as row or column labels: 7 for 7.0."""
+    return [f"{v:g}" for v in np.asarray(ids, dtype=np.float64).ravel()]
 
 
 def _factor_names(factors: int) -> list[str]:
     return [f"factor {i + 1}" for i in range(factors)]
 
 
+def _crosstab_labels(sheet: Sheet) -> tuple[list[str], list[str]]:
+    """The crosstab's user ids and movie ids (inputs of `dotprod`), as row and column labels."""
+    return tuple(_id_labels(sheet.find(DOTPROD.name, name).values) for name in ("user_ids", "movie_ids"))
+
+
+def _labelled_ratings(sheet: Sheet, top: int, left: int) -> Block:
+    """The sheet's ratings crosstab at (top, left), labelled by the ids that `dotprod` holds."""
+    user_labels, movie_labels = _crosstab_labels(sheet)
+    return sheet.block("ratings", top, left, headers=movie_labels, row_labels=user_labels, caption=RATINGS_CAPTION)
+
+
+# ---------------------------------------------------------------- the crosstab sheets
+
+@dataclass(frozen=True)
+class CrosstabModel(SheetSpec):
+    """A sheet that predicts every cell of the ratings crosstab from latent factors: the dot product
+    (`dotprod`), plus a user and a movie bias (`bias`), squashed into y_lo..y_hi by a sigmoid
+    (`bias_yrange`, the lesson's model). The ratings, the weights torch trained (as Solver did), a
+    prediction for every cell and the RMSE over the rated cells."""
+
+    name: str
+    title: str
+    subtitle: str
+    teaches: str
+    bias: bool = False
+    y_range: bool = False
+    holds_ids: bool = False  # the crosstab's user ids, movie ids and titles are this sheet's inputs
+    blank_inputs = frozenset({"ratings"})
+
+    @property
+    def weights(self) -> tuple[str, ...]:
+        return ("user_factors", "movie_factors") + (("user_bias", "movie_bias") if self.bias else ())
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (("ratings", *self.weights) + (("y_lo", "y_hi") if self.y_range else ())
+                + (("user_ids", "movie_ids", "movie_titles") if self.holds_ids else ()))
+
+    @property
+    def params(self) -> frozenset[str]:
+        return frozenset(self.weights)
+
+    @property
+    def text_inputs(self) -> frozenset[str]:
+        return frozenset({"movie_titles"} if self.holds_ids else ())
+
+    def model(self, values) -> EmbeddingDot:
+        """The sheet's weights in a torch model."""
+        y_range = (values["y_lo"][0, 0], values["y_hi"][0, 0]) if self.y_range else None
+        return model_from_sheet(*(values[name] for name in self.weights), y_range=y_range)
+
+    def compute(self, values) -> dict[str, torch.Tensor]:
+        ratings = values["ratings"]
+        model = self.model(values)
+        pairs = all_pairs(*ratings.shape, ratings.device)
+        rated = ~torch.isnan(ratings)
+        with torch.no_grad():
+            predictions = model(*pairs).reshape(ratings.shape)
+            out = {"predictions": predictions,
+                   "rmse": ((predictions - ratings)[rated] ** 2).mean().sqrt().reshape(1, 1)}
+            if self.bias:
+                out["dot"] = model.dot(*pairs).reshape(ratings.shape)
+        return out
+
+    def layout(self, sheet: Sheet) -> None:
+        """y_lo and y_hi, the ratings, the movie weights below them, the user weights to the left of
+        the predictions (and of the dot product, on the bias sheets) below those; the RMSE on top."""
+        factors = sheet.value("user_factors").shape[1]
+        factor_names = _factor_names(factors)
+        left = factors + 3  # the matrices' first column: the user factors, their bias and labels before it
+        if self.y_range:
+            y_lo = sheet.labelled("y_lo", 4, 1, "y_lo")
+            y_hi = sheet.labelled("y_hi", 5, 1, "y_hi")
+        ratings = self._ratings(sheet, 9, left)
+        user_labels, movie_labels = _crosstab_labels(sheet)
+        movies = sheet.down(ratings.bottom + 4, left)
+        movie_factors = movies.block("movie_factors", row_labels=factor_names,
+                                     caption="movie factors (trained by torch, as Solver did)")
+        # the user row starts below the movie bias (on the bias sheets), a blank row, a caption and headers
+        users = sheet.across(movie_factors.bottom + 5, 1)
+        user_factors = users.block("user_factors", headers=factor_names, row_labels=user_labels,
+                                   caption="user factors")
+        product = f"MMULT({user_factors.ref},{movie_factors.ref})"
+        if self.bias:
+            movie_bias = movies.block("movie_bias", row_labels=["bias"])
+            user_bias = users.block("user_bias", headers=["bias"])
+            dot = users.block("dot", gap=1, array=product, headers=movie_labels, row_labels=user_labels,
+                              caption="dot product of the factors (MMULT)")
+
+            def prediction(r: int, c: int) -> str:
+                x = f"{dot.cell(r, c)}+{user_bias.cell(r)}+{movie_bias.cell(0, c)}"
+                return f"={y_lo.ref}+({y_hi.ref}-{y_lo.ref})/(1+EXP(-({x})))" if self.y_range else f"={x}"
+
+            caption = "prediction = " + ("y_lo + (y_hi - y_lo) * sigmoid(dot + biases)" if self.y_range
+                                         else "dot + user bias + movie bias")
+            predictions = sheet.block("predictions", dot.bottom + 4, dot.left, formula=prediction,
+                                      headers=movie_labels, row_labels=user_labels, caption=caption)
+        else:
+            predictions = users.block("predictions", gap=2, array=product, headers=movie_labels,
+                                      row_labels=user_labels, caption="prediction = dot product (MMULT)")
+        r, p = ratings.ref, predictions.ref
+        sheet.labelled("rmse", 3, 1, "RMSE", result=True,
+                       formula=f'=SQRT(SUMPRODUCT(({r}<>"")*({r}-{p})^2)/COUNT({r}))')
+        sheet.text(3, 2, "over the rated cells only: blanks are masked explicitly, so every spreadsheet "
+                         "engine computes the same number")
+
+    def _ratings(self, sheet: Sheet, top: int, left: int) -> Block:
+        """The ratings crosstab; on the sheet that holds them, the titles, movie ids and user ids as
+        its labels (inputs, like the ratings), elsewhere those ids as headers."""
+        if not self.holds_ids:
+            return _labelled_ratings(sheet, top, left)
+        sheet.block("movie_titles", top - 2, left, caption=RATINGS_CAPTION)
+        sheet.block("movie_ids", top - 1, left)
+        sheet.block("user_ids", top, left - 1)
+        return sheet.block("ratings", top, left)
+
+    def defaults(self, ratings: np.ndarray, factors: int, seed: int) -> dict[str, np.ndarray]:
+        """The ratings and the weights torch trains on them (the Solver's job), to 6 decimals:
+        the same file on any machine, whatever its last-bit rounding during training; y_lo and y_hi."""
+        y_range = Y_RANGE if self.y_range else None
+        model, _ = train(torch.tensor(ratings), factors, seed, self.bias, y_range)
+        weights = {self.key(name): np.round(w.numpy(), 6) for name, w in sheet_weights(model).items()}
+        out = {self.key("ratings"): ratings, **weights}
+        if self.y_range:
+            out |= {self.key("y_lo"): np.array([[Y_RANGE[0]]]), self.key("y_hi"): np.array([[Y_RANGE[1]]])}
+        return out
+
+
+DOTPROD = CrosstabModel(
+    "dotprod", "Collaborative filtering as a dot product",
+    "prediction = user factors . movie factors, for every cell (MMULT); RMSE over the rated cells only "
+    "(blank = not rated).",
+    "prediction = user factors . movie factors (MMULT); RMSE over rated cells only", holds_ids=True)
+BIAS = CrosstabModel(
+    "bias", "Dot product plus biases",
+    "prediction = user factors . movie factors + user bias + movie bias: some users rate everything high, "
+    "some movies everyone likes.",
+    "the dot product plus a user bias and a movie bias", bias=True)
+BIAS_YRANGE = CrosstabModel(
+    "bias_yrange", "Dot product plus biases, squashed into a range",
+    "prediction = y_lo + (y_hi - y_lo) * sigmoid(dot + biases), as the lesson's model: the range is a "
+    "little wider than the ratings so that 5 is reachable.",
+    "the bias model squashed into a range: lo + (hi - lo) * sigmoid", bias=True, y_range=True)
+CROSSTAB_MODELS = (DOTPROD, BIAS, BIAS_YRANGE)
+INTERPRETED = BIAS_YRANGE  # the model `interpret` reads: the lesson's, with biases and y_range
+
+
+# ---------------------------------------------------------------- the rated pairs sheets
+
+class RatedPairs(SheetSpec):
+    """The crosstab's rated pairs, one a row, with `dotprod`'s factors: each pair's user and movie
+    found by exact MATCH, their factors (by one-hot matmul or by lookup: the subclasses), the
+    prediction, its squared error and the RMSE, which equals dotprod's."""
+
+    inputs = ("user_id", "movie_id", "rating")
+    one_hot = False  # whether torch picks the factors by F.one_hot(i) @ W (else nn.Embedding's lookup)
+
+    def compute(self, values) -> dict[str, torch.Tensor]:
+        dotprod = values.of(DOTPROD.name)
+        users = match_ids(values["user_id"], dotprod["user_ids"], f"{self.name}: user id")
+        movies = match_ids(values["movie_id"], dotprod["movie_ids"], f"{self.name}: movie id")
+        model = DOTPROD.model(dotprod)
+        with torch.no_grad():
+            user, movie = model.activations(users, movies, self.one_hot)
+            prediction = model(users, movies, self.one_hot).reshape(-1, 1)
+        sq_error = (prediction - values["rating"]) ** 2
+        out = {"user_index": (users + 1).reshape(-1, 1), "movie_index": (movies + 1).reshape(-1, 1),
+               "prediction": prediction, "sq_error": sq_error, "rmse": sq_error.mean().sqrt().reshape(1, 1),
+               **self.factor_values(model, (users, movies), (user, movie))}
+        return {name: value.to(prediction.dtype) for name, value in out.items()}
+
+    def layout(self, sheet: Sheet) -> None:
+        user_ids, movie_ids, user_factors, movie_factors = (
+            sheet.find(DOTPROD.name, name) for name in ("user_ids", "movie_ids", "user_factors", "movie_factors"))
+        place = sheet.across(7, 1)
+        user_id = place.block("user_id", headers=["user id"], caption="the rated pairs")
+        movie_id = place.block("movie_id", headers=["movie id"])
+        rating = place.block("rating", headers=["rating"])
+        user_index = place.block("user_index", gap=1, headers=["user index"], caption="exact MATCH",
+                                 formula=lambda r, c: f"=MATCH({user_id.cell(r)},{user_ids.ref},0)")
+        movie_index = place.block("movie_index", headers=["movie index"],
+                                  formula=lambda r, c: f"=MATCH({movie_id.cell(r)},{movie_ids.ref},0)")
+        index, factors = (user_index, movie_index), (user_factors, movie_factors)
+        user, movie = self.factor_blocks(place, index, factors)
+        prediction = place.block("prediction", gap=1, headers=["prediction"], caption="dot product",
+                                 formula=lambda r, c: f"=SUMPRODUCT({user.row(r)},{movie.row(r)})")
+        sq_error = place.block("sq_error", headers=["squared error"],
+                               formula=lambda r, c: f"=({prediction.cell(r)}-{rating.cell(r)})^2")
+        self.more_blocks(place, index, factors)
+        sheet.labelled("rmse", 3, 1, "RMSE", result=True, formula=f"=SQRT(AVERAGE({sq_error.ref}))")
+        sheet.text(3, 2, "equal to dotprod's RMSE: the same factors, the same rated cells")
+
+    def factor_values(self, model: EmbeddingDot, index, factors) -> dict[str, torch.Tensor]:
+        """The quantities that pick each pair's factors, from the 0-based (users, movies) `index` and
+        the picked (user, movie) `factors`."""
+        raise NotImplementedError
+
+    def factor_blocks(self, place: Cursor, index: tuple[Block, Block], factors: tuple[Block, Block]
+                      ) -> tuple[Block, Block]:
+        """The same as formulas, from the 1-based (user, movie) `index` blocks and dotprod's (user,
+        movie) factor blocks: the blocks of the picked user and movie factors."""
+        raise NotImplementedError
+
+    def more_blocks(self, place: Cursor, index: tuple[Block, Block], factors: tuple[Block, Block]) -> None:
+        """Blocks to the right of the squared error (none here)."""
+
+    def defaults(self, user_ids: np.ndarray, movie_ids: np.ndarray, ratings: np.ndarray) -> dict[str, np.ndarray]:
+        """The rated pairs of the crosstab, one per row."""
+        users, movies, values = rated_pairs(torch.tensor(ratings))
+        pairs = {"user_id": user_ids[users.numpy()], "movie_id": movie_ids[movies.numpy()],
+                 "rating": values.numpy()}
+        return {self.key(name): value.reshape(-1, 1) for name, value in pairs.items()}
+
+
+class OneHotPairs(RatedPairs):
+    """`movielens_1hot`: each pair's user and movie as one-hot rows, times dotprod's factor matrices
+    (MMULT); torch: F.one_hot(i) @ W."""
+
+    name = "movielens_1hot"
+    title = "Embedding as a one-hot matrix multiplication"
+    subtitle = ("Each rated pair's user and movie as one-hot rows; one-hot x factor matrix (MMULT) selects "
+                "one row of dotprod's factors.")
+    teaches = "the rated pairs: one-hot rows times the factor matrices (MMULT)"
+    one_hot = True
+
+    def factor_values(self, model, index, factors):
+        (users, movies), (user, movie) = index, factors
+        return {"user_onehot": F.one_hot(users, model.user_factors.num_embeddings),
+                "movie_onehot": F.one_hot(movies, model.movie_factors.num_embeddings),
+                "user_activations": user, "movie_activations": movie}
+
+    def factor_blocks(self, place, index, factors):
+        (user_index, movie_index), (user_factors, movie_factors) = index, factors
+        user_labels, movie_labels = _crosstab_labels(place.sheet)
+        factor_names = _factor_names(user_factors.cols)
+        user_onehot = place.block("user_onehot", gap=1, headers=user_labels, caption="one-hot of the user",
+                                  formula=lambda r, c: f"=IF({user_index.cell(r)}={c + 1},1,0)")
+        movie_onehot = place.block("movie_onehot", gap=1, headers=movie_labels, caption="one-hot of the movie",
+                                   formula=lambda r, c: f"=IF({movie_index.cell(r)}={c + 1},1,0)")
+        user = place.block("user_activations", gap=1, headers=factor_names,
+                           array=f"MMULT({user_onehot.ref},{user_factors.ref})",
+                           caption="one-hot x user factors (MMULT)")
+        movie = place.block("movie_activations", gap=1, headers=factor_names,
+                            array=f"MMULT({movie_onehot.ref},TRANSPOSE({movie_factors.ref}))",
+                            caption="one-hot x movie factors (MMULT)")
+        return user, movie
+
+
+class LookupPairs(RatedPairs):
+    """`movielens_emb`: the same pairs, their factors looked up with INDEX, and with the lesson's OFFSET:
+    the same activations, predictions and RMSE as the one-hot sheet; torch: nn.Embedding."""
+
+    name = "movielens_emb"
+    title = "Embedding as an array lookup"
+    subtitle = ("The same pairs, the factors looked up with INDEX (and the lesson's OFFSET): the same "
+                "activations, predictions and RMSE, without the big matrix of zeros.")
+    teaches = "the same pairs: factors looked up with INDEX (and OFFSET); the same RMSE"
+
+    def factor_values(self, model, index, factors):
+        user, movie = factors
+        return {"user_embedding": user, "movie_embedding": movie,
+                "user_embedding_offset": user, "movie_embedding_offset": movie}
+
+    def factor_blocks(self, place, index, factors):
+        (user_index, movie_index), (user_factors, movie_factors) = index, factors
+        factor_names = _factor_names(user_factors.cols)
+        user = place.block("user_embedding", gap=1, headers=factor_names, caption="user factors: INDEX",
+                           formula=lambda r, c: f"=INDEX({user_factors.ref},{user_index.cell(r)},{c + 1})")
+        movie = place.block("movie_embedding", gap=1, headers=factor_names, caption="movie factors: INDEX",
+                            formula=lambda r, c: f"=INDEX({movie_factors.ref},{c + 1},{movie_index.cell(r)})")
+        return user, movie
+
+    def more_blocks(self, place, index, factors):
+        """The lesson's OFFSET form of the same lookups."""
+        (user_index, movie_index), (user_factors, movie_factors) = index, factors
+        factor_names = _factor_names(user_factors.cols)
+        place.block("user_embedding_offset", gap=1, headers=factor_names,
+                    caption="the lesson's OFFSET form: the same user factors",
+                    formula=lambda r, c: f"=OFFSET({user_factors.ref},{user_index.cell(r)}-1,{c},1,1)")
+        place.block("movie_embedding_offset", gap=1, headers=factor_names, caption="and the same movie factors",
+                    formula=lambda r, c: f"=OFFSET({movie_factors.ref},{c},{movie_index.cell(r)}-1,1,1)")
+
+
+ONE_HOT_PAIRS, LOOKUP_PAIRS = OneHotPairs(), LookupPairs()
+
+
+# ---------------------------------------------------------------- gradient descent in the workbook
+
+class GdSteps(SheetSpec):
+    """`gd_steps`: full-batch gradient descent on the bias model, unrolled in formulas. One band of
+    rows per step: its weights (the inputs at step 0, else the last step's weights - lr x their
+    gradients), the masked error and the gradients of the MSE; the RMSE per step and its chart on
+    top. torch takes the same steps with autograd and torch.optim.SGD."""
+
+    name = "gd_steps"
+    title = "Training in the workbook: gradient descent, unrolled"
+    subtitle = (f"{GD_STEPS} full-batch steps on the bias model; the gradients of the mean squared error "
+                "written as spreadsheet math; torch: autograd and torch.optim.SGD.")
+    teaches = "gradient descent unrolled in formulas, checked against autograd and torch.optim.SGD"
+    weights = ("user_factors", "movie_factors", "user_bias", "movie_bias")
+    inputs = ("ratings", "lr", *weights)
+    params = frozenset(weights)
+    blank_inputs = frozenset({"ratings"})
+
+    def compute(self, values) -> dict[str, torch.Tensor]:
+        ratings = values["ratings"]
+        model = model_from_sheet(*(values[name] for name in self.weights))
+        opt = torch.optim.SGD(model.parameters(), lr=float(values["lr"]))
+        users, movies = all_pairs(*ratings.shape, ratings.device)
+        rated = ~torch.isnan(ratings)
+        out = {"n_rated": rated.sum().to(ratings.dtype).reshape(1, 1)}
+        rmse = []
+        for step in range(GD_STEPS + 1):
+            if step:
+                out |= {f"{name}_{step}": w for name, w in sheet_weights(model).items()}
+            predictions = model(users, movies).reshape(ratings.shape)
+            error = torch.where(rated, predictions - ratings, torch.zeros_like(ratings))
+            loss = F.mse_loss(predictions[rated], ratings[rated])
+            out[f"dot_{step}"] = model.dot(users, movies).detach().reshape(ratings.shape)
+            out[f"error_{step}"] = error.detach()
+            rmse.append(loss.detach().sqrt())
+            if step < GD_STEPS:
+                opt.zero_grad()
+                loss.backward()
+                out |= {f"grad_{name}_{step}": g for name, g in sheet_weights(model, grad=True).items()}
+                opt.step()
+        out["rmse"] = torch.stack(rmse).reshape(-1, 1)
+        return out
+
+    def layout(self, sheet: Sheet) -> None:
+        """lr, the number of rated cells and the RMSE per step on top, the chart beside them; below
+        them the ratings, then one band of rows per step."""
+        left = sheet.value("user_factors").shape[1] + 3  # as on the crosstab sheets
+        lr = sheet.labelled("lr", 3, 1, "lr")
+        sheet.text(4, 0, "rated cells", "header")
+        rmse = sheet.area("rmse", 8, 1)
+        chart_bottom = 20  # the chart's rows: 3 to 19
+        ratings = _labelled_ratings(sheet, max(rmse.bottom + 1, chart_bottom) + 3, left)
+        n_rated = sheet.block("n_rated", 4, 1, num_format="0", formula=f"=COUNT({ratings.ref})")
+        top = ratings.bottom + 3
+        previous, errors = None, []
+        for step in range(GD_STEPS + 1):
+            weights, error, grads = self._band(sheet, step, top, previous, ratings, lr, n_rated)
+            errors.append(error)
+            previous = weights, grads
+            top = weights["user_factors"].bottom + 3
+        rmse = sheet.block("rmse", rmse.top, rmse.left, headers=["RMSE"], result=True,
+                           row_labels=[str(step) for step in range(GD_STEPS + 1)], caption="RMSE after each step",
+                           formula=lambda r, c: f"=SQRT(SUMSQ({errors[r].ref})/{n_rated.ref})")
+        sheet.text(rmse.top - 1, 0, "step", "header")
+        sheet.line_chart("RMSE per gradient-descent step", [("RMSE", rmse)], 3, left, y_title="RMSE")
+
+    def _band(self, sheet: Sheet, step: int, top: int, previous: tuple[dict, dict] | None, ratings: Block,
+              lr: Block, n_rated: Block) -> tuple[dict[str, Block], Block, dict[str, Block] | None]:
+        """One step's rows: its weights (inputs at step 0, else the last step's weights - lr x their
+        gradients, from `previous`), the masked error and, before the last step, the gradients.
+        Returns (weight blocks, error block, gradient blocks or None)."""
+        user_labels, movie_labels = _crosstab_labels(sheet)
+        factor_names = _factor_names(sheet.value("user_factors").shape[1])
+        suffix = f"_{step}" if step else ""
+        sheet.text(top, 0, f"step {step}: " + ("the starting weights (edit them)" if not step
+                                                else f"weights = step {step - 1}'s weights - lr x gradient"),
+                   "title")
+
+        def weight(place: Cursor, name: str, **decoration) -> Block:
+            if previous is None:
+                return place.block(name, **decoration)
+            old, grad = previous[0][name], previous[1][name]
+            return place.block(name + suffix, **decoration,
+                               formula=lambda r, c: f"={old.cell(r, c)}-{lr.ref}*{grad.cell(r, c)}")
+
+        movies = sheet.down(top + 3, ratings.left)  # below the step's title and a caption
+        weights = {"movie_factors": weight(movies, "movie_factors", row_labels=factor_names,
+                                           caption="movie factors"),
+                   "movie_bias": weight(movies, "movie_bias", row_labels=["bias"])}
+        users = sheet.across(movies.skip(2), 1)  # below a caption and the headers
+        weights["user_factors"] = weight(users, "user_factors", headers=factor_names, row_labels=user_labels,
+                                         caption="user factors")
+        weights["user_bias"] = weight(users, "user_bias", headers=["bias"])
+        dot = users.block(f"dot_{step}", gap=1, headers=movie_labels, row_labels=user_labels,
+                          array=f"MMULT({weights['user_factors'].ref},{weights['movie_factors'].ref})")
+        sheet.text(dot.top - 2, dot.left, "dot product (MMULT)")
+        error = users.block(
+            f"error_{step}", gap=1, headers=movie_labels,
+            formula=lambda r, c: f'=IF({ratings.cell(r, c)}="",0,{dot.cell(r, c)}'
+                                 f'+{weights["user_bias"].cell(r)}+{weights["movie_bias"].cell(0, c)}'
+                                 f'-{ratings.cell(r, c)})')
+        sheet.text(error.top - 2, error.left, "error = prediction - rating (0 where not rated)")
+        if step == GD_STEPS:
+            return weights, error, None
+        two_over_n = f"2/{n_rated.ref}"
+        movie_grads = sheet.down(weights["movie_factors"].top, error.left)
+        grads = {
+            "movie_factors": movie_grads.block(
+                f"grad_movie_factors_{step}", caption="gradients of the MSE",
+                array=f"{two_over_n}*MMULT(TRANSPOSE({weights['user_factors'].ref}),{error.ref})"),
+            "movie_bias": movie_grads.block(f"grad_movie_bias_{step}",
+                                            formula=lambda r, c: f"={two_over_n}*SUM({error.column(c)})"),
+            "user_factors": users.block(
+                f"grad_user_factors_{step}", gap=1, headers=factor_names,
+                caption="gradients: 2/n MMULT(error, TRANSPOSE(movie factors))",
+                array=f"{two_over_n}*MMULT({error.ref},TRANSPOSE({weights['movie_factors'].ref}))"),
+            "user_bias": users.block(f"grad_user_bias_{step}", headers=["bias"],
+                                     formula=lambda r, c: f"={two_over_n}*SUM({error.row(r)})"),
+        }
+        return weights, error, grads
+
+    def defaults(self, ratings: np.ndarray, factors: int, seed: int) -> dict[str, np.ndarray]:
+        """gd_steps starts where the torch training starts (to 2 decimals), with lr = GD_LR."""
+        start = EmbeddingDotBias(**initial_weights(seed, *ratings.shape, factors))
+        return {self.key("ratings"): ratings, self.key("lr"): np.array([[GD_LR]]),
+                **{self.key(name): np.round(w.numpy(), 2) for name, w in sheet_weights(start).items()}}
+
+
+GD = GdSteps()
+
+
+# ---------------------------------------------------------------- interpreting the embeddings
+
+class Interpret(SheetSpec):
+    """`interpret`: what the lesson's model (bias_yrange) learned. Its movies ranked by learned bias,
+    and the first two principal components of its movie factors, worked out in formulas: centred
+    factors, covariance (MMULT), power iteration, the sign fixed, deflation; each movie's scores on
+    the components, their rankings and a chart."""
+
+    name = "interpret"
+    title = "Interpreting the embeddings: bias ranking and principal components"
+    subtitle = (f"The lesson's model ({INTERPRETED.name}): movies ranked by learned bias, and the first two "
+                f"principal components of the movie factors, by {POWER_STEPS} power-iteration steps each, in "
+                "formulas.")
+    teaches = ("movies ranked by learned bias; principal components of the movie factors by power iteration "
+               "in formulas")
+    inputs = ("genre", "start")
+    text_inputs = frozenset({"genre"})
+
+    def compute(self, values) -> dict[str, torch.Tensor]:
+        model = values.of(INTERPRETED.name)
+        factors, bias = model["movie_factors"].T, model["movie_bias"].T
+        movie_ids = values.of(DOTPROD.name)["movie_ids"]
+        mean = factors.mean(dim=0, keepdim=True)
+        centred = factors - mean
+        out = {"movie_id": movie_ids.T, "movie_bias": bias, "factor_mean": mean, "centred": centred,
+               **principal_components(centred, values["start"])}
+        n = ranked_count(len(bias))
+        for what, column in (("bias", bias), ("pc1", out["pc_scores"][:, :1]), ("pc2", out["pc_scores"][:, 1:])):
+            for suffix, value in zip(("", "_movie", "_id"), ranking(column, movie_ids, n)):
+                out[f"{what}_ranked{suffix}"] = value
+        return out
+
+    def layout(self, sheet: Sheet) -> None:
+        """The movies with their bias and component scores, the chart and the rankings on top; below,
+        the components worked out: centred factors, covariance, power iteration, sign, deflation."""
+        from xlsxwriter.utility import quote_sheetname, xl_rowcol_to_cell  # the file writer's
+
+        movie_ids = sheet.find(DOTPROD.name, "movie_ids")
+        model_bias = sheet.find(INTERPRETED.name, "movie_bias")
+        titles = [str(t) for t in sheet.find(DOTPROD.name, "movie_titles").values.ravel()]
+        movies = sheet.across(7, 1)
+        movie_id = movies.block("movie_id", headers=["movie id"], row_labels=titles, num_format="0",
+                                caption="the movies: id, genre, learned bias and scores on the two components",
+                                formula=lambda r, c: f"=INDEX({movie_ids.ref},1,{r + 1})")
+        movies.block("genre", headers=["genre"])
+        bias = movies.block("movie_bias", headers=["bias"],
+                            formula=lambda r, c: f"=INDEX({model_bias.ref},1,{r + 1})")
+        scores = movies.area("pc_scores")
+        n = ranked_count(len(titles))
+        rank_labels = [f"top {k + 1}" for k in range(n)] + [f"bottom {k + 1}" for k in range(n)]
+        rankings = sheet.across(movie_id.bottom + 5, 1)
+        for name, column in (("bias", bias.ref), ("PC1", scores.column(0)), ("PC2", scores.column(1))):
+            ranked = _ranking_blocks(rankings, name, column, movie_ids, n, rank_labels)
+        sheet.text(ranked.top - 2, 1, "ranked by bias, PC1 and PC2: LARGE / SMALL, the movie's row above by "
+                                      "exact MATCH, its id by INDEX")
+        centred, loadings = _component_blocks(sheet, sheet.find(INTERPRETED.name, "movie_factors"), titles,
+                                              ranked.bottom + 6)
+        sheet.block("pc_scores", scores.top, scores.left, headers=["PC1", "PC2"], result=True,
+                    formula=lambda r, c: f"=SUMPRODUCT({centred.row(r)},{loadings.row(c)})")
+        labels = [quote_sheetname(sheet.name) + "!" + xl_rowcol_to_cell(movie_id.top + r, movie_id.left - 1, True,
+                                                                        True) for r in range(len(titles))]
+        sheet.scatter_chart("The movies on the first two components", scores, scores, 3, 7, x_col=0, y_col=1,
+                            x_title="PC1", y_title="PC2", point_labels=labels)
+
+
+def _ranking_blocks(place: Cursor, what: str, column: str, movie_ids: Block, n: int, row_labels: list[str]) -> Block:
+    """The n largest then the n smallest values of `column` (`<what>_ranked`, lower case), each one's
+    position by exact MATCH (`<what>_ranked_movie`) and its movie id by INDEX (`<what>_ranked_id`),
+    then a blank column. Returns the ranked values' block."""
+    header, what = what, what.lower()
+    ranked = place.block(
+        f"{what}_ranked", headers=[header], row_labels=row_labels, result=True,
+        formula=lambda r, c: f"=LARGE({column},{r + 1})" if r < n else f"=SMALL({column},{r - n + 1})")
+    position = place.block(f"{what}_ranked_movie", headers=["movie #"], num_format="0",
+                           formula=lambda r, c: f"=MATCH({ranked.cell(r)},{column},0)")
+    place.block(f"{what}_ranked_id", headers=["movie id"], num_format="0",
+                formula=lambda r, c: f"=INDEX({movie_ids.ref},1,{position.cell(r)})")
+    place.skip(1)
+    return ranked
+
+
+def _component_blocks(sheet: Sheet, movie_factors: Block, titles: list[str], top: int) -> tuple[Block, Block]:
+    """The factors' mean, the centred factors, their covariance, the start vector, both power
+    iterations, the deflated covariance, the components and their variances. Returns the centred
+    factors and the components (`pc_loadings`)."""
+    factor_names = _factor_names(movie_factors.rows)
+    mean = sheet.block("factor_mean", top, 1, headers=factor_names, row_labels=["mean"],
+                       caption=f"principal components of {movie_factors.sheet.name}'s movie factors: each "
+                               "factor's mean over the movies",
+                       formula=lambda r, c: f"=AVERAGE({movie_factors.row(c)})")
+    place = sheet.across(mean.bottom + 4, 1)
+    centred = place.block(
+        "centred", headers=factor_names, row_labels=titles, caption="the factors minus their mean",
+        formula=lambda r, c: f"=INDEX({movie_factors.ref},{c + 1},{r + 1})-{mean.cell(0, c)}")
+    covariance = place.block(
+        "covariance", gap=2, headers=factor_names, row_labels=factor_names,
+        caption="covariance = MMULT(TRANSPOSE(centred), centred) / (movies - 1)",
+        array=f"MMULT(TRANSPOSE({centred.ref}),{centred.ref})/(ROWS({centred.ref})-1)")
+    start = place.block("start", gap=2, headers=["start"], row_labels=factor_names, caption="start vector (edit it)")
+    loadings = place.area("pc_loadings", gap=2)
+    variance = place.area("pc_variance", gap=1)
+    deflated = sheet.block(
+        "deflated", covariance.bottom + 5, covariance.left, headers=factor_names, row_labels=factor_names,
+        caption="deflated = covariance - variance of PC1 x PC1 x PC1 transposed",
+        formula=lambda r, c: f"={covariance.cell(r, c)}-{variance.cell(0)}*{loadings.cell(0, r)}"
+                             f"*{loadings.cell(0, c)}")
+    steps_top = max(centred.bottom + 1, deflated.bottom) + 5
+    matrices, last = (covariance, deflated), []
+    for pc, matrix in enumerate(matrices, start=1):
+        steps = _power_blocks(sheet, pc, matrix, start, steps_top, factor_names)
+        last.append(steps.column(POWER_STEPS - 1))
+        steps_top = steps.bottom + 5
+    loadings = sheet.block(
+        "pc_loadings", loadings.top, loadings.left, headers=factor_names, row_labels=["PC1", "PC2"],
+        caption="the components: each one's last step, its sign fixed",
+        formula=lambda r, c: f"=INDEX({last[r]},{c + 1})*IF(MAX({last[r]})>=-MIN({last[r]}),1,-1)")
+    variance = sheet.block(
+        "pc_variance", variance.top, variance.left, headers=["variance"],
+        formula=lambda r, c: f"=SUMPRODUCT({loadings.row(r)},MMULT({loadings.row(r)},{matrices[r].ref}))")
+    place.block("variance_share", headers=["share"], result=True,
+                formula=lambda r, c: f"={variance.cell(r)}/(SUMSQ({centred.ref})/(ROWS({centred.ref})-1))")
+    return centred, loadings
+
+
+def _power_blocks(sheet: Sheet, pc: int, matrix: Block, start: Block, top: int, factor_names) -> Block:
+    """One component's power iteration, a column per step: w = matrix x v, then v = w / |w|.
+    Returns the block of the normalised vectors."""
+    steps = [f"step {j + 1}" for j in range(POWER_STEPS)]
+    place = sheet.down(top, 1)
+    products = place.area(f"pc{pc}_products")
+    vectors = place.area(f"pc{pc}_steps", gap=4)  # below a blank row, a caption and the headers
+    previous = [start.column(0)] + [vectors.column(j) for j in range(POWER_STEPS - 1)]
+    what = "covariance" if pc == 1 else "deflated covariance"
+    products = sheet.block(
+        products.name, products.top, products.left, headers=steps, row_labels=factor_names,
+        caption=f"PC{pc}: power iteration on the {what}; w = {what} x v, one column per step "
+                "(SUMPRODUCT of a column of the symmetric matrix and the last v)",
+        formula=lambda r, c: f"=SUMPRODUCT({matrix.column(r)},{previous[c]})")
+    return sheet.block(vectors.name, vectors.top, vectors.left, headers=steps, row_labels=factor_names,
+                       caption="v = w / SQRT(SUMSQ(w)): the normalised step",
+                       formula=lambda r, c: f"={products.cell(r, c)}/SQRT(SUMSQ({products.column(c)}))")
+
+
+INTERPRET = Interpret()
+
+
+# ---------------------------------------------------------------- word embeddings
+
+class WordEmb(SheetSpec):
+    """`word_emb`: the same lookup for words. A word's id is its row in the vocabulary (exact MATCH),
+    its vector that row of the embedding matrix (INDEX); torch: nn.Embedding."""
+
+    name = "word_emb"
+    title = "Word embeddings: the same lookup for words"
+    subtitle = ("A word's id is its row in the vocabulary (exact MATCH); its vector is that row of the "
+                "embedding matrix (INDEX), as nn.Embedding returns.")
+    teaches = "a sentence as word ids (MATCH) and as vectors (INDEX): nn.Embedding"
+    inputs = ("vocab", "embedding", "sentence")
+    params = frozenset({"embedding"})
+    text_inputs = frozenset({"vocab", "sentence"})
+
+    def compute(self, values) -> dict[str, torch.Tensor]:
+        embedding = values["embedding"]
+        ids = torch.tensor(exact_match(values["sentence"], values["vocab"], "word_emb: the word"),
+                           device=embedding.device)
+        with torch.no_grad():
+            vectors = nn.Embedding.from_pretrained(embedding)(ids)
+        return {"word_id": (ids + 1).to(embedding.dtype).reshape(-1, 1), "word_vectors": vectors}
+
+    def layout(self, sheet: Sheet) -> None:
+        dims = [f"dim {i + 1}" for i in range(sheet.value("embedding").shape[1])]
+        place = sheet.across(5, 1)
+        vocab = place.block("vocab", headers=["word"], caption="the vocabulary")
+        embedding = place.block("embedding", headers=dims, caption="its embedding matrix")
+        sentence = place.block("sentence", gap=2, headers=["sentence"], caption="a sentence, one word a row")
+        word_id = place.block("word_id", headers=["word id"],
+                              formula=lambda r, c: f"=MATCH({sentence.cell(r)},{vocab.ref},0)")
+        place.block("word_vectors", gap=1, headers=dims, result=True,
+                    caption="its vector: INDEX(embedding, word id, dim)",
+                    formula=lambda r, c: f"=INDEX({embedding.ref},{word_id.cell(r)},{c + 1})")
+
+    def defaults(self, seed: int) -> dict[str, np.ndarray]:
+        gen = torch.Generator().manual_seed(seed)
+        embedding = torch.randn(len(VOCAB), WORD_DIMS, generator=gen, dtype=torch.float64)
+        return {self.key("vocab"): np.array(VOCAB, dtype=object).reshape(-1, 1),
+                self.key("embedding"): np.round(embedding.numpy(), 2),
+                self.key("sentence"): np.array(SENTENCE, dtype=object).reshape(-1, 1)}
+
+
+WORDS = WordEmb()
+
+
+# ---------------------------------------------------------------- the lesson
+
 class CollabFilter(Lesson):
+    """collab_filter.xlsx: the crosstab's dot-product models (dotprod, bias, bias_yrange), the
+    embedding as one-hot matmul and as lookup (movielens_1hot, movielens_emb), gradient descent in
+    formulas (gd_steps), the learned biases and components read (interpret), and words (word_emb)."""
+
     name = "collab_filter"
+    title = "Collaborative filtering: embeddings as one-hot matmuls and lookups, trained without Solver"
+    notes_title = "Collaborative filtering"
+    notes_teaches = "latent factors, what to look at, what to try"
     resize_hint = ("generate one of the size you need: lessonxl generate --users N --movies N "
                    "[--ratings FILE] collab_filter")
-    title = "Collaborative filtering: embeddings as one-hot matmuls and lookups, trained without Solver"
-    sheets = {
-        "notes": "latent factors, what to look at, what to try",
-        "dotprod": "prediction = user factors . movie factors (MMULT); RMSE over rated cells only",
-        "movielens_1hot": "the rated pairs: one-hot rows times the factor matrices (MMULT)",
-        "movielens_emb": "the same pairs: factors looked up with INDEX (and OFFSET); the same RMSE",
-        "bias": "the dot product plus a user bias and a movie bias",
-        "bias_yrange": "the bias model squashed into a range: lo + (hi - lo) * sigmoid",
-        "gd_steps": "gradient descent unrolled in formulas, checked against autograd and torch.optim.SGD",
-        "interpret": "movies ranked by learned bias; principal components of the movie factors by power "
-                     "iteration in formulas",
-        "word_emb": "a sentence as word ids (MATCH) and as vectors (INDEX): nn.Embedding",
-    }
-    inputs = (
-        *(key for table in CROSSTABS for key in table.inputs),
-        DOTPROD.key("user_ids"), DOTPROD.key("movie_ids"), DOTPROD.key("movie_titles"),
-        INTERPRET.format("genre"), INTERPRET.format("start"),
-        *(f"{sheet}!{name}" for sheet in PAIR_SHEETS for name in PAIR_INPUTS),
-        "gd_steps!ratings", "gd_steps!lr", *(f"gd_steps!{name}" for name in GD_WEIGHTS),
-        "word_emb!vocab", "word_emb!embedding", "word_emb!sentence",
-    )
-    params = frozenset(
-        [key for table in CROSSTABS for key in table.weights]
-        + [f"gd_steps!{name}" for name in GD_WEIGHTS] + ["word_emb!embedding"])
-    text_inputs = frozenset({"word_emb!vocab", "word_emb!sentence", DOTPROD.key("movie_titles"),
-                             INTERPRET.format("genre")})
-    blank_inputs = frozenset({*(table.key("ratings") for table in CROSSTABS), "gd_steps!ratings"})
+    specs = (DOTPROD, ONE_HOT_PAIRS, LOOKUP_PAIRS, BIAS, BIAS_YRANGE, GD, INTERPRET, WORDS)
 
     def default_inputs(self, seed: int, ratings=None, users: int = 15, movies: int = 15,
                        factors: int = 5) -> dict[str, np.ndarray]:
@@ -440,394 +874,21 @@ class CollabFilter(Lesson):
             n_movies = max(200, 14 * movies)
             table = synthetic_ratings(seed, max(100, 7 * users), n_movies)
             movie_table, source = synthetic_movies(seed, n_movies), "the built-in data"
-        user_ids, movie_ids, grid = crosstab(table, users, movies, source)
-        titles, genres = movie_labels(movie_table, movie_ids)
-        out = {key: value for crosstab_sheet in CROSSTABS
-               for key, value in crosstab_sheet.defaults(grid, factors, seed).items()}
+        user_ids, movie_ids, grid = top_crosstab(table, users, movies, source)
+        titles, genres = titles_and_genres(movie_table, movie_ids)
+        out = {key: value for spec in CROSSTAB_MODELS for key, value in spec.defaults(grid, factors, seed).items()}
         out |= {DOTPROD.key("user_ids"): user_ids.reshape(-1, 1),
                 DOTPROD.key("movie_ids"): movie_ids.reshape(1, -1),
                 DOTPROD.key("movie_titles"): np.array(titles, dtype=object).reshape(1, -1),
-                INTERPRET.format("genre"): np.array(genres, dtype=object).reshape(-1, 1),
-                INTERPRET.format("start"): np.ones((factors, 1))}
-        return out | _pair_defaults(user_ids, movie_ids, grid) | _gd_defaults(grid, factors, seed) \
-            | _word_defaults(seed)
+                INTERPRET.key("genre"): np.array(genres, dtype=object).reshape(-1, 1),
+                INTERPRET.key("start"): np.ones((factors, 1))}
+        for spec in (ONE_HOT_PAIRS, LOOKUP_PAIRS):
+            out |= spec.defaults(user_ids, movie_ids, grid)
+        return out | GD.defaults(grid, factors, seed) | WORDS.defaults(seed)
 
-    def compute(self, inputs) -> dict[str, torch.Tensor]:
-        out = {key: value for table in CROSSTABS for key, value in table.compute(inputs).items()}
-        for sheet in PAIR_SHEETS:
-            out |= pair_quantities(inputs, sheet)
-        return out | gd_quantities(inputs) | interpret_quantities(inputs) | word_quantities(inputs)
-
-    def layout(self, book: Book) -> None:
-        book.notes("Collaborative filtering", notes(book.values))
-        layout_crosstab(book, DOTPROD)
-        for sheet in PAIR_SHEETS:
-            layout_pairs(book, sheet)
-        for table in CROSSTABS[1:]:
-            layout_crosstab(book, table)
-        layout_gd(book)
-        layout_interpret(book)
-        layout_words(book)
-
-
-# ---------------------------------------------------------------- the sheets' layout
-
-def _blocks(reader: Sheet, sheet: str) -> dict:
-    """The blocks of a sheet already written, as the formulas of `reader` refer to them."""
-    return {name: block.seen_from(reader) for name, block in reader.book.sheet_named(sheet).blocks.items()}
-
-
-def _labels(book: Book) -> tuple[list[str], list[str]]:
-    """The crosstab's user ids and movie ids, as row and column labels."""
-    return _ids(book.values[DOTPROD.key("user_ids")]), _ids(book.values[DOTPROD.key("movie_ids")])
-
-
-def _ratings_block(sheet: Sheet, top: int, left: int, caption: str):
-    """The ratings crosstab, labelled by the ids (which `dotprod` holds as named inputs)."""
-    user_labels, movie_labels = _labels(sheet.book)
-    if sheet.name != DOTPROD.sheet:
-        return sheet.block("ratings", top, left, headers=movie_labels, row_labels=user_labels,
-                           caption=caption)
-    sheet.block("movie_titles", top - 2, left, caption=caption)
-    sheet.block("movie_ids", top - 1, left)
-    sheet.block("user_ids", top, left - 1)
-    return sheet.block("ratings", top, left)
-
-
-CROSSTAB_TEXT = {
-    "dotprod": ("Collaborative filtering as a dot product",
-                "prediction = user factors . movie factors, for every cell (MMULT); "
-                "RMSE over the rated cells only (blank = not rated)."),
-    "bias": ("Dot product plus biases",
-             "prediction = user factors . movie factors + user bias + movie bias: some users rate "
-             "everything high, some movies everyone likes."),
-    "bias_yrange": ("Dot product plus biases, squashed into a range",
-                    "prediction = y_lo + (y_hi - y_lo) * sigmoid(dot + biases), as the lesson's model: "
-                    "the range is a little wider than the ratings so that 5 is reachable."),
-}
-
-
-def layout_crosstab(book: Book, table: Crosstab) -> None:
-    """Ratings on top, movie weights above the predictions, user weights to their left."""
-    sheet = book.sheet(table.sheet, *CROSSTAB_TEXT[table.sheet])
-    user_labels, movie_labels = _labels(book)
-    n_users = len(user_labels)
-    factors = book.values[table.key("user_factors")].shape[1]
-    left = factors + 3  # the matrices' first column: user factors, user bias and labels before it
-    if table.y_range:
-        for row, name in ((4, "y_lo"), (5, "y_hi")):
-            sheet.text(row, 0, name, "header")
-            sheet.block(name, row, 1)
-    top = 9
-    ratings = _ratings_block(sheet, top, left, "ratings (blank = not rated)")
-    weights_top = top + n_users + 3
-    movie_factors = sheet.block("movie_factors", weights_top, left, row_labels=_factor_names(factors),
-                                caption="movie factors (trained by torch, as Solver did)")
-    top = weights_top + factors + 4
-    user_factors = sheet.block("user_factors", top, 1, headers=_factor_names(factors),
-                               row_labels=user_labels, caption="user factors")
-    product = f"MMULT({user_factors.ref},{movie_factors.ref})"
-    if table.bias:
-        movie_bias = sheet.block("movie_bias", weights_top + factors, left, row_labels=["bias"])
-        user_bias = sheet.block("user_bias", top, factors + 1, headers=["bias"])
-        dot = sheet.block("dot", top, left, array=product, headers=movie_labels, row_labels=user_labels,
-                          caption="dot product of the factors (MMULT)")
-
-        def prediction(r: int, c: int) -> str:
-            x = f"{dot.cell(r, c)}+{user_bias.cell(r)}+{movie_bias.cell(0, c)}"
-            return f"=y_lo+(y_hi-y_lo)/(1+EXP(-({x})))" if table.y_range else f"={x}"
-
-        caption = "prediction = " + ("y_lo + (y_hi - y_lo) * sigmoid(dot + biases)" if table.y_range
-                                     else "dot + user bias + movie bias")
-        predictions = sheet.block("predictions", dot.bottom + 4, left, formula=prediction,
-                                  headers=movie_labels, row_labels=user_labels, caption=caption)
-    else:
-        predictions = sheet.block("predictions", top, left, array=product, headers=movie_labels,
-                                  row_labels=user_labels, caption="prediction = dot product (MMULT)")
-    sheet.text(3, 0, "RMSE", "header")
-    r, p = ratings.ref, predictions.ref
-    sheet.block("rmse", 3, 1, result=True, formula=f'=SQRT(SUMPRODUCT(({r}<>"")*({r}-{p})^2)/COUNT({r}))')
-    sheet.text(3, 2, "over the rated cells only: blanks are masked explicitly, so every spreadsheet "
-                     "engine computes the same number")
-
-
-PAIR_TEXT = {
-    "movielens_1hot": ("Embedding as a one-hot matrix multiplication",
-                       "Each rated pair's user and movie as one-hot rows; one-hot x factor matrix "
-                       "(MMULT) selects one row of dotprod's factors."),
-    "movielens_emb": ("Embedding as an array lookup",
-                      "The same pairs, the factors looked up with INDEX (and the lesson's OFFSET): the "
-                      "same activations, predictions and RMSE, without the big matrix of zeros."),
-}
-
-
-def layout_pairs(book: Book, name: str) -> None:
-    """The rated pairs one per row, their factors from `dotprod` by one-hot matmul or by lookup."""
-    sheet = book.sheet(name, *PAIR_TEXT[name])
-    dotprod = _blocks(sheet, DOTPROD.sheet)
-    user_factors, movie_factors = dotprod["user_factors"], dotprod["movie_factors"]
-    user_labels, movie_labels = _labels(book)
-    factor_names = _factor_names(user_factors.cols)
-    top = 7
-    user_id = sheet.block("user_id", top, 1, headers=["user id"], caption="the rated pairs")
-    movie_id = sheet.block("movie_id", top, 2, headers=["movie id"])
-    rating = sheet.block("rating", top, 3, headers=["rating"])
-    user_ids, movie_ids = dotprod["user_ids"].ref, dotprod["movie_ids"].ref
-    user_index = sheet.block("user_index", top, 5, headers=["user index"], caption="exact MATCH",
-                             formula=lambda r, c: f"=MATCH({user_id.cell(r)},{user_ids},0)")
-    movie_index = sheet.block("movie_index", top, 6, headers=["movie index"],
-                              formula=lambda r, c: f"=MATCH({movie_id.cell(r)},{movie_ids},0)")
-    if name == "movielens_1hot":
-        user_onehot = sheet.block("user_onehot", top, 8, headers=user_labels, caption="one-hot of the user",
-                                  formula=lambda r, c: f"=IF({user_index.cell(r)}={c + 1},1,0)")
-        movie_onehot = sheet.block("movie_onehot", top, user_onehot.right + 2, headers=movie_labels,
-                                   caption="one-hot of the movie",
-                                   formula=lambda r, c: f"=IF({movie_index.cell(r)}={c + 1},1,0)")
-        user = sheet.block("user_activations", top, movie_onehot.right + 2, headers=factor_names,
-                           array=f"MMULT({user_onehot.ref},{user_factors.ref})",
-                           caption="one-hot x user factors (MMULT)")
-        movie = sheet.block("movie_activations", top, user.right + 2, headers=factor_names,
-                            array=f"MMULT({movie_onehot.ref},TRANSPOSE({movie_factors.ref}))",
-                            caption="one-hot x movie factors (MMULT)")
-    else:
-        user = sheet.block("user_embedding", top, 8, headers=factor_names, caption="user factors: INDEX",
-                           formula=lambda r, c: f"=INDEX({user_factors.ref},{user_index.cell(r)},{c + 1})")
-        movie = sheet.block("movie_embedding", top, user.right + 2, headers=factor_names,
-                            caption="movie factors: INDEX",
-                            formula=lambda r, c: f"=INDEX({movie_factors.ref},{c + 1},"
-                                                 f"{movie_index.cell(r)})")
-    prediction = sheet.block("prediction", top, movie.right + 2, headers=["prediction"],
-                             caption="dot product",
-                             formula=lambda r, c: f"=SUMPRODUCT({user.row(r)},{movie.row(r)})")
-    sq_error = sheet.block("sq_error", top, prediction.right + 1, headers=["squared error"],
-                           formula=lambda r, c: f"=({prediction.cell(r)}-{rating.cell(r)})^2")
-    if name == "movielens_emb":
-        offset = sheet.block("user_embedding_offset", top, sq_error.right + 2, headers=factor_names,
-                             caption="the lesson's OFFSET form: the same user factors",
-                             formula=lambda r, c: f"=OFFSET({user_factors.ref},"
-                                                  f"{user_index.cell(r)}-1,{c},1,1)")
-        sheet.block("movie_embedding_offset", top, offset.right + 2, headers=factor_names,
-                    caption="and the same movie factors",
-                    formula=lambda r, c: f"=OFFSET({movie_factors.ref},{c},{movie_index.cell(r)}-1,1,1)")
-    sheet.text(3, 0, "RMSE", "header")
-    sheet.block("rmse", 3, 1, result=True, formula=f"=SQRT(AVERAGE({sq_error.ref}))")
-    sheet.text(3, 2, "equal to dotprod's RMSE: the same factors, the same rated cells")
-
-
-def layout_gd(book: Book) -> None:
-    """Rates and RMSE per step on top, the ratings, then one band of rows per step."""
-    sheet = book.sheet("gd_steps", "Training in the workbook: gradient descent, unrolled",
-                       f"{GD_STEPS} full-batch steps on the bias model; the gradients of the mean squared "
-                       "error written as spreadsheet math; torch: autograd and torch.optim.SGD.")
-    user_labels, movie_labels = _labels(book)
-    n_users, factors = book.values["gd_steps!user_factors"].shape
-    factor_names = _factor_names(factors)
-    left = factors + 3
-    sheet.text(3, 0, "lr", "header")
-    lr = sheet.block("lr", 3, 1)
-    sheet.text(4, 0, "rated cells", "header")
-    rmse_top = 8
-    ratings_top = max(rmse_top + GD_STEPS + 1, 20) + 3
-    ratings = _ratings_block(sheet, ratings_top, left, "ratings (blank = not rated)")
-    n_rated = sheet.block("n_rated", 4, 1, num_format="0", formula=f"=COUNT({ratings.ref})")
-    top = ratings.bottom + 3
-    previous, errors = None, []
-    for step in range(GD_STEPS + 1):
-        weights, error, grads = _gd_band(sheet, step, top, previous, ratings, lr, n_rated,
-                                         factor_names, user_labels, movie_labels)
-        errors.append(error)
-        previous = weights, grads
-        top += factors + n_users + 8
-    rmse = sheet.block("rmse", rmse_top, 1, headers=["RMSE"], result=True,
-                       row_labels=[str(step) for step in range(GD_STEPS + 1)],
-                       caption="RMSE after each step",
-                       formula=lambda r, c: f"=SQRT(SUMSQ({errors[r].ref})/{n_rated.ref})")
-    sheet.text(rmse_top - 1, 0, "step", "header")
-    sheet.line_chart("RMSE per gradient-descent step", [("RMSE", rmse)], 3, left, y_title="RMSE")
-
-
-def _gd_band(sheet: Sheet, step: int, top: int, previous: tuple[dict, dict] | None, ratings, lr,
-             n_rated, factor_names, user_labels, movie_labels):
-    """One step's rows: its weights (inputs at step 0, else the last step's weights - lr x their
-    gradients, from `previous`), the masked error and, before the last step, the gradients.
-    Returns (weight blocks, error block, gradient blocks or None)."""
-    factors = len(factor_names)
-    left, suffix = factors + 3, f"_{step}" if step else ""
-    sheet.text(top, 0, f"step {step}: " + ("the starting weights (edit them)" if not step
-                                            else f"weights = step {step - 1}'s weights - lr x gradient"),
-               "title")
-
-    def weight(name: str, row: int, col: int, **decoration):
-        if previous is None:
-            return sheet.block(name, row, col, **decoration)
-        old, grad = previous[0][name], previous[1][name]
-        return sheet.block(name + suffix, row, col, **decoration,
-                           formula=lambda r, c: f"={old.cell(r, c)}-{lr.ref}*{grad.cell(r, c)}")
-
-    movie_top, user_top = top + 3, top + factors + 6
-    error_left = left + len(movie_labels) + 1
-    grad_left = error_left + len(movie_labels) + 1
-    weights = {
-        "movie_factors": weight("movie_factors", movie_top, left, row_labels=factor_names,
-                                caption="movie factors"),
-        "movie_bias": weight("movie_bias", movie_top + factors, left, row_labels=["bias"]),
-        "user_factors": weight("user_factors", user_top, 1, headers=factor_names, row_labels=user_labels,
-                               caption="user factors"),
-        "user_bias": weight("user_bias", user_top, factors + 1, headers=["bias"]),
-    }
-    dot = sheet.block(f"dot_{step}", user_top, left, headers=movie_labels, row_labels=user_labels,
-                      array=f"MMULT({weights['user_factors'].ref},{weights['movie_factors'].ref})")
-    sheet.text(user_top - 2, left, "dot product (MMULT)")
-    error = sheet.block(
-        f"error_{step}", user_top, error_left, headers=movie_labels,
-        formula=lambda r, c: f'=IF({ratings.cell(r, c)}="",0,{dot.cell(r, c)}'
-                             f'+{weights["user_bias"].cell(r)}+{weights["movie_bias"].cell(0, c)}'
-                             f'-{ratings.cell(r, c)})')
-    sheet.text(user_top - 2, error_left, "error = prediction - rating (0 where not rated)")
-    if step == GD_STEPS:
-        return weights, error, None
-    two_over_n = f"2/{n_rated.ref}"
-    grads = {
-        "movie_factors": sheet.block(
-            f"grad_movie_factors_{step}", movie_top, error_left, caption="gradients of the MSE",
-            array=f"{two_over_n}*MMULT(TRANSPOSE({weights['user_factors'].ref}),{error.ref})"),
-        "movie_bias": sheet.block(f"grad_movie_bias_{step}", movie_top + factors, error_left,
-                                  formula=lambda r, c: f"={two_over_n}*SUM({error.column(c)})"),
-        "user_factors": sheet.block(
-            f"grad_user_factors_{step}", user_top, grad_left, headers=factor_names,
-            caption="gradients: 2/n MMULT(error, TRANSPOSE(movie factors))",
-            array=f"{two_over_n}*MMULT({error.ref},TRANSPOSE({weights['movie_factors'].ref}))"),
-        "user_bias": sheet.block(f"grad_user_bias_{step}", user_top, grad_left + factors, headers=["bias"],
-                                 formula=lambda r, c: f"={two_over_n}*SUM({error.row(r)})"),
-    }
-    return weights, error, grads
-
-
-def layout_words(book: Book) -> None:
-    sheet = book.sheet("word_emb", "Word embeddings: the same lookup for words",
-                       "A word's id is its row in the vocabulary (exact MATCH); its vector is that row of "
-                       "the embedding matrix (INDEX), as nn.Embedding returns.")
-    top = 5
-    dims = [f"dim {i + 1}" for i in range(book.values["word_emb!embedding"].shape[1])]
-    vocab = sheet.block("vocab", top, 1, headers=["word"], caption="the vocabulary")
-    embedding = sheet.block("embedding", top, 2, headers=dims, caption="its embedding matrix")
-    sentence = sheet.block("sentence", top, embedding.right + 3, headers=["sentence"],
-                           caption="a sentence, one word a row")
-    word_id = sheet.block("word_id", top, sentence.right + 1, headers=["word id"],
-                          formula=lambda r, c: f"=MATCH({sentence.cell(r)},{vocab.ref},0)")
-    sheet.block("word_vectors", top, word_id.right + 2, headers=dims, result=True,
-                caption="its vector: INDEX(embedding, word id, dim)",
-                formula=lambda r, c: f"=INDEX({embedding.ref},{word_id.cell(r)},{c + 1})")
-
-
-def layout_interpret(book: Book) -> None:
-    """The movies with their bias and component scores, the chart and the rankings on top; below, the
-    components worked out: centred factors, covariance, power iteration, sign, deflation."""
-    sheet = book.sheet(
-        "interpret", "Interpreting the embeddings: bias ranking and principal components",
-        f"The lesson's model ({INTERPRETED.sheet}): movies ranked by learned bias, and the first two "
-        f"principal components of the movie factors, by {POWER_STEPS} power-iteration steps each, in "
-        "formulas.")
-    source, dotprod = _blocks(sheet, INTERPRETED.sheet), _blocks(sheet, DOTPROD.sheet)
-    titles = [str(t) for t in book.values[DOTPROD.key("movie_titles")].ravel()]
-    top = 7
-    sheet.block("movie_id", top, 1, headers=["movie id"], row_labels=titles, num_format="0",
-                caption="the movies: id, genre, learned bias and scores on the two components",
-                formula=lambda r, c: f"=INDEX({dotprod['movie_ids'].ref},1,{r + 1})")
-    sheet.block("genre", top, 2, headers=["genre"])
-    bias = sheet.block("movie_bias", top, 3, headers=["bias"],
-                       formula=lambda r, c: f"=INDEX({source['movie_bias'].ref},1,{r + 1})")
-    scores = sheet.area("pc_scores", top, 4)
-    n = ranked_count(len(titles))
-    rank_top = top + len(titles) + 4
-    rank_labels = [f"top {k + 1}" for k in range(n)] + [f"bottom {k + 1}" for k in range(n)]
-    for i, (name, column) in enumerate((("bias", bias.ref), ("PC1", scores.column(0)),
-                                        ("PC2", scores.column(1)))):
-        _ranking_blocks(sheet, name, rank_top, 1 + 4 * i, column, dotprod["movie_ids"], n, rank_labels)
-    sheet.text(rank_top - 2, 1, "ranked by bias, PC1 and PC2: LARGE / SMALL, the movie's row above by exact "
-                                "MATCH, its id by INDEX")
-    centred, loadings = _component_blocks(sheet, source["movie_factors"], titles, rank_top + 2 * n + 5)
-    sheet.block("pc_scores", top, scores.left, headers=["PC1", "PC2"], result=True,
-                formula=lambda r, c: f"=SUMPRODUCT({centred.row(r)},{loadings.row(c)})")
-    labels = [quote_sheetname(sheet.name) + "!" + xl_rowcol_to_cell(top + r, 0, True, True)
-              for r in range(len(titles))]
-    sheet.scatter_chart("The movies on the first two components", scores, scores, 3, 7, x_col=0, y_col=1,
-                        x_title="PC1", y_title="PC2", point_labels=labels)
-
-
-def _component_blocks(sheet: Sheet, movie_factors: Block, titles: list[str], top: int) -> tuple[Block, Block]:
-    """The factors' mean, the centred factors, their covariance, the start vector, both power
-    iterations, the deflated covariance, the components and their variances. Returns the centred
-    factors and the components (`pc_loadings`)."""
-    factors = movie_factors.rows
-    factor_names = _factor_names(factors)
-    mean = sheet.block("factor_mean", top, 1, headers=factor_names, row_labels=["mean"],
-                       caption=f"principal components of {movie_factors.sheet.name}'s movie factors: each "
-                               "factor's mean over the movies",
-                       formula=lambda r, c: f"=AVERAGE({movie_factors.row(c)})")
-    top += 4
-    centred = sheet.block(
-        "centred", top, 1, headers=factor_names, row_labels=titles, caption="the factors minus their mean",
-        formula=lambda r, c: f"=INDEX({movie_factors.ref},{c + 1},{r + 1})-{mean.cell(0, c)}")
-    matrix_left = factors + 3
-    covariance = sheet.block(
-        "covariance", top, matrix_left, headers=factor_names, row_labels=factor_names,
-        caption="covariance = MMULT(TRANSPOSE(centred), centred) / (movies - 1)",
-        array=f"MMULT(TRANSPOSE({centred.ref}),{centred.ref})/(ROWS({centred.ref})-1)")
-    start = sheet.block("start", top, 2 * factors + 5, headers=["start"], row_labels=factor_names,
-                        caption="start vector (edit it)")
-    loadings = sheet.area("pc_loadings", top, 2 * factors + 8)
-    variance = sheet.area("pc_variance", top, loadings.right + 2)
-    deflated = sheet.block(
-        "deflated", top + factors + 4, matrix_left, headers=factor_names, row_labels=factor_names,
-        caption="deflated = covariance - variance of PC1 x PC1 x PC1 transposed",
-        formula=lambda r, c: f"={covariance.cell(r, c)}-{variance.cell(0)}*{loadings.cell(0, r)}"
-                             f"*{loadings.cell(0, c)}")
-    steps_top = max(top + len(titles), deflated.bottom) + 5
-    matrices = (covariance, deflated)
-    last = [_power_blocks(sheet, pc, matrices[pc - 1], start, steps_top + (pc - 1) * 2 * (factors + 4),
-                          factor_names).column(POWER_STEPS - 1) for pc in (1, 2)]
-    loadings = sheet.block(
-        "pc_loadings", top, loadings.left, headers=factor_names, row_labels=["PC1", "PC2"],
-        caption="the components: each one's last step, its sign fixed",
-        formula=lambda r, c: f"=INDEX({last[r]},{c + 1})*IF(MAX({last[r]})>=-MIN({last[r]}),1,-1)")
-    variance = sheet.block(
-        "pc_variance", top, variance.left, headers=["variance"],
-        formula=lambda r, c: f"=SUMPRODUCT({loadings.row(r)},MMULT({loadings.row(r)},{matrices[r].ref}))")
-    sheet.block("variance_share", top, variance.right + 1, headers=["share"], result=True,
-                formula=lambda r, c: f"={variance.cell(r)}/(SUMSQ({centred.ref})/(ROWS({centred.ref})-1))")
-    return centred, loadings
-
-
-def _ranking_blocks(sheet: Sheet, what: str, top: int, left: int, column: str, movie_ids: Block, n: int,
-                    row_labels: list[str]) -> None:
-    """The n largest then the n smallest values of `column` (`<what>_ranked`, lower case), each one's
-    position by exact MATCH (`<what>_ranked_movie`) and its movie id by INDEX (`<what>_ranked_id`)."""
-    header, what = what, what.lower()
-    ranked = sheet.block(
-        f"{what}_ranked", top, left, headers=[header], row_labels=row_labels, result=True,
-        formula=lambda r, c: f"=LARGE({column},{r + 1})" if r < n else f"=SMALL({column},{r - n + 1})")
-    position = sheet.block(f"{what}_ranked_movie", top, left + 1, headers=["movie #"], num_format="0",
-                           formula=lambda r, c: f"=MATCH({ranked.cell(r)},{column},0)")
-    sheet.block(f"{what}_ranked_id", top, left + 2, headers=["movie id"], num_format="0",
-                formula=lambda r, c: f"=INDEX({movie_ids.ref},1,{position.cell(r)})")
-
-
-def _power_blocks(sheet: Sheet, pc: int, matrix: Block, start: Block, top: int, factor_names) -> Block:
-    """One component's power iteration, a column per step: w = matrix x v, then v = w / |w|.
-    Returns the block of the normalised vectors."""
-    steps = [f"step {j + 1}" for j in range(POWER_STEPS)]
-    vectors = sheet.area(f"pc{pc}_steps", top + len(factor_names) + 4, 1)
-    previous = [start.column(0)] + [vectors.column(j) for j in range(POWER_STEPS - 1)]
-    what = "covariance" if pc == 1 else "deflated covariance"
-    products = sheet.block(
-        f"pc{pc}_products", top, 1, headers=steps, row_labels=factor_names,
-        caption=f"PC{pc}: power iteration on the {what}; w = {what} x v, one column per step "
-                "(SUMPRODUCT of a column of the symmetric matrix and the last v)",
-        formula=lambda r, c: f"=SUMPRODUCT({matrix.column(r)},{previous[c]})")
-    return sheet.block(f"pc{pc}_steps", vectors.top, 1, headers=steps, row_labels=factor_names,
-                       caption="v = w / SQRT(SUMSQ(w)): the normalised step",
-                       formula=lambda r, c: f"={products.cell(r, c)}/SQRT(SUMSQ({products.column(c)}))")
+    def notes(self, values) -> tuple[str, ...]:
+        """NOTES with the paragraph on `interpret` before word_emb's."""
+        return NOTES[:-2] + (interpret_note(values),) + NOTES[-2:]
 
 
 NOTES = (
@@ -856,21 +917,15 @@ NOTES = (
     "every formula cell. Raise lr on gd_steps until the RMSE blows up.",
 )
 
-
-def notes(values) -> tuple[str, ...]:
-    """The notes sheet's paragraphs: NOTES with the paragraph on `interpret` before word_emb's."""
-    return NOTES[:-2] + (interpret_note(values),) + NOTES[-2:]
-
-
 def interpret_note(values) -> str:
     """What `interpret` shows, with the convergence and genre figures measured on this data."""
-    variances = torch.linalg.eigvalsh(torch.as_tensor(values[INTERPRET.format("covariance")])).flip(0)
+    variances = torch.linalg.eigvalsh(torch.as_tensor(values[INTERPRET.key("covariance")])).flip(0)
     ratios = [(variances[i + 1] / variances[i]).item() for i in range(min(2, len(variances) - 1))]
     shrink = " and ".join(f"{ratio:.2f}^{POWER_STEPS} = {ratio ** POWER_STEPS:.0e}" for ratio in ratios)
     shrink = f", {shrink} here" if shrink else ""
-    genres = genre_shares(values[INTERPRET.format("genre")].ravel(),
-                          np.asarray(values[INTERPRET.format("pc_scores")])[:, 0],
-                          ranked_count(len(values[INTERPRET.format("movie_bias")])))
+    genres = genre_shares(values[INTERPRET.key("genre")].ravel(),
+                          np.asarray(values[INTERPRET.key("pc_scores")])[:, 0],
+                          ranked_count(len(values[INTERPRET.key("movie_bias")])))
     return (
         "interpret: what the model learned, read as the lesson reads it. The movie bias ranks the movies the "
         "model thinks good or bad whoever watches them (the top and bottom five by LARGE and SMALL, each "

@@ -17,9 +17,9 @@ import torch
 
 from .errors import UsageError
 
-COLUMNS = ["userId", "movieId", "rating", "timestamp"]
-HALF_STEPS = (0.5, 5.0)
-TASTE, MOVIE_NOISE = 0.8, 0.1  # spread of users' tastes, and of a movie's factors about its genre's
+RATINGS_COLUMNS = ["userId", "movieId", "rating", "timestamp"]
+RATING_RANGE = (0.5, 5.0)
+TASTE_SPREAD, MOVIE_NOISE = 0.8, 0.1  # spread of users' tastes, and of a movie's factors about its genre's
 
 #: The built-in genres: each has a direction in taste space (action and romance opposite ways on the
 #: first, comedy on the second) and the two halves of its made-up titles.
@@ -85,14 +85,14 @@ def synthetic_ratings(seed: int, users: int = 100, movies: int = 200, count: int
     pairs = torch.topk(weight + gumbel, count).indices.sort().values
     user, movie = pairs // movies, pairs % movies
 
-    user_factors = TASTE * torch.randn(users, factors, generator=gen, dtype=torch.float64)
+    user_factors = TASTE_SPREAD * torch.randn(users, factors, generator=gen, dtype=torch.float64)
     movie_factors = genre_factors(synthetic_movies(seed, movies)["genre"], factors) \
         + MOVIE_NOISE * torch.randn(movies, factors, generator=gen, dtype=torch.float64)
     user_bias = 0.4 * torch.randn(users, generator=gen, dtype=torch.float64)
     movie_bias = 0.5 * torch.randn(movies, generator=gen, dtype=torch.float64)
     score = (3.5 + user_bias[user] + movie_bias[movie] + (user_factors[user] * movie_factors[movie]).sum(1)
              + noise * torch.randn(count, generator=gen, dtype=torch.float64))
-    rating = (score * 2).round().div(2).clamp(*HALF_STEPS)
+    rating = (score * 2).round().div(2).clamp(*RATING_RANGE)
     return pd.DataFrame({"userId": user.numpy() + 1, "movieId": movie.numpy() + 1,
                          "rating": rating.numpy()})
 
@@ -123,13 +123,13 @@ def load_ratings(path: str | Path) -> pd.DataFrame:
     try:
         if "\t" in first:
             table = pd.read_csv(path, sep="\t", header=None, encoding="utf-8-sig")
-            table = table.set_axis(COLUMNS[:table.shape[1]], axis=1) if table.shape[1] in (3, 4) else None
-        elif [name.strip() for name in first.split(",")[:3]] == COLUMNS[:3]:
+            table = table.set_axis(RATINGS_COLUMNS[:table.shape[1]], axis=1) if table.shape[1] in (3, 4) else None
+        elif [name.strip() for name in first.split(",")[:3]] == RATINGS_COLUMNS[:3]:
             table = pd.read_csv(path, encoding="utf-8-sig")
         else:
             table = None
         if table is not None:
-            table = table[COLUMNS[:3]].apply(pd.to_numeric, errors="raise").dropna()
+            table = table[RATINGS_COLUMNS[:3]].apply(pd.to_numeric, errors="raise").dropna()
     except (ValueError, pd.errors.ParserError):
         table = None
     if table is None:
@@ -191,7 +191,7 @@ def _movies(ids, titles, genres) -> pd.DataFrame:
                          "genre": [str(g).strip() or "-" for g in genres]})
 
 
-def movie_labels(movies: pd.DataFrame | None, movie_ids: np.ndarray) -> tuple[list[str], list[str]]:
+def titles_and_genres(movies: pd.DataFrame | None, movie_ids: np.ndarray) -> tuple[list[str], list[str]]:
     """The title and genre of each movie id (`movie <id>` and `-` without a movies table)."""
     if movies is None:
         return [f"movie {i:g}" for i in movie_ids], ["-"] * len(movie_ids)
@@ -204,7 +204,7 @@ def movie_labels(movies: pd.DataFrame | None, movie_ids: np.ndarray) -> tuple[li
     return [str(by_id.at[i, "title"]) for i in movie_ids], [str(by_id.at[i, "genre"]) for i in movie_ids]
 
 
-def crosstab(table: pd.DataFrame, users: int, movies: int,
+def top_crosstab(table: pd.DataFrame, users: int, movies: int,
              source: str = "the built-in data") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """User ids, movie ids and the users x movies ratings of the most active users and most-rated
     movies (ties: the smaller id first), both in id order; NaN where unrated."""

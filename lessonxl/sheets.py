@@ -74,6 +74,11 @@ class Block:
         return value_key(None if self.global_name else self.sheet.name, self.name)
 
     @property
+    def values(self) -> np.ndarray:
+        """The block's grid in the book's values (the inputs, or the torch results)."""
+        return as_grid(self.sheet.book.values[self.key])
+
+    @property
     def bottom(self) -> int:
         return self.top + self.rows - 1
 
@@ -354,11 +359,16 @@ class Cursor:
 
     def block(self, name: str, gap: int = 0, **options) -> Block:
         """Write the block `name` after `gap` empty cells (see `Sheet.block` for the options)."""
-        if self.down:
-            self.top += gap
-        else:
-            self.left += gap
-        block = self.sheet.block(name, self.top, self.left, **options)
+        self.skip(gap)
+        return self._past(self.sheet.block(name, self.top, self.left, **options))
+
+    def area(self, name: str, gap: int = 0, global_name: bool = False) -> Block:
+        """Where the block `name` will be, after `gap` empty cells, for a block written later (see
+        `Sheet.area`); the cursor moves past it."""
+        self.skip(gap)
+        return self._past(self.sheet.area(name, self.top, self.left, global_name))
+
+    def _past(self, block: Block) -> Block:
         if self.down:
             self.top = block.bottom + 1
         else:

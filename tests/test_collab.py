@@ -12,10 +12,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lessonxl.collab import (CROSSTABS, GD_STEPS, CollabFilter, EmbeddingDot, EmbeddingDotBias, all_pairs,
-                             lookup, match, rated_pairs, train)
+from lessonxl.collab import (CROSSTAB_MODELS, GD_STEPS, CollabFilter, EmbeddingDot, EmbeddingDotBias,
+                             all_pairs, lookup, match_ids, rated_pairs, train)
 from lessonxl.errors import UsageError
-from lessonxl.movielens import crosstab, load_ratings, synthetic_ratings
+from lessonxl.movielens import load_ratings, synthetic_ratings, top_crosstab
 
 from conftest import CPU
 from test_portability import formulas, lint_formula
@@ -98,7 +98,7 @@ def test_the_workbook_holds_the_trained_weights(collab_defaults, collab_results)
 
 
 def test_bias_beats_the_plain_dot_product(collab_results):
-    dot, bias, y_range = (collab_results[f"{t.sheet}!rmse"][0, 0] for t in CROSSTABS)
+    dot, bias, y_range = (collab_results[model.key("rmse")][0, 0] for model in CROSSTAB_MODELS)
     assert bias < dot and y_range < dot
     assert 0 < y_range < 1
 
@@ -169,11 +169,11 @@ def test_computed_from_the_workbooks_inputs(collab_defaults, collab_results):
     assert "movielens_emb!rmse" not in changed  # the pair sheets keep their own ratings
 
 
-def test_match_is_exact_and_reports_missing_ids():
+def test_match_ids_is_exact_and_reports_missing_ids():
     table = torch.tensor([5.0, 2.0, 9.0, 2.0])
-    assert match(torch.tensor([2.0, 9.0]), table, "id").tolist() == [1, 2]
+    assert match_ids(torch.tensor([2.0, 9.0]), table, "id").tolist() == [1, 2]
     with pytest.raises(UsageError, match="id 3 is not in"):
-        match(torch.tensor([3.0]), table, "id")
+        match_ids(torch.tensor([3.0]), table, "id")
 
 
 def test_word_vectors_equal_nn_embedding(collab_defaults, collab_results):
@@ -204,19 +204,19 @@ def test_synthetic_ratings_look_like_movielens():
     assert table.equals(synthetic_ratings(7)) and not table.equals(synthetic_ratings(8))
     assert set(table["rating"]) <= set(np.arange(1, 11) / 2)
     assert not table.duplicated(["userId", "movieId"]).any()
-    users, movies, grid = crosstab(table, 15, 15)
+    users, movies, grid = top_crosstab(table, 15, 15)
     assert grid.shape == (15, 15) and 0 < np.isnan(grid).mean() < 0.4
 
 
-def test_crosstab_takes_the_most_active_users_and_most_rated_movies():
+def test_top_crosstab_takes_the_most_active_users_and_most_rated_movies():
     import pandas as pd
     table = pd.DataFrame({"userId": [1, 1, 1, 2, 2, 3, 4, 4], "movieId": [10, 20, 30, 10, 20, 10, 30, 10],
                           "rating": [1.0, 2, 3, 4, 5, 1, 2, 3]})
-    users, movies, grid = crosstab(table, 2, 2)
+    users, movies, grid = top_crosstab(table, 2, 2)
     assert users.tolist() == [1, 2] and movies.tolist() == [10, 20]
     np.testing.assert_array_equal(grid, [[1, 2], [4, 5]])
     with pytest.raises(UsageError, match="4 users have ratings, 5 are needed"):
-        crosstab(table, 5, 2)
+        top_crosstab(table, 5, 2)
 
 
 def _write_u_data(path, users=20, movies=20):
@@ -297,3 +297,4 @@ def test_formulas_use_portable_functions_only_and_the_lessons_own(generated):
         used |= set(re.findall(r"([A-Z][A-Z0-9.]*)\(", re.sub(r'"(?:[^"]|"")*"', '""', formula)))
     assert not problems, "\n".join(problems[:20])
     assert {"MMULT", "INDEX", "OFFSET", "MATCH", "SUMPRODUCT"} <= used
+

@@ -17,7 +17,7 @@ from lessonxl import reader
 from lessonxl.collab import (INTERPRETED, POWER_STEPS, CollabFilter, fix_sign, genre_shares, ranked_count,
                              ranking)
 from lessonxl.errors import UsageError
-from lessonxl.movielens import U_ITEM_GENRES, crosstab, synthetic_movies, synthetic_ratings
+from lessonxl.movielens import U_ITEM_GENRES, synthetic_movies, synthetic_ratings, top_crosstab
 from lessonxl.verify import verify_paths
 
 from conftest import CPU, mutate_formula, set_value
@@ -332,7 +332,7 @@ def test_unusable_titles_files_are_one_line_usage_errors(tmp_path, name, content
 
 def test_the_crosstab_titles_follow_the_chosen_movies():
     table = synthetic_ratings(0, 105, 210)
-    _, movie_ids, _ = crosstab(table, 15, 15)
+    _, movie_ids, _ = top_crosstab(table, 15, 15)
     inputs = LESSON.default_inputs(0)
     movies = synthetic_movies(0, 210).set_index("movieId")
     assert list(inputs["dotprod!movie_titles"].ravel()) == [movies.at[int(m), "title"] for m in movie_ids]
