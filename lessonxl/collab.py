@@ -36,6 +36,12 @@ SENTENCE = ("the", "cat", "sat", "on", "the", "mat")
 WORD_DIMS = 4
 POWER_STEPS = 150  # power-iteration steps per component (see test_interpret for why enough)
 RANKED = 5        # movies shown at each end of a ranking
+#: The most cells the one-hot sheet (movielens_1hot) may hold: rated pairs x (users + movies), which
+#: grows as the cube of the crosstab's side. Measured on a busy 2-core machine, headless LibreOffice
+#: opens and recalculates dotprod and the one-hot sheet alone in 5.6-6.2 s at 353k cells (60 x 60),
+#: 6.3-7.5 s at 563k (70 x 70), then 30-53 s at 1.62M (100 x 100), where the whole workbook needs
+#: 1.5 GB. The built-in data stays under the cap up to about 65 x 65 users x movies.
+MAX_ONE_HOT_CELLS = 500_000
 RATINGS_CAPTION = "ratings (blank = not rated)"
 
 
@@ -454,7 +460,7 @@ class RatedPairs(SheetSpec):
 
 class OneHotPairs(RatedPairs):
     """`movielens_1hot`: each pair's user and movie as one-hot rows, times dotprod's factor matrices
-    (MMULT); torch: F.one_hot(i) @ W."""
+    (MMULT); torch: F.one_hot(i) @ W. The sheet holds rated pairs x (users + movies) one-hot cells."""
 
     name = "movielens_1hot"
     title = "Embedding as a one-hot matrix multiplication"
@@ -484,6 +490,19 @@ class OneHotPairs(RatedPairs):
                             array=f"MMULT({movie_onehot.ref},TRANSPOSE({movie_factors.ref}))",
                             caption="one-hot x movie factors (MMULT)")
         return user, movie
+
+    @staticmethod
+    def refuse_oversize(ratings: np.ndarray) -> None:
+        """A usage error when the one-hot sheet of the crosstab `ratings` would hold more than
+        MAX_ONE_HOT_CELLS cells: a workbook too slow to open is not written."""
+        (users, movies), pairs = ratings.shape, int((~np.isnan(ratings)).sum())
+        cells = pairs * (users + movies)
+        if cells > MAX_ONE_HOT_CELLS:
+            raise UsageError(
+                f"--users {users} --movies {movies}: the one-hot sheet (movielens_1hot) would hold {pairs:,} "
+                f"rated pairs x {users + movies} columns = {cells:,} cells, more than the {MAX_ONE_HOT_CELLS:,} "
+                "a spreadsheet opens in reasonable time; ask for fewer --users or --movies (the built-in "
+                "data fits up to about 65 x 65)")
 
 
 class LookupPairs(RatedPairs):
@@ -875,6 +894,7 @@ class CollabFilter(Lesson):
             table = synthetic_ratings(seed, max(100, 7 * users), n_movies)
             movie_table, source = synthetic_movies(seed, n_movies), "the built-in data"
         user_ids, movie_ids, grid = top_crosstab(table, users, movies, source)
+        ONE_HOT_PAIRS.refuse_oversize(grid)
         titles, genres = titles_and_genres(movie_table, movie_ids)
         out = {key: value for spec in CROSSTAB_MODELS for key, value in spec.defaults(grid, factors, seed).items()}
         out |= {DOTPROD.key("user_ids"): user_ids.reshape(-1, 1),

@@ -12,12 +12,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lessonxl.collab import (CROSSTAB_MODELS, GD_STEPS, CollabFilter, EmbeddingDot, EmbeddingDotBias,
-                             all_pairs, lookup, match_ids, rated_pairs, train)
+from lessonxl.collab import (CROSSTAB_MODELS, GD_STEPS, MAX_ONE_HOT_CELLS, CollabFilter, EmbeddingDot,
+                             EmbeddingDotBias, OneHotPairs, all_pairs, lookup, match_ids, rated_pairs, train)
 from lessonxl.errors import UsageError
 from lessonxl.movielens import load_ratings, synthetic_ratings, top_crosstab
 
-from conftest import CPU
+from conftest import CPU, run_cli
 from test_portability import formulas, lint_formula
 
 LESSON = CollabFilter()
@@ -298,3 +298,31 @@ def test_formulas_use_portable_functions_only_and_the_lessons_own(generated):
     assert not problems, "\n".join(problems[:20])
     assert {"MMULT", "INDEX", "OFFSET", "MATCH", "SUMPRODUCT"} <= used
 
+
+# ---------------------------------------------------------------- the size cap
+
+def test_the_one_hot_sheet_is_capped_at_a_size_a_spreadsheet_opens():
+    """pairs x (users + movies) one-hot cells: up to the cap is fine, one more is a one-line usage
+    error naming the sizes, the cap and what to do."""
+    users, movies = 100, 120
+    pairs = MAX_ONE_HOT_CELLS // (users + movies)
+    assert pairs < users * movies
+    ratings = np.full((users, movies), np.nan)
+    ratings.flat[:pairs] = 4.0
+    OneHotPairs.refuse_oversize(ratings)
+    ratings.flat[pairs] = 4.0
+    with pytest.raises(UsageError) as error:
+        OneHotPairs.refuse_oversize(ratings)
+    message = str(error.value)
+    assert "\n" not in message
+    for needle in ("--users 100 --movies 120", f"{(pairs + 1) * 220:,} cells", f"{MAX_ONE_HOT_CELLS:,}",
+                   "fewer --users or --movies"):
+        assert needle in message
+
+
+def test_generate_refuses_a_crosstab_too_big_to_open_and_writes_nothing(tmp_path):
+    result = run_cli("generate", "--device", "cpu", "--out", tmp_path, "--users", "200", "--movies", "200",
+                     "collab_filter")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "--users 200 --movies 200" in result.stderr and f"{MAX_ONE_HOT_CELLS:,}" in result.stderr
+    assert not list(tmp_path.iterdir())
