@@ -591,11 +591,10 @@ class GdSteps(SheetSpec):
         them the ratings, then one band of rows per step."""
         left = sheet.value("user_factors").shape[1] + 3  # as on the crosstab sheets
         lr = sheet.labelled("lr", 3, 1, "lr")
-        sheet.text(4, 0, "rated cells", "header")
         rmse = sheet.area("rmse", 8, 1)
         chart_bottom = 20  # the chart's rows: 3 to 19
         ratings = _labelled_ratings(sheet, max(rmse.bottom + 1, chart_bottom) + 3, left)
-        n_rated = sheet.block("n_rated", 4, 1, num_format="0", formula=f"=COUNT({ratings.ref})")
+        n_rated = sheet.labelled("n_rated", 4, 1, "rated cells", num_format="0", formula=f"=COUNT({ratings.ref})")
         top = ratings.bottom + 3
         previous, errors = None, []
         for step in range(GD_STEPS + 1):
