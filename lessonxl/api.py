@@ -22,7 +22,7 @@ import numpy as np
 
 from . import files, reader
 from .errors import UsageError as LessonxlError
-from .recalc import DEFAULT_TIMEOUT, Recalculation
+from .recalc import DEFAULT_TIMEOUT, Engine
 from .sameness import KEPT
 from .values import name_of
 from .verify import DEFAULT_TOL, Reports, verify_paths
@@ -157,24 +157,30 @@ def read(path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Workbook:
     with tempfile.TemporaryDirectory(prefix="lessonxl-read-") as tmp:
         folder = Path(tmp)
         (folder / "in").mkdir()
-        copy = files.stage(path, folder / "in", 0).stripped
-        book = reader.Snapshot(copy, path)
-        lesson = by_sheets(book.sheetnames, str(path))
-        recalculated = Recalculation([copy], folder, timeout).wait()[copy]
-        if recalculated is None:
-            raise LessonxlError(f"{path}: LibreOffice could not open the workbook")
-        computed = reader.Snapshot(recalculated, path, data_only=True)
+        staged = files.stage(path, folder / "in", 0)
+        copy = staged.stripped
+        outline = reader.outline(copy, path)
+        lesson = by_sheets(outline.sheetnames, str(path))
+        areas = [lesson.find(outline.names, key) for key in lesson.inputs]
+        asked = [(a.sheet, a.min_row - 1, a.min_col - 1, a.max_row - 1, a.max_col - 1) for a in areas if a]
+        with Engine(folder, timeout) as engine:
+            try:
+                early, whole = engine.recalculate(copy, asked)
+            except LessonxlError as error:
+                raise LessonxlError(f"{path}: {error}") from None
+        loaded = reader.Recalculated(outline, early, staged.logical)
+        computed = reader.Recalculated(outline, whole, staged.logical)
         try:
-            inputs = reader.read_inputs(lesson, book, computed)
+            inputs = reader.read_inputs(lesson, loaded, loaded)
         except LessonxlError as error:
             raise LessonxlError(f"{path}: {error}") from None
         former = {old: new for new, old in lesson.former_names.items()}
-        values = {former.get(key, key): _recalculated(computed, area) for key, area in book.names.items()
+        values = {former.get(key, key): _recalculated(computed, area) for key, area in outline.names.items()
                   if former.get(key, key) not in inputs}
     return Workbook(path, lesson.name, inputs, values)
 
 
-def _recalculated(computed: reader.Snapshot, area: reader.Area) -> np.ndarray:
+def _recalculated(computed: reader.Recalculated, area: reader.Area) -> np.ndarray:
     """A range's recalculated cells: floats (error values and blanks as nan), or labels where any."""
     cells = [[computed.value(area.sheet, row, col) for col in range(area.min_col, area.max_col + 1)]
              for row in range(area.min_row, area.max_row + 1)]

@@ -1,6 +1,10 @@
 """Reading a lesson workbook back: its defined names, its inputs and its formula cells.
 
-`files.stage` has checked and copied the file first; everything here reads that copy.
+`files.stage` has checked and copied the file first; everything here reads that copy. Two views of a
+workbook share one interface (`sheetnames`, `names`, `cells`, `formulas`, `value`): `Snapshot`, the file
+as openpyxl reads it (its saved values, or its formulas), and `Recalculated`, the workbook as
+LibreOffice recalculated it (`recalc.Engine`), whose constants are the file's and whose formula cells
+hold LibreOffice's results.
 """
 
 from __future__ import annotations
@@ -8,13 +12,15 @@ from __future__ import annotations
 import datetime
 import math
 import warnings
-from dataclasses import dataclass
+import xml.etree.ElementTree as ET
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import openpyxl
-from openpyxl.utils.cell import get_column_letter, range_boundaries
+from openpyxl.utils.cell import coordinate_to_tuple, get_column_letter, range_boundaries
 from openpyxl.worksheet.formula import ArrayFormula
 
 from .errors import UsageError
@@ -110,6 +116,125 @@ def defined_names(workbook) -> dict[str, Area]:
             min_col, min_row, max_col, max_row = range_boundaries(reference.replace("$", ""))
             areas[value_key(scope, name)] = Area(sheet, min_row, min_col, max_row, max_col)
     return areas
+
+
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_RELATIONSHIP = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+
+
+@dataclass(frozen=True)
+class Outline:
+    """What xl/workbook.xml says: the sheets in order, the defined names (as `defined_names` keys them)
+    and whether dates count from 1904."""
+
+    sheetnames: list[str]
+    names: dict[str, Area]
+    date1904: bool = False
+    parts: dict[str, str] = field(default_factory=dict)  # worksheet part (xl/worksheets/sheet1.xml) -> sheet
+
+
+def outline(path: Path, shown_as: Path | None = None) -> Outline:
+    """The sheets and defined names of a workbook, from its xl/workbook.xml alone (a small part: nothing
+    else of the file is read)."""
+    from openpyxl.workbook.defined_name import DefinedName
+
+    shown = shown_as or path
+    try:
+        with zipfile.ZipFile(path) as archive:
+            root = ET.fromstring(archive.read("xl/workbook.xml"))
+            try:
+                relations = ET.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+            except KeyError:
+                relations = None
+    except (KeyError, zipfile.BadZipFile, ET.ParseError, OSError) as error:
+        raise UsageError(f"{shown}: cannot be read as a workbook ({type(error).__name__}: {error})") from None
+    sheetnames = [sheet.get("name") for sheet in root.iter(f"{_MAIN}sheet")]
+    targets = {} if relations is None else {
+        relation.get("Id"): relation.get("Target", "") for relation in relations}
+    parts = {}
+    for sheet in root.iter(f"{_MAIN}sheet"):
+        target = targets.get(sheet.get(f"{_RELATIONSHIP}id"), "")
+        if target:
+            parts[target.lstrip("/") if target.startswith("/") else f"xl/{target}"] = sheet.get("name")
+    properties = root.find(f"{_MAIN}workbookPr")
+    date1904 = properties is not None and properties.get("date1904", "0").lower() in ("1", "true")
+    names = {}
+    try:
+        for element in root.iter(f"{_MAIN}definedName"):
+            name, local = element.get("name", ""), element.get("localSheetId")
+            if name.startswith("_xlnm."):
+                continue  # print areas, filters: kept apart by spreadsheet applications, as by openpyxl
+            scope = sheetnames[int(local)] if local is not None else None
+            destinations = list(DefinedName(name, attr_text=element.text or "").destinations)
+            if len(destinations) != 1:
+                continue
+            sheet, reference = destinations[0]
+            min_col, min_row, max_col, max_row = range_boundaries(reference.replace("$", ""))
+            names[value_key(scope, name)] = Area(sheet, min_row, min_col, max_row, max_col)
+    except (ValueError, TypeError, KeyError, IndexError) as error:
+        raise UsageError(f"{shown}: a defined name is damaged ({error})") from None
+    return Outline(sheetnames, names, date1904, parts)
+
+
+class Recalculated:
+    """A workbook as LibreOffice recalculated it: every cell of each sheet's used area (constants as the
+    file holds them, formula cells with LibreOffice's results, error values as "#NUM!"...), its formula
+    cells, and its sheets and defined names from `outline`. Built from what `recalc.Engine` gets from the
+    bridge (rows and columns from 0 there, from 1 here, as openpyxl counts): the whole workbook, or only
+    its input areas (`Engine.inputs`), each a block with its `origin`. `logical`: the cells holding a
+    typed TRUE or FALSE, by worksheet part (`files.Staged.logical`): LibreOffice loads them as =TRUE()
+    formulas; here they are typed values, as in the file."""
+
+    def __init__(self, outline: Outline, reply: dict, logical: dict | None = None):
+        self.sheetnames = outline.sheetnames
+        self.names = outline.names
+        self.cells: dict[str, dict[tuple[int, int], object]] = {}
+        self.formulas: set[tuple[str, int, int]] = set()
+        for sheet in reply["sheets"]:
+            if sheet is None:
+                continue
+            title, (top, left) = sheet["name"], sheet.get("origin", (0, 0))
+            cells = self.cells.setdefault(title, {})
+            # Whole numbers as int, as a reader of an .xlsx file gets them.
+            cells.update(((r, c), int(value) if type(value) is float and value.is_integer() and abs(value) < 2**53
+                          else value)
+                         for r, row in enumerate(sheet["rows"], top + 1)
+                         for c, value in enumerate(row, left + 1) if value is not None)
+            for r0, c0, r1, c1 in sheet["formulas"]:
+                self.formulas.update((title, r, c) for r in range(r0 + 1, r1 + 2) for c in range(c0 + 1, c1 + 2))
+            for r, c, error in sheet["errors"]:
+                cells[r + 1, c + 1] = error
+            # Numbers that their number format shows as a date, a time or TRUE/FALSE, as a reader of the
+            # file sees them (openpyxl gives datetime and bool): where the engine was asked (the inputs).
+            for r0, c0, r1, c1, kind in sheet.get("kinds", ()):
+                for r in range(r0 + 1, r1 + 2):
+                    for c in range(c0 + 1, c1 + 2):
+                        value = cells.get((r, c))
+                        if isinstance(value, (int, float)) and not isinstance(value, bool):
+                            cells[r, c] = _typed(value, kind, outline.date1904)
+        for part, references in (logical or {}).items():
+            title = outline.parts.get(part)
+            for reference in references if title in self.cells else ():
+                col, row = coordinate_to_tuple(reference)[::-1]
+                self.formulas.discard((title, row, col))
+                if isinstance(self.cells[title].get((row, col)), (int, float)):
+                    self.cells[title][row, col] = bool(self.cells[title][row, col])
+
+    def value(self, sheet: str, row: int, col: int):
+        return self.cells[sheet].get((row, col))
+
+
+def _typed(value: float, kind: str, date1904: bool):
+    """A number as its number format shows it: a bool, or a datetime (a time below 1), as openpyxl
+    reads such a cell."""
+    if kind == "logical":
+        return bool(value)
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900, from_excel
+
+    try:
+        return from_excel(value, CALENDAR_MAC_1904 if date1904 else CALENDAR_WINDOWS_1900)
+    except (ValueError, OverflowError):
+        return value
 
 
 class NeedsRecalculation(Exception):

@@ -1,8 +1,10 @@
 """`lessonxl verify`: recalculate workbooks with LibreOffice and compare every formula cell with torch.
 
-For each file: copy it (the user's file is never written), read its inputs through the defined names,
-let LibreOffice recalculate every formula (one process for all files), compute the same quantities
-with torch in float64, and compare cell by cell. Cached values in the file are never read.
+For each file: copy it (the user's file is never written) without its cached values, let LibreOffice
+recalculate every formula (one process for all files, driven through its API: `recalc.Engine`), read the
+inputs through the defined names from what LibreOffice loaded, compute the same quantities with torch in
+float64, and compare cell by cell. The file's cached values are read only to report, apart, what the
+application that saved it computed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from . import files, reader
 from .errors import UsageError
-from .recalc import DEFAULT_TIMEOUT, Recalculation
+from .recalc import DEFAULT_TIMEOUT, Engine, EngineFailure
 from .saved import LESSONXL, last_saver
 from .values import name_of
 
@@ -191,35 +193,43 @@ def compare(values: Mapping[tuple[int, int], object], area: reader.Area, name: s
     has a formula: it fails, even when the value is right. Where `only` is given, the other cells are
     left out.
     """
-    max_abs = max_rel = 0.0
-    worst, worst_ratio, worst_values, mismatches, typed = "", -1.0, (), [], []
-    non_finite = sheet_errors = cells = 0
-    for row, col in area.cells():
-        if only is not None and (row, col) not in only:
-            continue
-        cells += 1
-        index = (row - area.min_row, col - area.min_col)
-        actual, want = values.get((row, col)), float(truth.value[index])
-        non_finite += not math.isfinite(want)
-        sheet_errors += _is_error(actual)
-        size = truth.size(index)
-        bound = atol + rtol * size if math.isfinite(want) else 0.0
-        error, mismatch = _cell_error(actual, want, bound, truth.error_ok(index))
-        where = reader.address(area.sheet, row, col)
-        if formulas is not None and (row, col) not in formulas:
-            typed.append(where)
-            mismatch = True
-        if mismatch:
-            mismatches.append(where)
-        if math.isfinite(error):
-            max_abs = max(max_abs, error)
-            if size != 0 and math.isfinite(size):
-                max_rel = max(max_rel, error / size)
-        ratio = math.inf if mismatch else error / bound if bound else 0.0
-        if ratio > worst_ratio:
-            worst, worst_ratio, worst_values = where, ratio, (actual, want)
-    return Check(area.sheet, name, cells, max_abs, max_rel, worst,
-                 not mismatches, mismatches, worst_values, non_finite, sheet_errors, typed)
+    # Every cell at once, with numpy: the same rules as `_cell_error`, cell by cell.
+    positions = [cell for cell in area.cells() if only is None or cell in only]
+    if not positions:
+        return Check(area.sheet, name, 0, 0.0, 0.0, "", True)
+    actual = [values.get(cell) for cell in positions]
+    flat = [(row - area.min_row) * area.shape[1] + (col - area.min_col) for row, col in positions]
+    want = np.asarray(truth.value, dtype=np.float64).reshape(-1)[flat]
+    number = np.array([isinstance(v, (int, float)) for v in actual])
+    error_value = np.array([_is_error(v) for v in actual])
+    got = np.array([float(v) if n else 0.0 for v, n in zip(actual, number)])
+    size = np.abs(want)
+    if truth.scale is not None:
+        scale = np.abs(np.asarray(truth.scale, dtype=np.float64).reshape(-1)[flat])
+        size = np.where(np.isnan(size), size, np.fmax(size, scale))  # as max(size, scale) does
+    finite = np.isfinite(want)
+    error_ok = ~finite
+    if truth.spread is not None:
+        error_ok |= np.asarray(truth.spread, dtype=bool).reshape(-1)[flat]
+    with np.errstate(invalid="ignore", over="ignore"):
+        bound = np.where(finite, atol + rtol * size, 0.0)
+        error = np.where(number & finite, np.abs(got - np.where(finite, want, 0.0)), np.inf)
+        error[error_value] = np.where(error_ok[error_value], 0.0, np.inf)
+        mismatch = np.where(error_value, ~error_ok, ~(number & finite) | (error > bound))
+        typed_mask = np.zeros(len(positions), dtype=bool) if formulas is None else \
+            np.array([cell not in formulas for cell in positions])
+        mismatch |= typed_mask
+        measured = np.isfinite(error)
+        max_abs = float(error[measured].max()) if measured.any() else 0.0
+        relative = measured & (size != 0) & np.isfinite(size)
+        max_rel = float((error[relative] / size[relative]).max()) if relative.any() else 0.0
+        ratio = np.where(mismatch, np.inf, np.divide(error, bound, out=np.zeros_like(error), where=bound != 0))
+    at = int(np.argmax(ratio))
+    where = lambda k: reader.address(area.sheet, *positions[k])  # noqa: E731
+    mismatches = [where(k) for k in np.flatnonzero(mismatch)]
+    typed = [where(k) for k in np.flatnonzero(typed_mask)]
+    return Check(area.sheet, name, len(positions), max_abs, max_rel, where(at), not mismatches, mismatches,
+                 (actual[at], float(want[at])), int((~finite).sum()), int(error_value.sum()), typed)
 
 
 def _is_error(value) -> bool:
@@ -227,39 +237,35 @@ def _is_error(value) -> bool:
 
 
 class _Job:
-    """One file on its way through verification."""
+    """One file on its way through verification: staged, outlined, recalculated, compared."""
 
     def __init__(self, path: Path):
-        self.path, self.staged = path, None
+        self.path, self.staged, self.ticket = path, None, None
         self.report = Report(str(path))
         self.inputs: dict[str, np.ndarray] | None = None
 
     def _refuse(self, message: str) -> UsageError:
         return UsageError(message if message.startswith(f"{self.path}:") else f"{self.path}: {message}")
 
-    def prepare(self, device) -> None:
-        """Identify the lesson and read the inputs; compute torch's values unless an input is a
-        formula, whose value is known only after recalculation."""
+    def outline(self) -> list[tuple]:
+        """Identify the lesson from the file's sheets; the input areas (from 0) LibreOffice must type."""
         from .registry import by_sheets
 
-        self.book = reader.Snapshot(self.staged.stripped, self.path)
-        self.lesson = by_sheets(self.book.sheetnames, str(self.path))
-        self.device = device
-        self.report.workbook, self.report.device = self.lesson.name, str(device)
-        try:
-            self._compute(None)
-        except reader.NeedsRecalculation:
-            self.inputs = None
+        self.outline_ = reader.outline(self.staged.stripped, self.path)
+        self.lesson = by_sheets(self.outline_.sheetnames, str(self.path))
+        self.report.workbook = self.lesson.name
+        areas = [self.lesson.find(self.outline_.names, key) for key in self.lesson.inputs]
+        return [(a.sheet, a.min_row - 1, a.min_col - 1, a.max_row - 1, a.max_col - 1) for a in areas if a]
 
-    def _read_inputs(self, computed: reader.Snapshot | None) -> dict[str, np.ndarray]:
+    def _read_inputs(self, computed: reader.Recalculated) -> dict[str, np.ndarray]:
         try:
             return reader.read_inputs(self.lesson, self.book, computed)
         except UsageError as error:
             raise self._refuse(str(error)) from None
 
-    def _compute(self, computed: reader.Snapshot | None) -> None:
-        """torch's truth for every quantity, from the workbook's inputs (formula inputs read from
-        `computed`, the recalculated workbook)."""
+    def _compute(self, computed: reader.Recalculated) -> None:
+        """torch's truth for every quantity, from the workbook's inputs as LibreOffice loaded them
+        (formula inputs with the values it computed)."""
         self.inputs = self._read_inputs(computed)
         values, scales = self._torch()
         self.truths = {key: Truth(value, scales.get(key)) for key, value in values.items()}
@@ -284,14 +290,17 @@ class _Job:
             raise self._refuse(f"the defined name {key} is missing")
         return area
 
-    def finish(self, recalculated: Path | None, atol: float, rtol: float, detail: str = "") -> None:
-        """Compare the recalculated workbook with torch and list the formula cells left uncovered."""
-        if recalculated is None:
-            raise self._refuse("LibreOffice wrote no recalculated copy (it could not open the workbook)"
-                               + (f": {detail}" if detail else ""))
-        computed = reader.Snapshot(recalculated, self.path, data_only=True)
-        if self.inputs is None:
-            self._compute(computed)
+    def truth(self, early: dict, device) -> None:
+        """torch's values, from the inputs as LibreOffice loaded them (`Engine.inputs`)."""
+        self.book = reader.Recalculated(self.outline_, early, self.staged.logical)
+        self.device = device
+        self.report.device = str(device)
+        self._compute(self.book)
+
+    def finish(self, reply: dict, atol: float, rtol: float) -> None:
+        """Compare the recalculated workbook (the engine's `reply`) with torch and list the formula cells
+        left uncovered."""
+        self.book = computed = reader.Recalculated(self.outline_, reply, self.staged.logical)
         saver = last_saver(self.staged.saved)
         saved = reader.Snapshot(self.staged.saved, self.path, data_only=True).cells if saver.evidence else None
         checks, saved_checks = self._compare(computed.cells, atol, rtol, saved)
@@ -362,59 +371,71 @@ def verify_paths(paths: Sequence[Path], device: str = "auto", atol: float = DEFA
                  progress: Callable[[str], None] = lambda stage: None) -> Reports:
     """Verify each workbook; a report per path, in order. Unusable files get a report with `error`.
 
-    `progress` is told each stage as it starts ("reading x.xlsx", "recalculating ...", ...).
+    `progress` is told each stage as it starts ("recalculating ...", "comparing x.xlsx ...", ...).
     """
     with tempfile.TemporaryDirectory(prefix="lessonxl-verify-") as tmp:
         folder = Path(tmp)
         (folder / "in").mkdir()
-        jobs, reports = [], Reports()
-        for index, path in enumerate(map(Path, paths)):
-            job = _Job(path)
-            reports.append(job.report)
-            try:
-                job.staged = files.stage(path, folder / "in", index)
-                jobs.append(job)
-            except UsageError as error:
-                job.report.error = str(error)
-        started = time.time()
-        engine = Recalculation([job.staged.stripped for job in jobs], folder, timeout)
+        reports, engine = Reports(), None
         try:
-            # torch is imported while LibreOffice starts: the two overlap on a multi-core machine.
-            from .lesson import pick_device
-
-            chosen = pick_device(device)
-            ready = []
-            for job in jobs:
-                progress(f"reading and computing {job.path.name} with torch")
-                if _attempt(job, job.prepare, chosen):
-                    ready.append(job)
-            try:
-                # When no file is left to compare, LibreOffice is stopped rather than awaited.
-                progress(f"recalculating {len(ready)} workbook{'s' * (len(ready) != 1)} with LibreOffice")
-                recalculated = engine.wait() if ready else {}
-            except UsageError as error:  # LibreOffice hung or crashed: every file of the run says so
-                for job in ready:
-                    job.report.error = f"{job.path}: {error}"
-                ready = []
+            jobs = []
+            for index, path in enumerate(map(Path, paths)):
+                job = _Job(path)
+                reports.append(job.report)
+                if _attempt(job, _stage, job, folder / "in", index):
+                    # LibreOffice starts with the first file that needs it, and recalculates each file
+                    # as soon as it is staged, while the next ones are staged and torch is imported.
+                    engine = engine or Engine(folder, timeout)
+                    job.ticket = engine.submit(job.staged.stripped, job.areas)
+                    jobs.append(job)
+            run(jobs, engine, device, atol, rtol, progress)
         finally:
-            engine.kill()
-        _share_libreoffice_time(ready, recalculated if ready else {}, started)
-        for job in ready:
-            progress(f"comparing {job.path.name}")
-            _attempt(job, job.finish, recalculated[job.staged.stripped], atol, rtol, engine.detail)
+            if engine is not None:
+                engine.close()
     return reports
 
 
-def _share_libreoffice_time(jobs: Sequence[_Job], recalculated: Mapping[Path, Path | None], started: float) -> None:
-    """Give each file the LibreOffice time of its own conversion (one process converts them in order:
-    each recalculated copy is written when its file is done)."""
-    previous = started
-    for job in jobs:
-        out = recalculated.get(job.staged.stripped)
-        if out is not None:
-            done = out.stat().st_mtime
-            job.report.seconds += max(0.0, done - previous)
-            previous = max(previous, done)
+def _stage(job: _Job, folder: Path, index: int) -> None:
+    job.staged = files.stage(job.path, folder, index)
+    job.areas = job.outline()
+
+
+def run(jobs: Sequence[_Job], engine: Engine | None, device: str, atol: float, rtol: float,
+        progress: Callable[[str], None] = lambda stage: None) -> None:
+    """Take each submitted job's recalculated workbook from `engine` and compare it with torch."""
+    if not jobs:
+        return
+    progress(f"recalculating {len(jobs)} workbook{'s' * (len(jobs) != 1)} with LibreOffice")
+    # torch is imported while LibreOffice starts and loads: the two overlap on a multi-core machine.
+    from .lesson import pick_device
+
+    chosen = pick_device(device)
+    for number, job in enumerate(jobs):
+        try:
+            # torch computes from the inputs while LibreOffice recalculates the whole workbook and reads
+            # it back (and goes on to the next file).
+            early = _timed(job, engine.inputs, job.ticket)
+            progress(f"computing {job.path.name} with torch")
+            truth = _attempt(job, job.truth, early, chosen)
+            reply = _timed(job, engine.result, job.ticket)
+        except EngineFailure as error:  # LibreOffice hung or crashed: every file not done says so
+            for rest in jobs[number:]:
+                rest.report.error = f"{rest.path}: {error}"
+            return
+        except UsageError as error:
+            job.report.error = job.report.error or str(job._refuse(str(error)))
+            continue
+        if truth:
+            progress(f"comparing {job.path.name}")
+            _attempt(job, job.finish, reply, atol, rtol)
+
+
+def _timed(job: _Job, step, *args):
+    begun = time.perf_counter()
+    try:
+        return step(*args)
+    finally:
+        job.report.seconds += time.perf_counter() - begun
 
 
 def _attempt(job: _Job, step, *args) -> bool:

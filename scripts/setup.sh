@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Install what lessonxl needs on a Debian-like machine with Python 3.11, skipping what is there:
-# LibreOffice (the recalculation engine), then a virtual environment in .venv with torch (CPU build
-# 2.13.0, pinned so pip takes the local wheel instead of a multi-GB CUDA build) and the package.
+# LibreOffice (the recalculation engine) and its Python bridge (python3-uno), then a virtual environment
+# in .venv with torch (CPU build 2.13.0, pinned so pip takes the local wheel instead of a multi-GB CUDA
+# build) and the package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v soffice >/dev/null 2>&1 && ! command -v libreoffice >/dev/null 2>&1; then
+# LibreOffice and its Python bridge (python3-uno, built for the system python3: verify drives LibreOffice
+# through it, lessonxl/unobridge.py).
+PACKAGES=()
+command -v soffice >/dev/null 2>&1 || command -v libreoffice >/dev/null 2>&1 || PACKAGES+=(libreoffice-calc-nogui)
+[ -n "${LESSONXL_UNO_PYTHON:-}" ] || /usr/bin/python3 -c "import uno" >/dev/null 2>&1 || PACKAGES+=(python3-uno)
+if [ ${#PACKAGES[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null 2>&1; then
         SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
         $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libreoffice-calc-nogui >/dev/null
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${PACKAGES[@]}" >/dev/null
     else
-        echo "setup: install LibreOffice yourself (https://www.libreoffice.org); verify needs soffice" >&2
+        echo "setup: install ${PACKAGES[*]} yourself (https://www.libreoffice.org; LibreOffice's own" \
+             "installer brings its Python bridge); verify needs soffice and a Python that can import uno" >&2
     fi
 fi
 

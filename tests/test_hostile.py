@@ -397,9 +397,8 @@ CRASHES = {
                        "LibreOffice failed (exit code 77) while recalculating: soffice.bin: fatal error, "
                        "cannot load the Calc filter"),
     "killed by a signal": ("kill -SEGV $$", "LibreOffice crashed (SIGSEGV) while recalculating"),
-    "writes nothing": ("echo 'Error: source file could not be loaded'\nexit 0",
-                       "LibreOffice wrote no recalculated copy (it could not open the workbook): "
-                       "Error: source file could not be loaded"),
+    "exits at once": ("echo 'Error: source file could not be loaded'\nexit 0",
+                      "LibreOffice exited before it could recalculate: Error: source file could not be loaded"),
 }
 
 

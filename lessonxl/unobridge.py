@@ -1,0 +1,248 @@
+"""The bridge between lessonxl and a running LibreOffice: run by a Python that can `import uno`.
+
+LibreOffice's Python binding (`uno`) is built for one Python: the system python3 on Debian
+(package python3-uno), the `program/python` LibreOffice bundles on macOS and Windows. lessonxl's own
+Python (a venv, often another build) cannot import it, so `recalc.Engine` runs this file with that
+Python and talks to it in line-delimited JSON over stdin and stdout:
+
+    python3 unobridge.py PIPE_NAME
+    <- {"ready": true}                          once connected to `soffice --accept=pipe,name=PIPE_NAME;urp;`
+    -> {"op": "load", "id": 1, "path": "/abs/x.xlsx", "areas": [[sheet, r0, c0, r1, c1], ...]}
+    <- {"id": 1, "inputs": [...]}              the `areas` once loaded (torch can start on them)
+    <- {"id": 1, "sheets": [...]}              every sheet, once recalculated in full
+       (or {"id": 1, "error": "..."} instead of either)
+    -> {"op": "close", "id": 1}                 (no reply)
+    -> {"op": "quit"}                           LibreOffice is told to terminate; the bridge exits
+
+A loaded workbook is recalculated in full (calculateAll) and comes back sheet by sheet: its used area's
+values (numbers, texts, null for a blank or an error), where its formula cells are, each error cell with
+the error value an .xlsx file stores for it (#NUM!, #DIV/0!, ...); and, for each of the `areas` asked
+for (rows and columns from 0), the cells whose number format makes their number a date, a time or a
+logical value (TRUE/FALSE). This file imports nothing of lessonxl: it runs outside lessonxl's Python.
+
+Each call through the bridge costs a round trip to LibreOffice, so everything is asked for in bulk: a
+sheet's values in one call, its formula and error cells as ranges, the error codes of all its error cells
+by one block of ERRORTYPE formulas on a scratch sheet (the document is never saved).
+"""
+
+import json
+import os
+import sys
+import time
+
+import uno
+from com.sun.star.beans import PropertyValue
+from com.sun.star.connection import NoConnectException
+
+# LibreOffice's error codes (FormulaError) as an .xlsx file stores them: the mapping LibreOffice's own
+# .xlsx export uses (sc/source/filter/excel/xltools.cxx, XclTools::GetXclErrorCode); what it does not
+# name is #N/A there too.
+XLSX_ERRORS = {
+    501: "#VALUE!",   # illegal character
+    502: "#VALUE!",   # invalid argument (LN(0), SQRT(-1): Err:502 in Calc)
+    503: "#NUM!",     # illegal floating-point operation (overflow)
+    504: "#VALUE!",   # parameter list error
+    519: "#VALUE!",   # no value (text where a number belongs)
+    521: "#NULL!",    # no result (empty intersection)
+    523: "#NUM!",     # no convergence
+    524: "#REF!",     # invalid reference
+    525: "#NAME?",    # invalid name
+    532: "#DIV/0!",   # division by zero
+    32767: "#N/A",    # not available
+}
+# com.sun.star.util.NumberFormat: the types whose typed numbers a reader shows as something else.
+_DATE, _TIME, _LOGICAL = 2, 4, 1024
+_FORMULA = 16  # com.sun.star.sheet.CellFlags.FORMULA
+_ERROR = 4     # com.sun.star.sheet.FormulaResult.ERROR
+
+
+def _property(name, value):
+    prop = PropertyValue()
+    prop.Name, prop.Value = name, value
+    return prop
+
+
+def _kind(number_format, formats, cache):
+    """"date", "time", "datetime" or "logical" for number formats that make a number one, else None."""
+    if number_format not in cache:
+        try:
+            kind = formats.getByKey(number_format).Type
+        except Exception:
+            kind = 0
+        cache[number_format] = ("logical" if kind & _LOGICAL else "datetime" if kind & _DATE and kind & _TIME
+                                else "date" if kind & _DATE else "time" if kind & _TIME else None)
+    return cache[number_format]
+
+
+class Bridge:
+    def __init__(self, desktop, send):
+        self.desktop, self.send = desktop, send
+        self.documents = {}
+
+    def load(self, request):
+        url = uno.systemPathToFileUrl(os.path.abspath(request["path"]))
+        # Not read-only: the error codes are read through formulas on a scratch sheet (the document is
+        # a throw-away copy and is never saved).
+        options = (_property("Hidden", True),
+                   _property("MacroExecutionMode", 0),  # NEVER_EXECUTE
+                   _property("UpdateDocMode", 0),       # NO_UPDATE: links are never followed
+                   _property("FilterName", "Calc MS Excel 2007 XML"))
+        try:
+            document = self.desktop.loadComponentFromURL(url, "_blank", 0, options)
+        except Exception as error:  # IllegalArgumentException, IOException, ...
+            return {"error": f"LibreOffice could not open the workbook ({_message(error)})"}
+        if document is None or not hasattr(document, "getSheets"):
+            if document is not None:
+                document.close(True)
+            return {"error": "LibreOffice could not open the workbook"}
+        self.documents[request["id"]] = document
+        sheets = document.getSheets()
+        formats, cache, inputs = document.getNumberFormats(), {}, []
+        for name, r0, c0, r1, c1 in request.get("areas", ()):
+            if sheets.hasByName(name):  # (recalculated on load: the profile says so)
+                area = sheets.getByName(name).getCellRangeByPosition(c0, r0, c1, r1)
+                inputs.append(self._area(area, r0, c0, formats, cache))
+            else:
+                inputs.append(None)
+        self.send({"id": request["id"], "inputs": inputs})
+        document.calculateAll()
+        replies = [self._sheet(sheets.getByIndex(index)) for index in range(sheets.getCount())]
+        self._error_values(document, replies)
+        return {"sheets": replies}
+
+    def _area(self, area, top, left, formats, cache):
+        """One input area: its values, formula cells, error values (cell by cell: inputs seldom hold
+        errors) and the cells whose number format makes them dates, times or logical values."""
+        sheet = area.getSpreadsheet()
+        errors = []
+        for box in area.queryFormulaCells(_ERROR).getRangeAddresses():
+            for row in range(box.StartRow, box.EndRow + 1):
+                for col in range(box.StartColumn, box.EndColumn + 1):
+                    code = sheet.getCellByPosition(col, row).getError()
+                    errors.append([row, col, XLSX_ERRORS.get(code, "#N/A")])
+        kinds = []
+        ranges = area.getCellFormatRanges()
+        for index in range(ranges.getCount()):
+            piece = ranges.getByIndex(index)
+            kind = _kind(piece.NumberFormat, formats, cache)
+            if kind:
+                kinds.append([*_box(piece.getRangeAddress()), kind])
+        return {"name": sheet.getName(), "origin": [top, left],
+                "rows": [[None if value == "" else value for value in row] for row in area.getDataArray()],
+                "formulas": [_box(r) for r in area.queryContentCells(_FORMULA).getRangeAddresses()],
+                "errors": errors, "kinds": kinds}
+
+    def _sheet(self, sheet):
+        cursor = sheet.createCursor()
+        cursor.gotoEndOfUsedArea(False)
+        end = cursor.getRangeAddress()
+        area = sheet.getCellRangeByPosition(0, 0, end.EndColumn, end.EndRow)
+        rows = [[None if value == "" else value for value in row] for row in area.getDataArray()]
+        return {"name": sheet.getName(), "rows": rows,
+                "formulas": [_box(r) for r in area.queryContentCells(_FORMULA).getRangeAddresses()],
+                "errors": [_box(r) for r in area.queryFormulaCells(_ERROR).getRangeAddresses()]}
+
+    def _error_values(self, document, replies):
+        """Replace each sheet's error ranges by [row, col, error value] per cell: ERRORTYPE of every cell
+        of the ranges' bounding box, computed on a scratch sheet in one block."""
+        if not any(reply["errors"] for reply in replies):
+            return
+        sheets = document.getSheets()
+        scratch = "lessonxl_errors"
+        while sheets.hasByName(scratch):
+            scratch += "_"
+        sheets.insertNewByName(scratch, sheets.getCount())
+        block = sheets.getByName(scratch)
+        for reply in replies:
+            boxes, reply["errors"] = reply["errors"], []
+            if not boxes:
+                continue
+            top, left = min(b[0] for b in boxes), min(b[1] for b in boxes)
+            bottom, right = max(b[2] for b in boxes), max(b[3] for b in boxes)
+            quoted = "$'" + reply["name"].replace("'", "''") + "'."
+            target = block.getCellRangeByPosition(0, 0, right - left, bottom - top)
+            target.setFormulaArray(tuple(
+                tuple(f"=ERRORTYPE({quoted}{_column(col)}{row + 1})" for col in range(left, right + 1))
+                for row in range(top, bottom + 1)))
+            codes = target.getDataArray()
+            for r0, c0, r1, c1 in boxes:
+                for row in range(r0, r1 + 1):
+                    for col in range(c0, c1 + 1):
+                        code = codes[row - top][col - left]
+                        value = XLSX_ERRORS.get(int(code), "#N/A") if isinstance(code, float) else "#N/A"
+                        reply["errors"].append([row, col, value])
+            target.clearContents(1023)  # everything: the next sheet's block starts afresh
+        sheets.removeByName(scratch)
+
+    def close(self, request):
+        document = self.documents.pop(request["id"], None)
+        if document is not None:
+            document.close(True)
+
+
+def _column(index):
+    """A 0-based column index as its letters (0 -> A, 26 -> AA)."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def _box(address):
+    return [address.StartRow, address.StartColumn, address.EndRow, address.EndColumn]
+
+
+def _message(error):
+    text = getattr(error, "Message", "") or str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def connect(pipe):
+    """The desktop of the LibreOffice listening on `pipe`, retried until it listens (the caller stops
+    this process when LibreOffice never does)."""
+    local = uno.getComponentContext()
+    resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
+    while True:
+        try:
+            context = resolver.resolve(f"uno:pipe,name={pipe};urp;StarOffice.ComponentContext")
+            break
+        except NoConnectException:
+            time.sleep(0.02)
+    return context.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", context)
+
+
+def main():
+    # Replies go to the original stdout; anything else that prints (LibreOffice's libraries) goes to
+    # stderr, so that the channel carries JSON only.
+    channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    def send(message):
+        channel.write(json.dumps(message) + "\n")
+        channel.flush()
+
+    bridge = Bridge(connect(sys.argv[1]), send)
+
+    send({"ready": True})
+    for line in sys.stdin:
+        request = json.loads(line)
+        op = request["op"]
+        if op == "quit":
+            try:
+                bridge.desktop.terminate()
+            except Exception:  # LibreOffice went away while terminating: the same end
+                pass
+            return
+        if op == "close":
+            bridge.close(request)
+            continue
+        try:
+            reply = getattr(bridge, op)(request)
+        except Exception as error:
+            reply = {"error": f"LibreOffice failed while recalculating ({_message(error)})", "lost": True}
+        send({"id": request.get("id"), **reply})
+
+
+if __name__ == "__main__":
+    main()
