@@ -8,13 +8,14 @@ In Python (a notebook, a script):
     reports.passed, reports.to_frame()                            # the verdict, as a DataFrame
     book = lessonxl.read("my_workbooks/graddesc.xlsx")            # inputs and recalculated values
     book.tensor("adam!slope")
+    lessonxl.watch(paths)                                         # verify again at every save (Ctrl-C)
 
 Every problem raises `lessonxl.LessonxlError`, whose message is the command line's one line.
 """
 
 __version__ = "0.2.0"
 
-from .api import Workbook, generate, read, verify  # noqa: E402
+from .api import Workbook, generate, read, verify, watch  # noqa: E402
 from .errors import UsageError as LessonxlError  # noqa: E402
 from .verify import Report, Reports  # noqa: E402
 

@@ -26,6 +26,7 @@ from .recalc import DEFAULT_TIMEOUT, Engine
 from .sameness import KEPT
 from .values import name_of
 from .verify import DEFAULT_TOL, Reports, verify_paths
+from .watch import watch as watch_files  # imported here: `lessonxl.watch` stays the function below
 
 DEFAULT_FOLDER = Path("workbooks")
 
@@ -97,6 +98,27 @@ def verify(paths: str | Path | Sequence[str | Path], device: str = "auto", tol: 
     if errors and raise_on_error:
         raise LessonxlError("; ".join(errors))
     return reports
+
+
+def watch(paths: str | Path | Sequence[str | Path], device: str = "auto", tol: float = DEFAULT_TOL,
+          timeout: float = DEFAULT_TIMEOUT, on_reports: Callable[[Reports], None] | None = None,
+          until: Callable[[], bool] = lambda: False) -> None:
+    """Verify each workbook, then each again every time it is saved, with LibreOffice and torch kept
+    warm (`lessonxl verify --watch`). Each verdict goes to `on_reports` (a `Reports`: all files first,
+    then the file just saved; default: print each one's summary line). Runs until `until()` is true or it
+    is interrupted (Ctrl-C; in a notebook, the stop button); LibreOffice and its files go with it.
+
+    >>> lessonxl.watch("my_workbooks/graddesc.xlsx")                    # doctest: +SKIP
+    PASS my_workbooks/graddesc.xlsx: graddesc, 64,455 of 64,455 formula cells equal torch (...), 2.1 s
+    """
+    from .verify import summary_line
+
+    def show(reports: Reports) -> None:
+        for report in reports:
+            print(summary_line(report), flush=True)
+
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    watch_files([Path(p) for p in paths], device, tol, timeout, on_reports or show, until)
 
 
 @dataclass(frozen=True)

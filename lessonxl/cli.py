@@ -32,8 +32,10 @@ VERIFY_EXAMPLE = """example:
   lessonxl verify workbooks/*.xlsx
   lessonxl verify -v my_edited_copy.xlsx     # every quantity of every sheet
   lessonxl verify --json --tol 1e-6 my_edited_copy.xlsx
+  lessonxl verify --watch my_edited_copy.xlsx  # again at every save, until Ctrl-C
 
 exit status: 0 every formula cell equals torch, 1 a value differs, 2 unusable input
+(--watch: 130 when stopped by Ctrl-C, 143 by SIGTERM)
 """
 
 
@@ -87,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     shown.add_argument("--json", action="store_true", help="print the reports as JSON")
     verify.add_argument("-q", "--quiet", action="store_true",
                         help="no progress on the terminal while LibreOffice and torch work")
+    verify.add_argument("--watch", action="store_true",
+                        help="keep running: verify again each time a file is saved, with LibreOffice and "
+                             "torch kept warm (one line per check: PASS/FAIL and the seconds); Ctrl-C stops")
 
     commands.add_parser("list", help="list the workbooks and what each sheet teaches",
                         description="List the workbooks and their sheets, one line on each.",
@@ -148,6 +153,9 @@ def _verify(args) -> int:
     from .api import verify
     from .verify import as_json, format_report, format_summary, run_notes
 
+    if args.watch:
+        return _watch(args)
+
     with Progress(enabled=not args.quiet and sys.stderr.isatty()) as progress:
         reports = verify(args.paths, args.device, tol=args.tol, timeout=args.timeout, raise_on_error=False,
                          progress=progress.show)
@@ -164,6 +172,27 @@ def _verify(args) -> int:
         if report.error:
             print(f"lessonxl verify: {report.error}", file=sys.stderr)
     return reports.exit_code
+
+
+def _watch(args) -> int:
+    """`verify --watch`: every verdict as it comes, until Ctrl-C (130) or SIGTERM (143)."""
+    from .api import watch
+    from .verify import as_json, format_report, format_summary, summary_line
+
+    def show(reports) -> None:
+        for report in reports:
+            if args.json:
+                print(json.dumps(as_json([report])[0]), flush=True)
+            elif args.verbose and not report.error:
+                print(format_report(report), flush=True)
+            else:
+                failing = [line for line in format_summary(report).splitlines()[1:]
+                           if not line.startswith("  note:") and not line.startswith("  computed by")
+                           and not line.startswith("  saved values")]
+                print("\n".join([summary_line(report), *failing]), flush=True)
+
+    watch(args.paths, args.device, tol=args.tol, timeout=args.timeout, on_reports=show)
+    return 0
 
 
 class Progress:

@@ -189,7 +189,8 @@ class Recalculated:
         self.sheetnames = outline.sheetnames
         self.names = outline.names
         self.cells: dict[str, dict[tuple[int, int], object]] = {}
-        self.formulas: set[tuple[str, int, int]] = set()
+        self.formulas_by_sheet: dict[str, set[tuple[int, int]]] = {}
+        self._formulas = None
         for sheet in reply["sheets"]:
             if sheet is None:
                 continue
@@ -200,8 +201,9 @@ class Recalculated:
                           else value)
                          for r, row in enumerate(sheet["rows"], top + 1)
                          for c, value in enumerate(row, left + 1) if value is not None)
+            formulas = self.formulas_by_sheet.setdefault(title, set())
             for r0, c0, r1, c1 in sheet["formulas"]:
-                self.formulas.update((title, r, c) for r in range(r0 + 1, r1 + 2) for c in range(c0 + 1, c1 + 2))
+                formulas.update((r, c) for r in range(r0 + 1, r1 + 2) for c in range(c0 + 1, c1 + 2))
             for r, c, error in sheet["errors"]:
                 cells[r + 1, c + 1] = error
             # Numbers that their number format shows as a date, a time or TRUE/FALSE, as a reader of the
@@ -216,9 +218,16 @@ class Recalculated:
             title = outline.parts.get(part)
             for reference in references if title in self.cells else ():
                 col, row = coordinate_to_tuple(reference)[::-1]
-                self.formulas.discard((title, row, col))
+                self.formulas_by_sheet[title].discard((row, col))
                 if isinstance(self.cells[title].get((row, col)), (int, float)):
                     self.cells[title][row, col] = bool(self.cells[title][row, col])
+
+    @property
+    def formulas(self) -> set[tuple[str, int, int]]:
+        """(sheet, row, col) of every formula cell, as `Snapshot.formulas`."""
+        if self._formulas is None:
+            self._formulas = {(sheet, *cell) for sheet, cells in self.formulas_by_sheet.items() for cell in cells}
+        return self._formulas
 
     def value(self, sheet: str, row: int, col: int):
         return self.cells[sheet].get((row, col))

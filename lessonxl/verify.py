@@ -311,12 +311,22 @@ class _Job:
         self.report.checks = checks
         self.report.saved = SavedValues(saver.name, saver.evidence, saver.why_not, saved_checks,
                                         self._missing(saved) if saved is not None else 0)
-        covered = {(area.sheet, row, col) for key in [*self.truths, *self.lesson.inputs]
-                   for area in [self._area(key)] for row, col in area.cells()}
-        self.report.formula_cells = len(self.book.formulas)
-        order = {name: i for i, name in enumerate(computed.cells)}
-        self.report.uncovered = [reader.address(*cell) for cell in sorted(
-            self.book.formulas - covered, key=lambda c: (order.get(c[0], 0), c[1:]))]
+        covered: dict[str, set] = {}
+        for key in [*self.truths, *self.lesson.inputs]:
+            area = self._area(key)
+            covered.setdefault(area.sheet, set()).update(area.cells())
+        formulas = self._formulas_by_sheet()
+        self.report.formula_cells = sum(map(len, formulas.values()))
+        self.report.uncovered = [reader.address(sheet, *cell) for sheet in computed.cells
+                                 for cell in sorted(formulas.get(sheet, set()) - covered.get(sheet, set()))]
+
+    def _formulas_by_sheet(self) -> dict[str, set]:
+        by_sheet = getattr(self.book, "formulas_by_sheet", None)
+        if by_sheet is None:
+            by_sheet = {}
+            for sheet, row, col in self.book.formulas:
+                by_sheet.setdefault(sheet, set()).add((row, col))
+        return by_sheet
 
     def _missing(self, saved: Mapping[str, Mapping]) -> int:
         return sum(saved.get(area.sheet, {}).get(cell) is None
@@ -326,9 +336,7 @@ class _Job:
                  saved: Mapping[str, Mapping] | None) -> tuple[list[Check], list[Check]]:
         """Every quantity compared with torch: as LibreOffice recalculated it, and (where `saved` is
         given) as the application that saved the file computed it, in the cells that hold a value."""
-        formulas: dict[str, set] = {}
-        for sheet, row, col in self.book.formulas:
-            formulas.setdefault(sheet, set()).add((row, col))
+        formulas = self._formulas_by_sheet()
         checks, saved_checks = [], []
         for key, truth in self.truths.items():
             area = self._area(key)
@@ -382,12 +390,13 @@ def verify_paths(paths: Sequence[Path], device: str = "auto", atol: float = DEFA
             for index, path in enumerate(map(Path, paths)):
                 job = _Job(path)
                 reports.append(job.report)
-                if _attempt(job, _stage, job, folder / "in", index):
-                    # LibreOffice starts with the first file that needs it, and recalculates each file
-                    # as soon as it is staged, while the next ones are staged and torch is imported.
+                # LibreOffice starts with the first file that needs it (while the lessons and torch are
+                # imported), and recalculates each file as soon as it is staged.
+                if _attempt(job, _copy, job, folder / "in", index):
                     engine = engine or Engine(folder, timeout)
-                    job.ticket = engine.submit(job.staged.stripped, job.areas)
-                    jobs.append(job)
+                    if _attempt(job, _outline, job):
+                        job.ticket = engine.submit(job.staged.stripped, job.areas)
+                        jobs.append(job)
             run(jobs, engine, device, atol, rtol, progress)
         finally:
             if engine is not None:
@@ -395,9 +404,17 @@ def verify_paths(paths: Sequence[Path], device: str = "auto", atol: float = DEFA
     return reports
 
 
-def _stage(job: _Job, folder: Path, index: int) -> None:
+def _copy(job: _Job, folder: Path, index: int) -> None:
     job.staged = files.stage(job.path, folder, index)
+
+
+def _outline(job: _Job) -> None:
     job.areas = job.outline()
+
+
+def _stage(job: _Job, folder: Path, index: int) -> None:
+    _copy(job, folder, index)
+    _outline(job)
 
 
 def run(jobs: Sequence[_Job], engine: Engine | None, device: str, atol: float, rtol: float,
