@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import optim
 from .errors import UsageError
 from .lesson import Lesson, SheetSpec, exact_match
 from .movielens import (load_movies, load_ratings, synthetic_movies, synthetic_ratings, titles_and_genres,
@@ -121,16 +122,21 @@ def initial_weights(seed: int, n_users: int, n_movies: int, factors: int) -> dic
     }
 
 
-def fit(model: nn.Module, users, movies, ratings, steps: int = SOLVER_STEPS, lr: float = SOLVER_LR,
-        optimizer=torch.optim.Adam) -> torch.Tensor:
-    """Train in place on all pairs at once (what Solver did): MSE; returns the loss before each step."""
-    opt = optimizer(model.parameters(), lr=lr)
+def fit(model: nn.Module, users, movies, ratings, steps: int = SOLVER_STEPS, lr: float = SOLVER_LR) -> torch.Tensor:
+    """Train in place on all pairs at once (what Solver did): MSE, gradients by autograd, and the update
+    of `optim.Adam` (torch.optim.Adam's twin, with its default betas and eps); the loss before each step."""
+    params = list(model.parameters())
+    hyper = {name: torch.tensor(value, dtype=torch.float64)
+             for name, value in {"lr": lr, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}.items()}
+    states = [{"m": torch.zeros_like(p), "v": torch.zeros_like(p)} for p in params]
     losses = []
-    for _ in range(steps):
+    for t in range(1, steps + 1):
         loss = F.mse_loss(model(users, movies), ratings)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for i, (param, grad) in enumerate(zip(params, grads)):
+                new, states[i] = optim.Adam.step(param, grad, states[i], t, **hyper)
+                param.copy_(new)
         losses.append(loss.detach())
     return torch.stack(losses)
 
@@ -564,7 +570,7 @@ class GdSteps(SheetSpec):
     def compute(self, values) -> dict[str, torch.Tensor]:
         ratings = values["ratings"]
         model = model_from_sheet(*(values[name] for name in self.weights))
-        opt = torch.optim.SGD(model.parameters(), lr=float(values["lr"]))
+        params, lr = list(model.parameters()), values["lr"].reshape(())
         users, movies = all_pairs(*ratings.shape, ratings.device)
         rated = ~torch.isnan(ratings)
         out = {"n_rated": rated.sum().to(ratings.dtype).reshape(1, 1)}
@@ -579,10 +585,13 @@ class GdSteps(SheetSpec):
             out[f"error_{step}"] = error.detach()
             rmse.append(loss.detach().sqrt())
             if step < GD_STEPS:
-                opt.zero_grad()
+                for param in params:
+                    param.grad = None
                 loss.backward()
                 out |= {f"grad_{name}_{step}": g for name, g in sheet_weights(model, grad=True).items()}
-                opt.step()
+                with torch.no_grad():
+                    for param in params:
+                        param.copy_(optim.SGD.step(param, param.grad, {}, step + 1, lr=lr)[0])
         out["rmse"] = torch.stack(rmse).reshape(-1, 1)
         return out
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lessonxl.collab import (CROSSTAB_MODELS, GD_STEPS, MAX_ONE_HOT_CELLS, CollabFilter, EmbeddingDot,
+from lessonxl.collab import (CROSSTAB_MODELS, SOLVER_LR, fit, initial_weights, model_from_sheet, sheet_weights, GD_STEPS, MAX_ONE_HOT_CELLS, CollabFilter, EmbeddingDot,
                              EmbeddingDotBias, OneHotPairs, all_pairs, lookup, match_ids, rated_pairs, train)
 from lessonxl.errors import UsageError
 from lessonxl.movielens import load_ratings, synthetic_ratings, top_crosstab
@@ -86,6 +86,41 @@ def test_training_is_seeded_and_lowers_the_loss(collab_defaults):
     assert final < losses[-1]  # the loss is recorded before each step
 
 
+def test_the_solver_replacement_is_torch_optim_adam(collab_defaults):
+    """`fit` (autograd and optim.Adam's update) takes the steps torch.optim.Adam takes."""
+    ratings = torch.tensor(collab_defaults["bias!ratings"])
+    users, movies, rated = rated_pairs(ratings)
+    ours, theirs = (EmbeddingDotBias(**initial_weights(1, *ratings.shape, 5), y_range=(0.0, 5.5)) for _ in range(2))
+    losses = fit(ours, users, movies, rated, steps=200)
+    adam = torch.optim.Adam(theirs.parameters(), lr=SOLVER_LR)
+    for step in range(200):
+        loss = F.mse_loss(theirs(users, movies), rated)
+        assert losses[step].item() == pytest.approx(loss.item(), rel=1e-12, abs=1e-12)
+        adam.zero_grad()
+        loss.backward()
+        adam.step()
+    for mine, torchs in zip(ours.parameters(), theirs.parameters()):
+        torch.testing.assert_close(mine, torchs, rtol=1e-11, atol=1e-12)
+
+
+def test_gd_steps_are_autograd_and_torch_optim_sgd(collab_defaults, collab_results):
+    values = {name: torch.tensor(collab_defaults[f"gd_steps!{name}"])
+              for name in ("user_factors", "movie_factors", "user_bias", "movie_bias")}
+    model = model_from_sheet(*values.values())
+    ratings = torch.tensor(collab_defaults["gd_steps!ratings"])
+    rated = ~torch.isnan(ratings)
+    sgd = torch.optim.SGD(model.parameters(), lr=float(collab_defaults["gd_steps!lr"][0, 0]))
+    users, movies = all_pairs(*ratings.shape, CPU)
+    for step in range(GD_STEPS):
+        loss = F.mse_loss(model(users, movies).reshape(ratings.shape)[rated], ratings[rated])
+        sgd.zero_grad()
+        loss.backward()
+        sgd.step()
+        for name, weight in sheet_weights(model).items():
+            np.testing.assert_allclose(collab_results[f"gd_steps!{name}_{step + 1}"], weight, rtol=1e-12,
+                                       atol=1e-12, err_msg=f"{name} after step {step + 1}")
+
+
 def test_the_workbook_holds_the_trained_weights(collab_defaults, collab_results):
     ratings = torch.tensor(collab_defaults["bias!ratings"])
     model, losses = train(ratings, 5, seed=0, bias=True)
@@ -134,7 +169,7 @@ def test_predictions_cover_every_cell_and_rmse_only_rated_ones(collab_defaults, 
 
 
 def test_gd_steps_equal_the_spreadsheet_gradient_formulas(collab_defaults, collab_results):
-    """Autograd + torch.optim.SGD equal the gradients as the sheet writes them."""
+    """The sheet's gradient formulas, written out in numpy, equal torch's."""
     ratings = collab_defaults["gd_steps!ratings"]
     rated = ~np.isnan(ratings)
     n = rated.sum()
