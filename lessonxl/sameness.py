@@ -29,7 +29,6 @@ import re
 import zipfile
 from pathlib import Path
 
-from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell
 
 ROUNDING_TOL = 1e-9
 #: What `Lesson.write` does with a workbook's file.
@@ -152,6 +151,8 @@ def _split_worksheet(xml: bytes) -> tuple[bytes, list[tuple[str, float]]]:
 
 def _array_cells(xml: bytes) -> set[bytes]:
     """Every cell reference covered by a legacy array formula of the sheet."""
+    from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell  # comparing files: generate's work
+
     cells = set()
     for first, last in _ARRAY_REF.findall(xml):
         top, left = xl_cell_to_rowcol(first.decode())

@@ -14,6 +14,8 @@ import importlib
 import io
 import json
 import math
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -460,3 +462,11 @@ def test_json_turns_inf_and_nan_into_null():
     back = json.loads(text)["checks"][0]
     assert back["worst_values"] == [1e308, None] and back["max_rel"] is None
     assert back["passed"] is False and json.loads(text)["ok"] is False
+
+
+def test_reading_and_verifying_do_not_load_the_file_writer():
+    """verify recognises lessons and computes with them; only generate needs xlsxwriter and the layouts."""
+    code = ("import sys, lessonxl, lessonxl.registry, lessonxl.verify; "
+            "print(sorted(m for m in sys.modules if m == 'xlsxwriter' or m == 'lessonxl.sheets'))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"
