@@ -15,7 +15,7 @@ Every problem raises `lessonxl.LessonxlError`, whose message is the command line
 
 __version__ = "0.2.0"
 
-from .api import Workbook, generate, read, verify, watch  # noqa: E402
+from .api import Workbook, generate, read, verify, watch  # noqa: E402, F401 (watch: not in __all__ yet)
 from .errors import UsageError as LessonxlError  # noqa: E402
 from .verify import Report, Reports  # noqa: E402
 

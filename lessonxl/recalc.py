@@ -126,7 +126,8 @@ class Engine:
     (starting, or recalculating one workbook) that takes longer than `timeout` seconds stops LibreOffice
     (EngineFailure), as does a LibreOffice or bridge that crashes; a workbook LibreOffice cannot open is
     a UsageError of its own. Each workbook's input areas come first (`inputs`: torch can start on them),
-    then the whole recalculated workbook (`result`). `close` ends LibreOffice and removes what it leaves (its sockets in /tmp).
+    then the whole recalculated workbook (`result`). `close` ends LibreOffice and removes what it leaves
+    (its sockets in /tmp).
     """
 
     def __init__(self, workdir: Path, timeout: float = DEFAULT_TIMEOUT):
@@ -145,7 +146,8 @@ class Engine:
         scratch.mkdir(exist_ok=True)
         self._env = {**os.environ, "TMPDIR": str(scratch), "TMP": str(scratch), "TEMP": str(scratch)}
         self._command = [soffice, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--invisible",
-                         "--norestore", "--nolockcheck", "--nologo", "--nodefault", f"--accept=pipe,name={name};urp;"]
+                         "--norestore", "--nolockcheck", "--nologo", "--nodefault",
+                         f"--accept=pipe,name={name};urp;"]
         self._logs = (workdir / "soffice.out", workdir / "soffice.err", workdir / "bridge.err")
         self._soffice = self._bridge = None
         self._replies: queue.Queue = queue.Queue()
@@ -156,11 +158,18 @@ class Engine:
         self._restarts = 0
         self._failure: EngineFailure | None = None
         self._progress = time.monotonic()
-        self._launch()
-        with open(self._logs[2], "wb") as errors:
-            self._bridge = subprocess.Popen([self.python, str(BRIDGE), name], stdin=subprocess.PIPE,
-                                            stdout=subprocess.PIPE, stderr=errors, start_new_session=True,
-                                            env=self._env)
+        try:
+            self._launch()
+            with open(self._logs[2], "wb") as errors:
+                self._bridge = subprocess.Popen([self.python, str(BRIDGE), name], stdin=subprocess.PIPE,
+                                                stdout=subprocess.PIPE, stderr=errors, start_new_session=True,
+                                                env=self._env)
+        except OSError as error:  # an executable that cannot be run (no interpreter, no permission)
+            self.kill()
+            program = self._command[0] if self._soffice is None else self.python
+            raise UsageError(f"{program} could not be started ({error.strerror or error}). "
+                             + (INSTALL_HINT if self._soffice is None else BRIDGE_HINT.format(python=program))) \
+                from None
         threading.Thread(target=self._read, args=(self._bridge.stdout,), daemon=True).start()
 
     def _launch(self) -> None:
@@ -301,8 +310,9 @@ class Engine:
         return f"LibreOffice's bridge ({self.python} {BRIDGE.name}) stopped" + (f": {line}" if line else "")
 
     def close(self) -> None:
-        """End LibreOffice (asked to terminate, killed if it does not at once) and remove its sockets."""
-        if self._failure is None and self._bridge is not None and self._bridge.poll() is None:
+        """End LibreOffice (asked to terminate once the bridge is connected, killed if it does not at once,
+        or before) and remove its sockets."""
+        if self._ready and self._failure is None and self._bridge.poll() is None:
             try:
                 self._bridge.stdin.write(b'{"op": "quit"}\n')
                 self._bridge.stdin.close()

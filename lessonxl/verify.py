@@ -225,7 +225,10 @@ def compare(values: Mapping[tuple[int, int], object], area: reader.Area, name: s
         max_rel = float((error[relative] / size[relative]).max()) if relative.any() else 0.0
         ratio = np.where(mismatch, np.inf, np.divide(error, bound, out=np.zeros_like(error), where=bound != 0))
     at = int(np.argmax(ratio))
-    where = lambda k: reader.address(area.sheet, *positions[k])  # noqa: E731
+
+    def where(k: int) -> str:
+        return reader.address(area.sheet, *positions[k])
+
     mismatches = [where(k) for k in np.flatnonzero(mismatch)]
     typed = [where(k) for k in np.flatnonzero(typed_mask)]
     return Check(area.sheet, name, len(positions), max_abs, max_rel, where(at), not mismatches, mismatches,

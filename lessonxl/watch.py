@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .verify import DEFAULT_TOL, Reports, _attempt, _Job, _stage, run
-from .errors import UsageError
 from .recalc import DEFAULT_TIMEOUT, Engine
 
 POLL = 0.05      # seconds between looks at the files

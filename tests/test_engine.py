@@ -111,7 +111,7 @@ def test_a_workbook_libreoffice_cannot_open_is_its_own_error(generated, tmp_path
             engine.recalculate(tmp_path / "nowhere.xlsx")
         assert not isinstance(refused.value, EngineFailure)
         copy = staged(generated["entropy_example"], tmp_path)
-        early, whole = engine.recalculate(copy.stripped)  # the engine goes on
+        _, whole = engine.recalculate(copy.stripped)  # the engine goes on
         assert any(sheet["name"] == "softmax" for sheet in whole["sheets"])
 
 
