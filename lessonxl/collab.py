@@ -12,6 +12,7 @@ The torch models and their training come first; then each sheet is a `SheetSpec`
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from .errors import UsageError
 from .lesson import Lesson, SheetSpec, exact_match
 from .movielens import (load_movies, load_ratings, synthetic_movies, synthetic_ratings, titles_and_genres,
                         top_crosstab)
+from .values import as_grid
 
 if TYPE_CHECKING:  # the file writer: needed to generate, not to verify
     from .sheets import Block, Cursor, Sheet
@@ -37,11 +39,16 @@ SENTENCE = ("the", "cat", "sat", "on", "the", "mat")
 WORD_DIMS = 4
 POWER_STEPS = 150  # power-iteration steps per component (see test_interpret for why enough)
 RANKED = 5        # movies shown at each end of a ranking
-#: The most cells the one-hot sheet (movielens_1hot) may hold: rated pairs x (users + movies), which
-#: grows as the cube of the crosstab's side. Measured on a busy 2-core machine, headless LibreOffice
-#: opens and recalculates dotprod and the one-hot sheet alone in 5.6-6.2 s at 353k cells (60 x 60),
-#: 6.3-7.5 s at 563k (70 x 70), then 30-53 s at 1.62M (100 x 100), where the whole workbook needs
-#: 1.5 GB. The built-in data stays under the cap up to about 65 x 65 users x movies.
+#: The most cells the one-hot sheet (movielens_1hot) may hold: its pairs x (users + movies), which for
+#: all rated pairs grows as the cube of the crosstab's side. Measured on a busy 2-core machine, headless
+#: LibreOffice opens and recalculates dotprod and the one-hot sheet alone in 5.6-6.2 s at 353k cells
+#: (60 x 60), 6.3-7.5 s at 563k (70 x 70), then 30-53 s at 1.62M (100 x 100). Above the cap the sheet
+#: shows the first pairs whose one-hot rows fit (`OneHotCap`) and says so; movielens_emb keeps them
+#: all. The built-in data shows every pair up to about 65 x 65 users x movies. With the sheet capped
+#: nothing else needs refusing at the sizes asked for: the whole workbook (built-in data, 5 factors)
+#: is 1.07M formula cells, 10 MB at 100 x 100 (generate 49 s, verify 17 s, 0.75 GB) and 2.58M
+#: cells, 32 MB at 200 x 200 (generate 88 s, verify 54 s, 1.8 GB), gd_steps (26 x users x movies)
+#: and movielens_emb (26 x pairs) the largest sheets.
 MAX_ONE_HOT_CELLS = 500_000
 RATINGS_CAPTION = "ratings (blank = not rated)"
 
@@ -399,6 +406,51 @@ INTERPRETED = BIAS_YRANGE  # the model `interpret` reads: the lesson's, with bia
 
 # ---------------------------------------------------------------- the rated pairs sheets
 
+@dataclass(frozen=True)
+class OneHotCap:
+    """How many of the crosstab's rated pairs the one-hot sheet shows: all `rated` of them, or, when
+    their one-hot rows (`columns` = users + movies cells each) would hold more than MAX_ONE_HOT_CELLS
+    cells, the first `shown` whose rows fit. movielens_emb always holds all of them."""
+
+    shown: int
+    rated: int
+    columns: int
+
+    @classmethod
+    def of(cls, ratings: np.ndarray) -> OneHotCap:
+        """The cap for the crosstab `ratings` (NaN = not rated), as generate applies it."""
+        (users, movies), rated = ratings.shape, int((~np.isnan(ratings)).sum())
+        return cls(min(rated, max(1, MAX_ONE_HOT_CELLS // (users + movies))), rated, users + movies)
+
+    @classmethod
+    def in_values(cls, values: Mapping[str, object]) -> OneHotCap:
+        """The cap a workbook's values show: the pairs on movielens_1hot, the rated cells of dotprod."""
+        ratings = as_grid(np.asarray(values[DOTPROD.key("ratings")], dtype=np.float64))
+        shown = as_grid(np.asarray(values[ONE_HOT_PAIRS.key("rating")])).shape[0]
+        return cls(shown, int((~np.isnan(ratings)).sum()), sum(ratings.shape))
+
+    @property
+    def capped(self) -> bool:
+        return self.shown < self.rated
+
+    @property
+    def cells(self) -> int:
+        """The one-hot cells of all the rated pairs."""
+        return self.rated * self.columns
+
+    def sheet_line(self) -> str:
+        """The line under movielens_1hot's title when it is capped."""
+        return (f"the first {self.shown:,} of {self.rated:,} rated pairs: one-hot rows of all {self.rated:,} "
+                f"would be {self.cells:,} cells, more than the {MAX_ONE_HOT_CELLS:,} a spreadsheet opens in "
+                f"reasonable time; {LOOKUP_PAIRS.name} holds them all")
+
+    def note(self) -> str:
+        """generate's line about it (see CollabFilter.generate_notes)."""
+        return (f"{ONE_HOT_PAIRS.name} shows the first {self.shown:,} of {self.rated:,} rated pairs (one-hot rows "
+                f"of all would be {self.cells:,} cells, more than the cap of {MAX_ONE_HOT_CELLS:,}); "
+                f"{LOOKUP_PAIRS.name} holds them all")
+
+
 class RatedPairs(SheetSpec):
     """The crosstab's rated pairs, one a row, with `dotprod`'s factors: each pair's user and movie
     found by exact MATCH, their factors (by one-hot matmul or by lookup: the subclasses), the
@@ -440,7 +492,11 @@ class RatedPairs(SheetSpec):
                                formula=lambda r, c: f"=({prediction.cell(r)}-{rating.cell(r)})^2")
         self.more_blocks(place, index, factors)
         sheet.labelled("rmse", 3, 1, "RMSE", result=True, formula=f"=SQRT(AVERAGE({sq_error.ref}))")
-        sheet.text(3, 2, "equal to dotprod's RMSE: the same factors, the same rated cells")
+        sheet.text(3, 2, self.rmse_text(sheet))
+
+    def rmse_text(self, sheet: Sheet) -> str:
+        """What the RMSE is, right of it."""
+        return "equal to dotprod's RMSE: the same factors, the same rated cells"
 
     def factor_values(self, model: EmbeddingDot, index, factors) -> dict[str, torch.Tensor]:
         """The quantities that pick each pair's factors, from the 0-based (users, movies) `index` and
@@ -475,6 +531,25 @@ class OneHotPairs(RatedPairs):
     teaches = "the rated pairs: one-hot rows times the factor matrices (MMULT)"
     one_hot = True
 
+    def defaults(self, user_ids, movie_ids, ratings):
+        """The first pairs of the crosstab's rated pairs whose one-hot rows fit (all up to the cap)."""
+        shown = OneHotCap.of(ratings).shown
+        return {key: value[:shown] for key, value in super().defaults(user_ids, movie_ids, ratings).items()}
+
+    def layout(self, sheet: Sheet) -> None:
+        """The pairs' sheet, and when it shows only some of the rated pairs a line saying so under its title."""
+        super().layout(sheet)
+        cap = OneHotCap.in_values(sheet.book.values)
+        if cap.capped:
+            sheet.text(2, 0, cap.sheet_line(), "section")
+
+    def rmse_text(self, sheet):
+        cap = OneHotCap.in_values(sheet.book.values)
+        if not cap.capped:
+            return super().rmse_text(sheet)
+        return (f"over these {cap.shown:,} pairs only, so not dotprod's RMSE, which is over all {cap.rated:,} "
+                f"rated cells ({LOOKUP_PAIRS.name}'s equals it)")
+
     def factor_values(self, model, index, factors):
         (users, movies), (user, movie) = index, factors
         return {"user_onehot": F.one_hot(users, model.user_factors.num_embeddings),
@@ -497,19 +572,6 @@ class OneHotPairs(RatedPairs):
                             caption="one-hot x movie factors (MMULT)")
         return user, movie
 
-    @staticmethod
-    def refuse_oversize(ratings: np.ndarray) -> None:
-        """A usage error when the one-hot sheet of the crosstab `ratings` would hold more than
-        MAX_ONE_HOT_CELLS cells: a workbook too slow to open is not written."""
-        (users, movies), pairs = ratings.shape, int((~np.isnan(ratings)).sum())
-        cells = pairs * (users + movies)
-        if cells > MAX_ONE_HOT_CELLS:
-            raise UsageError(
-                f"--users {users} --movies {movies}: the one-hot sheet (movielens_1hot) would hold {pairs:,} "
-                f"rated pairs x {users + movies} columns = {cells:,} cells, more than the {MAX_ONE_HOT_CELLS:,} "
-                "a spreadsheet opens in reasonable time; ask for fewer --users or --movies (the built-in "
-                "data fits up to about 65 x 65)")
-
 
 class LookupPairs(RatedPairs):
     """`movielens_emb`: the same pairs, their factors looked up with INDEX, and with the lesson's OFFSET:
@@ -520,6 +582,15 @@ class LookupPairs(RatedPairs):
     subtitle = ("The same pairs, the factors looked up with INDEX (and the lesson's OFFSET): the same "
                 "activations, predictions and RMSE, without the big matrix of zeros.")
     teaches = "the same pairs: factors looked up with INDEX (and OFFSET); the same RMSE"
+
+    def layout(self, sheet: Sheet) -> None:
+        """The pairs' sheet, and when movielens_1hot shows only some of them a line under the title
+        saying that this one holds them all."""
+        super().layout(sheet)
+        cap = OneHotCap.in_values(sheet.book.values)
+        if cap.capped:
+            sheet.text(2, 0, f"all {cap.rated:,} rated pairs ({ONE_HOT_PAIRS.name} shows the first {cap.shown:,})",
+                       "section")
 
     def factor_values(self, model, index, factors):
         user, movie = factors
@@ -902,7 +973,6 @@ class CollabFilter(Lesson):
             table = synthetic_ratings(seed, max(100, 7 * users), n_movies)
             movie_table, source = synthetic_movies(seed, n_movies), "the built-in data"
         user_ids, movie_ids, grid = top_crosstab(table, users, movies, source)
-        ONE_HOT_PAIRS.refuse_oversize(grid)
         titles, genres = titles_and_genres(movie_table, movie_ids)
         out = {key: value for spec in CROSSTAB_MODELS for key, value in spec.defaults(grid, factors, seed).items()}
         out |= {DOTPROD.key("user_ids"): user_ids.reshape(-1, 1),
@@ -915,8 +985,17 @@ class CollabFilter(Lesson):
         return out | GD.defaults(grid, factors, seed) | WORDS.defaults(seed)
 
     def notes(self, values) -> tuple[str, ...]:
-        """NOTES with the paragraph on `interpret` before word_emb's."""
-        return NOTES[:-2] + (interpret_note(values),) + NOTES[-2:]
+        """NOTES with the paragraph on `interpret` before word_emb's, and the one on the pair sheets
+        saying so when movielens_1hot shows only some of the pairs."""
+        cap = OneHotCap.in_values(values)
+        notes = NOTES if not cap.capped else NOTES[:2] + (pairs_note(cap),) + NOTES[3:]
+        return notes[:-2] + (interpret_note(values),) + notes[-2:]
+
+    def generate_notes(self, inputs: Mapping[str, object]) -> tuple[str, ...]:
+        """What `lessonxl generate` should tell the user about the workbook of these inputs, besides
+        writing it, one line each: that movielens_1hot shows only some of the pairs, when it does."""
+        cap = OneHotCap.in_values(inputs)
+        return (cap.note(),) if cap.capped else ()
 
 
 NOTES = (
@@ -944,6 +1023,17 @@ NOTES = (
     "`lessonxl verify collab_filter.xlsx`: torch recomputes everything from your numbers and compares "
     "every formula cell. Raise lr on gd_steps until the RMSE blows up.",
 )
+
+def pairs_note(cap: OneHotCap) -> str:
+    """NOTES' paragraph on the pair sheets when movielens_1hot shows only `cap.shown` of the pairs."""
+    return (
+        "movielens_1hot and movielens_emb: an embedding is a one-hot row times a weight matrix, which "
+        "just picks out one row, so a lookup (INDEX) gives the same numbers with no big matrix of zeros. "
+        f"movielens_emb holds all {cap.rated:,} rated pairs and reaches dotprod's RMSE exactly; movielens_1hot "
+        f"shows the first {cap.shown:,} (one-hot rows of all of them would be {cap.cells:,} cells, more than a "
+        f"spreadsheet opens in reasonable time), so its RMSE is over those {cap.shown:,} pairs only. torch: "
+        "F.one_hot(i) @ W and nn.Embedding.")
+
 
 def interpret_note(values) -> str:
     """What `interpret` shows, with the convergence and genre figures measured on this data."""

@@ -12,8 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from lessonxl import collab
 from lessonxl.collab import (CROSSTAB_MODELS, SOLVER_LR, fit, initial_weights, model_from_sheet, sheet_weights, GD_STEPS, MAX_ONE_HOT_CELLS, CollabFilter, EmbeddingDot,
-                             EmbeddingDotBias, OneHotPairs, all_pairs, lookup, match_ids, rated_pairs, train)
+                             EmbeddingDotBias, OneHotCap, all_pairs, lookup, match_ids, rated_pairs, train)
 from lessonxl.errors import UsageError
 from lessonxl.movielens import load_ratings, synthetic_ratings, top_crosstab
 
@@ -336,28 +337,74 @@ def test_formulas_use_portable_functions_only_and_the_lessons_own(generated):
 
 # ---------------------------------------------------------------- the size cap
 
-def test_the_one_hot_sheet_is_capped_at_a_size_a_spreadsheet_opens():
-    """pairs x (users + movies) one-hot cells: up to the cap is fine, one more is a one-line usage
-    error naming the sizes, the cap and what to do."""
+def test_the_one_hot_sheet_shows_the_pairs_whose_rows_fit_under_the_cap():
+    """pairs x (users + movies) one-hot cells: up to the cap every rated pair, one more and the sheet
+    shows the first MAX_ONE_HOT_CELLS // (users + movies)."""
     users, movies = 100, 120
     pairs = MAX_ONE_HOT_CELLS // (users + movies)
     assert pairs < users * movies
     ratings = np.full((users, movies), np.nan)
     ratings.flat[:pairs] = 4.0
-    OneHotPairs.refuse_oversize(ratings)
-    ratings.flat[pairs] = 4.0
-    with pytest.raises(UsageError) as error:
-        OneHotPairs.refuse_oversize(ratings)
-    message = str(error.value)
-    assert "\n" not in message
-    for needle in ("--users 100 --movies 120", f"{(pairs + 1) * 220:,} cells", f"{MAX_ONE_HOT_CELLS:,}",
-                   "fewer --users or --movies"):
-        assert needle in message
+    assert OneHotCap.of(ratings) == OneHotCap(pairs, pairs, 220) and not OneHotCap.of(ratings).capped
+    ratings.flat[pairs:pairs + 5] = 4.0
+    cap = OneHotCap.of(ratings)
+    assert cap == OneHotCap(pairs, pairs + 5, 220) and cap.capped and cap.cells == (pairs + 5) * 220
+    assert "\n" not in cap.note()
+    for needle in (f"first {pairs:,} of {pairs + 5:,} rated pairs", f"{(pairs + 5) * 220:,} cells",
+                   f"{MAX_ONE_HOT_CELLS:,}", "movielens_emb holds them all"):
+        assert needle in cap.note() and needle in cap.sheet_line()
 
 
-def test_generate_refuses_a_crosstab_too_big_to_open_and_writes_nothing(tmp_path):
-    result = run_cli("generate", "--device", "cpu", "--out", tmp_path, "--users", "200", "--movies", "200",
-                     "collab_filter")
-    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert "--users 200 --movies 200" in result.stderr and f"{MAX_ONE_HOT_CELLS:,}" in result.stderr
-    assert not list(tmp_path.iterdir())
+def test_the_default_workbook_shows_every_pair_on_both_sheets(collab_defaults):
+    rated = int((~np.isnan(collab_defaults["dotprod!ratings"])).sum())
+    for sheet in ("movielens_1hot", "movielens_emb"):
+        assert collab_defaults[f"{sheet}!rating"].shape == (rated, 1)
+    assert LESSON.generate_notes(collab_defaults) == ()
+
+
+@pytest.fixture(scope="module")
+def capped(tmp_path_factory):
+    """A 6 x 7 workbook made with a test-only cap of 10 pairs' one-hot rows: (inputs, path)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(collab, "MAX_ONE_HOT_CELLS", 10 * (6 + 7) + 3)
+        options = {"users": 6, "movies": 7, "factors": 3}
+        inputs = LESSON.default_inputs(0, **options)
+        path, _ = LESSON.write(tmp_path_factory.mktemp("capped"), 0, CPU, **options)
+    return inputs, path
+
+
+def test_above_the_cap_only_the_one_hot_sheet_shrinks_and_says_so(capped):
+    inputs, path = capped
+    ratings = inputs["dotprod!ratings"]
+    rated = int((~np.isnan(ratings)).sum())
+    assert rated > 10
+    users, movies, values = rated_pairs(torch.tensor(ratings))
+    everything = [inputs["dotprod!user_ids"][users.numpy(), 0], inputs["dotprod!movie_ids"][0, movies.numpy()],
+                  values.numpy()]
+    for sheet, shown in (("movielens_1hot", 10), ("movielens_emb", rated)):
+        for name, column in zip(("user_id", "movie_id", "rating"), everything):
+            np.testing.assert_array_equal(inputs[f"{sheet}!{name}"][:, 0], column[:shown])
+    results = LESSON.evaluate(inputs, CPU)
+    assert results["movielens_emb!rmse"][0, 0] == pytest.approx(results["dotprod!rmse"][0, 0], rel=1e-12)
+    one_hot = np.sqrt(np.mean(results["movielens_emb!sq_error"][:10]))
+    assert results["movielens_1hot!rmse"][0, 0] == pytest.approx(one_hot, rel=1e-12)
+    assert results["movielens_1hot!user_onehot"].shape == (10, 6)
+
+    book = openpyxl.load_workbook(path)
+    line = f"the first 10 of {rated} rated pairs: one-hot rows of all {rated} would be {rated * 13} cells"
+    assert book["movielens_1hot"]["A3"].value.startswith(line)
+    assert "movielens_emb holds them all" in book["movielens_1hot"]["A3"].value
+    assert "over these 10 pairs only" in book["movielens_1hot"]["C4"].value
+    assert book["movielens_emb"]["A3"].value == f"all {rated} rated pairs (movielens_1hot shows the first 10)"
+    notes = " ".join(cell.value for cell in book["notes"]["A"] if isinstance(cell.value, str))
+    assert "Both sheets reach dotprod's RMSE" not in notes
+    assert f"movielens_emb holds all {rated} rated pairs and reaches dotprod's RMSE exactly" in notes
+    assert "so its RMSE is over those 10 pairs only" in notes
+    (note,) = LESSON.generate_notes(inputs)
+    assert note.startswith(f"movielens_1hot shows the first 10 of {rated} rated pairs") and "\n" not in note
+
+
+def test_a_capped_workbook_verifies(capped):
+    """verify needs no cap: it recalculates the pairs the sheet holds (here without the test's cap)."""
+    result = run_cli("verify", "--device", "cpu", capped[1])
+    assert result.returncode == 0 and result.stdout.startswith("PASS"), result.stdout + result.stderr
