@@ -10,7 +10,7 @@ import contextlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Mapping
+from typing import ClassVar, Mapping, NamedTuple
 
 import numpy as np
 import torch
@@ -226,13 +226,24 @@ class Lesson:
             values[key] = _grid(value)
         return values, scales
 
+    def generate_notes(self, inputs: Mapping[str, np.ndarray]) -> tuple[str, ...]:
+        """What `lessonxl generate` tells the user about the workbook of these inputs, one line each,
+        besides writing it (e.g. that a sheet was cut to a size a spreadsheet opens)."""
+        return ()
+
     def build(self, seed: int, device: torch.device, **options) -> bytes:
         """The workbook's bytes for the default inputs: torch results cached in every formula cell,
         stamped as lessonxl's (see `sameness.stamp`)."""
+        return self._workbook(self._default_grids(seed, **options), device)
+
+    def _default_grids(self, seed: int, **options) -> dict[str, np.ndarray]:
         inputs = {key: as_grid(value) for key, value in self.default_inputs(seed, **options).items()}
         if set(inputs) != set(self.inputs):
             raise ValueError(f"{self.name}: default inputs {sorted(set(inputs) ^ set(self.inputs))} "
                              "are not the inputs its sheets declare (or the other way round)")
+        return inputs
+
+    def _workbook(self, inputs: dict[str, np.ndarray], device: torch.device) -> bytes:
         values = {**inputs, **self.evaluate(inputs, device)}
         from .sheets import Book  # the file writer: needed to generate, not to verify
 
@@ -243,21 +254,22 @@ class Lesson:
         return stamp(buffer.getvalue())
 
     def write(self, folder: Path, seed: int, device: torch.device, force: bool = False,
-              **options) -> tuple[Path, str]:
-        """Write the workbook into `folder`: its path, and WROTE, UP_TO_DATE or KEPT.
+              **options) -> Written:
+        """Write the workbook into `folder`: its path, WROTE, UP_TO_DATE or KEPT, and `generate_notes`.
 
         A file there that already holds the same workbook, its cached results equal to rounding (see
         `sameness`), is left as it is (UP_TO_DATE): regenerating on another CPU or on CUDA changes no
         file. A file that is not as lessonxl wrote it (edited since, or someone else's) is never
         overwritten without `force` (KEPT). The file is replaced at once, never left half written.
         """
-        path = folder / self.filename
-        data = self.build(seed, device, **options)
+        inputs = self._default_grids(seed, **options)
+        path, notes = folder / self.filename, self.generate_notes(inputs)
+        data = self._workbook(inputs, device)
         if path.exists() and not path.is_dir():
             if same_file(path, data):
-                return path, UP_TO_DATE
+                return Written(path, UP_TO_DATE, notes)
             if not force and not as_written(path):
-                return path, KEPT
+                return Written(path, KEPT, notes)
         partial = folder / f".{self.filename}.part"
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -268,7 +280,15 @@ class Lesson:
         finally:
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
-        return path, WROTE
+        return Written(path, WROTE, notes)
+
+
+class Written(NamedTuple):
+    """What `Lesson.write` did: the file's path, WROTE, UP_TO_DATE or KEPT, and what to tell the user."""
+
+    path: Path
+    status: str
+    notes: tuple[str, ...] = ()
 
 
 def _grid(value: torch.Tensor) -> np.ndarray:

@@ -369,7 +369,7 @@ def capped(tmp_path_factory):
         patch.setattr(collab, "MAX_ONE_HOT_CELLS", 10 * (6 + 7) + 3)
         options = {"users": 6, "movies": 7, "factors": 3}
         inputs = LESSON.default_inputs(0, **options)
-        path, _ = LESSON.write(tmp_path_factory.mktemp("capped"), 0, CPU, **options)
+        path = LESSON.write(tmp_path_factory.mktemp("capped"), 0, CPU, **options).path
     return inputs, path
 
 

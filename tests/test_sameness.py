@@ -200,10 +200,10 @@ def test_generate_rewrites_a_workbook_that_really_changed(generated, tmp_path):
     mutate_formula(generated["entropy_example"], stale, "softmax", "K6")
     stale.write_bytes(stamp(stale.read_bytes()))  # as an earlier lessonxl, whose formula differed, wrote it
     assert as_written(stale)
-    path, status = lesson.write(tmp_path, SEED, torch.device("cpu"))
+    path, status, _ = lesson.write(tmp_path, SEED, torch.device("cpu"))
     assert path == stale and status == WROTE
     assert stale.read_bytes() == generated["entropy_example"].read_bytes()
-    path, status = lesson.write(tmp_path, SEED, torch.device("cpu"))
+    path, status, _ = lesson.write(tmp_path, SEED, torch.device("cpu"))
     assert status == UP_TO_DATE and stale.read_bytes() == generated["entropy_example"].read_bytes()
 
 
