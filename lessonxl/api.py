@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from .sameness import KEPT
 from .values import name_of
 from .verify import DEFAULT_TOL, Reports, verify_paths
 from .watch import watch as watch_files  # imported here: `lessonxl.watch` stays the function below
+
+if TYPE_CHECKING:
+    from .lesson import Written
 
 DEFAULT_FOLDER = Path("workbooks")
 
@@ -43,16 +46,17 @@ def generate(names: Sequence[str] = (), out: str | Path = DEFAULT_FOLDER, seed: 
     [PosixPath('my_workbooks/graddesc.xlsx')]
     """
     paths, kept = [], []
-    for path, status in generate_each(names, out, seed, device, force, **collab_options):
-        (kept if status == KEPT else paths).append(path)
+    for written in generate_each(names, out, seed, device, force, **collab_options):
+        (kept if written.status == KEPT else paths).append(written.path)
     if kept:
         raise LessonxlError(kept_message(kept))
     return paths
 
 
 def generate_each(names: Sequence[str], out: str | Path, seed: int, device: str, force: bool,
-                  **collab_options) -> Iterator[tuple[Path, str]]:
-    """Write each workbook in turn, yielding its path and what was done: wrote, up to date or kept."""
+                  **collab_options) -> Iterator[Written]:
+    """Write each workbook in turn, yielding its path, what was done (wrote, up to date or kept) and
+    what to tell the user about it (`Lesson.generate_notes`)."""
     from .lesson import pick_device
     from .registry import LESSONS, by_name
 

@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from lessonxl import collab
-from lessonxl.collab import (CROSSTAB_MODELS, SOLVER_LR, fit, initial_weights, model_from_sheet, sheet_weights, GD_STEPS, MAX_ONE_HOT_CELLS, CollabFilter, EmbeddingDot,
-                             EmbeddingDotBias, OneHotCap, all_pairs, lookup, match_ids, rated_pairs, train)
+from lessonxl.collab import (CROSSTAB_MODELS, GD_STEPS, MAX_ONE_HOT_CELLS, SOLVER_LR, CollabFilter, EmbeddingDot,
+                             EmbeddingDotBias, OneHotCap, all_pairs, fit, initial_weights, lookup, match_ids,
+                             model_from_sheet, rated_pairs, sheet_weights, train)
 from lessonxl.errors import UsageError
 from lessonxl.movielens import load_ratings, synthetic_ratings, top_crosstab
 
@@ -408,3 +409,15 @@ def test_a_capped_workbook_verifies(capped):
     """verify needs no cap: it recalculates the pairs the sheet holds (here without the test's cap)."""
     result = run_cli("verify", "--device", "cpu", capped[1])
     assert result.returncode == 0 and result.stdout.startswith("PASS"), result.stdout + result.stderr
+
+
+def test_generate_says_when_it_cut_the_one_hot_sheet(tmp_path, monkeypatch, capsys):
+    from lessonxl.cli import main
+
+    monkeypatch.setattr(collab, "MAX_ONE_HOT_CELLS", 10 * (6 + 7) + 3)
+    assert main(["generate", "--device", "cpu", "--users", "6", "--movies", "7", "--factors", "3",
+                 "--out", str(tmp_path), "collab_filter"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    path = tmp_path / "collab_filter.xlsx"
+    assert lines[0] == f"wrote {path}"
+    assert lines[1].startswith(f"note: {path}: movielens_1hot shows the first 10 of ") and len(lines) == 2
