@@ -81,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
                              "when |sheet - torch| <= tol + tol * |torch|")
     verify.add_argument("--timeout", type=_number("--timeout", minimum=0.0, exclusive=True),
                         default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help=f"stop LibreOffice after this long (default: {DEFAULT_TIMEOUT:g})")
+                        help=f"stop LibreOffice when starting it or recalculating one workbook takes longer "
+                             f"than this (default: {DEFAULT_TIMEOUT:g})")
     shown = verify.add_mutually_exclusive_group()
     shown.add_argument("-v", "--verbose", action="store_true",
                        help="print every quantity of every workbook (default: one line per workbook, then "
@@ -139,11 +140,14 @@ def _generate(args) -> int:
 
     options = {key: getattr(args, key) for key in COLLAB_OPTIONS}
     kept = []
-    for path, status in generate_each(args.names, args.out, args.seed, args.device, args.force, **options):
+    for path, status, notes in generate_each(args.names, args.out, args.seed, args.device, args.force,
+                                             **options):
         if status == KEPT:
             kept.append(path)
         else:
             print(f"{status} {path}")
+        for note in notes:
+            print(f"note: {path}: {note}")
     if kept:
         print(f"lessonxl generate: {kept_message(kept)}", file=sys.stderr)
     return 1 if kept else 0
