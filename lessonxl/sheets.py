@@ -87,7 +87,7 @@ class Block:
         return self.left + self.cols - 1
 
     def _prefix(self) -> str:
-        return "" if self.sheet is self.reader else quote_sheetname(self.sheet.name) + "!"
+        return "" if self.sheet is self.reader else self.sheet.quoted + "!"
 
     @property
     def ref(self) -> str:
@@ -113,7 +113,7 @@ class Block:
 
     def address(self) -> str:
         """The absolute range the defined name points at, sheet included."""
-        return quote_sheetname(self.sheet.name) + "!" + xl_range_abs(
+        return self.sheet.quoted + "!" + xl_range_abs(
             self.top, self.left, self.bottom, self.right)
 
 
@@ -122,6 +122,7 @@ class Sheet:
 
     def __init__(self, book: "Book", name: str, worksheet):
         self.book, self.name, self.ws = book, name, worksheet
+        self.quoted = quote_sheetname(name)  # as a formula on another sheet writes the name
         self.blocks: dict[str, Block] = {}
         self._widths: dict[int, int] = {}
 
@@ -453,7 +454,7 @@ class Book:
                              "run to XFD)")
         if block.name.lower().startswith(("true", "false")):
             raise ValueError(f"{block.key}: a name beginning with true or false, which Google Sheets refuses")
-        scope = "" if block.global_name else quote_sheetname(block.sheet.name) + "!"
+        scope = "" if block.global_name else block.sheet.quoted + "!"
         if self.workbook.define_name(scope + block.name, "=" + block.address()) != 0:
             raise ValueError(f"{block.key}: not a valid Excel name (a cell reference, or bad characters)")
 
