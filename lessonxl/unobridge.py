@@ -52,7 +52,7 @@ XLSX_ERRORS = {
 }
 # com.sun.star.util.NumberFormat: the types whose typed numbers a reader shows as something else.
 _DATE, _TIME, _LOGICAL = 2, 4, 1024
-_FORMULA = 16  # com.sun.star.sheet.CellFlags.FORMULA
+_FORMULA, _DATETIME = 16, 2  # com.sun.star.sheet.CellFlags
 _ERROR = 4     # com.sun.star.sheet.FormulaResult.ERROR
 
 
@@ -97,40 +97,59 @@ class Bridge:
             return {"error": "LibreOffice could not open the workbook"}
         self.documents[request["id"]] = document
         sheets = document.getSheets()
-        formats, cache, inputs = document.getNumberFormats(), {}, []
-        for name, r0, c0, r1, c1 in request.get("areas", ()):
-            if sheets.hasByName(name):  # (recalculated on load: the profile says so)
-                area = sheets.getByName(name).getCellRangeByPosition(c0, r0, c1, r1)
-                inputs.append(self._area(area, r0, c0, formats, cache))
-            else:
-                inputs.append(None)
-        self.send({"id": request["id"], "inputs": inputs})
+        self.send({"id": request["id"], "inputs": self._inputs(document, request.get("areas", ()))})
         document.calculateAll()
         replies = [self._sheet(sheets.getByIndex(index)) for index in range(sheets.getCount())]
         self._error_values(document, replies)
         return {"sheets": replies}
 
-    def _area(self, area, top, left, formats, cache):
-        """One input area: its values, formula cells, error values (cell by cell: inputs seldom hold
-        errors) and the cells whose number format makes them dates, times or logical values."""
-        sheet = area.getSpreadsheet()
-        errors = []
-        for box in area.queryFormulaCells(_ERROR).getRangeAddresses():
-            for row in range(box.StartRow, box.EndRow + 1):
-                for col in range(box.StartColumn, box.EndColumn + 1):
-                    code = sheet.getCellByPosition(col, row).getError()
-                    errors.append([row, col, XLSX_ERRORS.get(code, "#N/A")])
-        kinds = []
-        ranges = area.getCellFormatRanges()
-        for index in range(ranges.getCount()):
-            piece = ranges.getByIndex(index)
-            kind = _kind(piece.NumberFormat, formats, cache)
-            if kind:
-                kinds.append([*_box(piece.getRangeAddress()), kind])
-        return {"name": sheet.getName(), "origin": [top, left],
-                "rows": [[None if value == "" else value for value in row] for row in area.getDataArray()],
-                "formulas": [_box(r) for r in area.queryContentCells(_FORMULA).getRangeAddresses()],
-                "errors": errors, "kinds": kinds}
+    def _inputs(self, document, areas):
+        """Each input area (recalculated on load: the profile says so): its values, formula cells, error
+        values and the cells whose number format makes them dates, times or logical values. Read per
+        sheet, in three calls over the box that holds the sheet's areas (values; what was typed: a
+        formula starts with "="; the cells holding dates or times); only formula cells (whose result may
+        be TRUE/FALSE or a date) and error cells are asked about one by one: inputs seldom hold them."""
+        sheets, formats, cache = document.getSheets(), document.getNumberFormats(), {}
+        boxes = {}
+        for name, r0, c0, r1, c1 in areas:
+            if sheets.hasByName(name):
+                top, left, bottom, right = boxes.get(name, (r0, c0, r1, c1))
+                boxes[name] = (min(top, r0), min(left, c0), max(bottom, r1), max(right, c1))
+        read = {}
+        for name, (top, left, bottom, right) in boxes.items():
+            sheet = sheets.getByName(name)
+            box = sheet.getCellRangeByPosition(left, top, right, bottom)
+            dates = {(row, col) for r in box.queryContentCells(_DATETIME).getRangeAddresses()
+                     for row in range(r.StartRow, r.EndRow + 1) for col in range(r.StartColumn, r.EndColumn + 1)}
+            read[name] = (sheet, top, left, box.getDataArray(), box.getFormulaArray(), dates)
+        blocks = []
+        for name, r0, c0, r1, c1 in areas:
+            if name not in read:
+                blocks.append(None)
+                continue
+            sheet, top, left, values, typed, dates = read[name]
+            rows, formulas, errors, kinds = [], [], [], []
+            for row in range(r0, r1 + 1):
+                rows.append([])
+                for col in range(c0, c1 + 1):
+                    value, text = values[row - top][col - left], typed[row - top][col - left]
+                    rows[-1].append(None if value == "" else value)
+                    formula = text.startswith(("=", "{="))
+                    if formula:
+                        formulas.append([row, col, row, col])
+                    if value is None:  # an error value (getDataArray has none to give)
+                        code = sheet.getCellByPosition(col, row).getError()
+                        errors.append([row, col, XLSX_ERRORS.get(code, "#N/A")])
+                    elif isinstance(value, float) and formula:  # its result's format: the formula's
+                        cell = sheet.getCellByPosition(col, row)
+                        kind = _kind(cell.NumberFormat, formats, cache)
+                        if kind:
+                            kinds.append([row, col, row, col, kind])
+                    elif isinstance(value, float) and (row, col) in dates:
+                        kinds.append([row, col, row, col, "date"])
+            blocks.append({"name": name, "origin": [r0, c0], "rows": rows, "formulas": formulas,
+                           "errors": errors, "kinds": kinds})
+        return blocks
 
     def _sheet(self, sheet):
         cursor = sheet.createCursor()

@@ -396,7 +396,9 @@ def verify_paths(paths: Sequence[Path], device: str = "auto", atol: float = DEFA
                 # LibreOffice starts with the first file that needs it (while the lessons and torch are
                 # imported), and recalculates each file as soon as it is staged.
                 if _attempt(job, _copy, job, folder / "in", index):
-                    engine = engine or Engine(folder, timeout)
+                    if engine is None:
+                        engine = Engine(folder, timeout)
+                        progress(f"recalculating {len(paths)} workbook{'s' * (len(paths) != 1)} with LibreOffice")
                     if _attempt(job, _outline, job):
                         job.ticket = engine.submit(job.staged.stripped, job.areas)
                         jobs.append(job)
