@@ -13,10 +13,10 @@ In Python (a notebook, a script):
 Every problem raises `lessonxl.LessonxlError`, whose message is the command line's one line.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
-from .api import Workbook, generate, read, verify, watch  # noqa: E402, F401 (watch: not in __all__ yet)
+from .api import Workbook, generate, read, verify, watch  # noqa: E402
 from .errors import UsageError as LessonxlError  # noqa: E402
 from .verify import Report, Reports  # noqa: E402
 
-__all__ = ["generate", "verify", "read", "Workbook", "Report", "Reports", "LessonxlError", "__version__"]
+__all__ = ["generate", "verify", "watch", "read", "Workbook", "Report", "Reports", "LessonxlError", "__version__"]

@@ -17,9 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_the_public_names():
-    assert set(lessonxl.__all__) == {"generate", "verify", "read", "Workbook", "Report", "Reports",
+    assert set(lessonxl.__all__) == {"generate", "verify", "watch", "read", "Workbook", "Report", "Reports",
                                      "LessonxlError", "__version__"}
-    assert all(getattr(lessonxl, name).__doc__ for name in ("generate", "verify", "read", "Workbook"))
+    assert all(getattr(lessonxl, name).__doc__ for name in ("generate", "verify", "watch", "read", "Workbook"))
 
 
 def test_generate_verify_read_back_and_report_frames(generated, tmp_path):
