@@ -106,16 +106,18 @@ def defined_names(workbook) -> dict[str, Area]:
     """Every single-range defined name: `sheet!name` for sheet-scoped names, `name` for global."""
     scoped = [(None, workbook.defined_names)]
     scoped += [(sheet.title, sheet.defined_names) for sheet in workbook.worksheets]
-    areas = {}
-    for scope, names in scoped:
-        for name, definition in names.items():
-            destinations = list(definition.destinations)
-            if len(destinations) != 1:
-                continue
-            sheet, reference = destinations[0]
-            min_col, min_row, max_col, max_row = range_boundaries(reference.replace("$", ""))
-            areas[value_key(scope, name)] = Area(sheet, min_row, min_col, max_row, max_col)
-    return areas
+    return dict(area for scope, names in scoped for name, definition in names.items()
+                if (area := _single_area(scope, name, definition)))
+
+
+def _single_area(scope: str | None, name: str, definition) -> tuple[str, Area] | None:
+    """The key and the area of a defined name that points at one range; None for any other."""
+    destinations = list(definition.destinations)
+    if len(destinations) != 1:
+        return None
+    sheet, reference = destinations[0]
+    min_col, min_row, max_col, max_row = range_boundaries(reference.replace("$", ""))
+    return value_key(scope, name), Area(sheet, min_row, min_col, max_row, max_col)
 
 
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
@@ -165,12 +167,9 @@ def outline(path: Path, shown_as: Path | None = None) -> Outline:
             if name.startswith("_xlnm."):
                 continue  # print areas, filters: kept apart by spreadsheet applications, as by openpyxl
             scope = sheetnames[int(local)] if local is not None else None
-            destinations = list(DefinedName(name, attr_text=element.text or "").destinations)
-            if len(destinations) != 1:
-                continue
-            sheet, reference = destinations[0]
-            min_col, min_row, max_col, max_row = range_boundaries(reference.replace("$", ""))
-            names[value_key(scope, name)] = Area(sheet, min_row, min_col, max_row, max_col)
+            area = _single_area(scope, name, DefinedName(name, attr_text=element.text or ""))
+            if area:
+                names[area[0]] = area[1]
     except (ValueError, TypeError, KeyError, IndexError) as error:
         raise UsageError(f"{shown}: a defined name is damaged ({error})") from None
     return Outline(sheetnames, names, date1904, parts)
