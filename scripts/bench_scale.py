@@ -150,13 +150,12 @@ def _column(letters: bytes) -> int:
 
 
 def rated_pairs(path: Path) -> int | None:
-    """The number of ratings: the rows of a pair sheet's defined name `rating` (None if it has none)."""
+    """The number of ratings: the rows of movielens_emb's defined name `rating`, which holds every rated
+    pair (movielens_1hot may hold only the first ones); None if it has none."""
     with zipfile.ZipFile(path) as book:
         workbook = book.read("xl/workbook.xml")
-    for match in re.finditer(rb'<definedName name="rating"[^>]*>[^<!]*!\$[A-Z]+\$(\d+):\$[A-Z]+\$(\d+)<',
-                             workbook):
-        return int(match.group(2)) - int(match.group(1)) + 1
-    return None
+    found = re.search(rb'<definedName name="rating"[^>]*>movielens_emb!\$[A-Z]+\$(\d+):\$[A-Z]+\$(\d+)<', workbook)
+    return int(found.group(2)) - int(found.group(1)) + 1 if found else None
 
 
 @dataclass
