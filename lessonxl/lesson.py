@@ -18,7 +18,7 @@ from torch.overrides import TorchFunctionMode
 
 from .errors import UsageError
 from .sameness import KEPT, UP_TO_DATE, WROTE, as_written, same_file, stamp
-from .values import as_grid, key as value_key
+from .values import as_grid, key as value_key, lookup
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -68,25 +68,16 @@ def exact_match(labels, table, what: str) -> list[int]:
     return positions
 
 
-class SheetValues(Mapping):
-    """A sheet's view of the values: its own names, then the workbook's global names;
-    `of(sheet)` reads another sheet's names (inputs, or the outputs of sheets computed before)."""
+class SheetValues:
+    """A sheet's view of the values: `values[name]` is its own name, else the workbook's global name
+    (see `values.lookup`); `of(sheet)` reads another sheet's names (inputs, or the outputs of sheets
+    computed before)."""
 
     def __init__(self, values: Mapping[str, object], sheet: str):
         self._values, self.sheet = values, sheet
 
     def __getitem__(self, name: str):
-        scoped = value_key(self.sheet, name)
-        return self._values[scoped] if scoped in self._values else self._values[name]
-
-    def __iter__(self):
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __contains__(self, name) -> bool:
-        return value_key(self.sheet, name) in self._values or name in self._values
+        return lookup(self._values, self.sheet, name)
 
     def of(self, sheet: str) -> "SheetValues":
         return SheetValues(self._values, sheet)
@@ -130,7 +121,7 @@ class Lesson:
 
     name: ClassVar[str]                 # the workbook's file stem
     title: ClassVar[str]                # one line: what the workbook teaches
-    specs: ClassVar[tuple[SheetSpec, ...]] = ()  # the sheets after `notes`, in order
+    specs: ClassVar[tuple[SheetSpec, ...]]  # the sheets after `notes`, in order
     notes_title: ClassVar[str]          # the notes sheet's title
     notes_teaches: ClassVar[str] = "what the workbook shows and what to try"
     #: Defined names a release renamed: the key now -> the key earlier releases wrote (their files

@@ -20,7 +20,7 @@ import xlsxwriter.worksheet
 from xlsxwriter.utility import (quote_sheetname, xl_cell_to_rowcol, xl_col_to_name, xl_range, xl_range_abs,
                                 xl_rowcol_to_cell)
 
-from .values import as_grid, key as value_key
+from .values import as_grid, key as value_key, lookup
 
 #: Workbook timestamps are fixed so that the same seed gives byte-identical files.
 FIXED_TIMESTAMP = datetime.datetime(2019, 1, 1)
@@ -144,9 +144,7 @@ class Sheet:
 
     def value(self, name: str) -> np.ndarray:
         """The grid of this sheet's name `name` (or of the global name `name`) in the book's values."""
-        values = self.book.values
-        scoped = value_key(self.name, name)
-        return as_grid(values[scoped] if scoped in values else values[name])
+        return as_grid(lookup(self.book.values, self.name, name))
 
     def find(self, sheet: str, name: str) -> Block:
         """The block `name` that the sheet `sheet` holds, as this sheet's formulas refer to it."""

@@ -14,6 +14,13 @@ def key(sheet: str | None, name: str) -> str:
     return name if sheet is None else f"{sheet}!{name}"
 
 
+def lookup(values, sheet: str, name: str):
+    """The value of the name `name` as a formula on `sheet` reads it: the sheet's own name if it has
+    one, else the global name (a KeyError when neither is in `values`)."""
+    scoped = key(sheet, name)
+    return values[scoped] if scoped in values else values[name]
+
+
 def name_of(key: str) -> str:
     """The defined name a key stands for, without its sheet."""
     return key.rpartition("!")[2]

@@ -470,3 +470,17 @@ def test_reading_and_verifying_do_not_load_the_file_writer():
             "print(sorted(m for m in sys.modules if m == 'xlsxwriter' or m == 'lessonxl.sheets'))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+@pytest.mark.parametrize("sheet, name, expected", [
+    ("data", "w", "data's own w"),     # a sheet's own name first
+    ("other", "w", "the global w"),    # a sheet without one reads the global name
+    ("data", "g", "the global g"),
+])
+def test_a_name_is_looked_up_as_a_formula_on_the_sheet_reads_it(sheet, name, expected):
+    from lessonxl.values import lookup
+
+    values = {"data!w": "data's own w", "w": "the global w", "g": "the global g"}
+    assert lookup(values, sheet, name) == expected
+    with pytest.raises(KeyError):
+        lookup(values, "data", "absent")
