@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import files, reader
+from . import files, reader, workers
 from .errors import UsageError as LessonxlError
 from .recalc import DEFAULT_TIMEOUT, Engine
 from .sameness import KEPT
@@ -35,18 +35,20 @@ DEFAULT_FOLDER = Path("workbooks")
 
 
 def generate(names: Sequence[str] = (), out: str | Path = DEFAULT_FOLDER, seed: int = 0,
-             device: str = "auto", force: bool = False, **collab_options) -> list[Path]:
+             device: str = "auto", force: bool = False, jobs: int | None = None, **collab_options) -> list[Path]:
     """Write lesson workbooks (default: all) into `out`; the paths written or already up to date.
 
     `collab_options` (`ratings`, `users`, `movies`, `factors`) build collab_filter from a MovieLens
     file. A file that holds the same workbook is left as it is; a file edited since lessonxl wrote
-    it is kept, and LessonxlError says so after the others are written, unless `force`.
+    it is kept, and LessonxlError says so after the others are written, unless `force`. `jobs`
+    workbooks are made at once, each in a worker process (default: one per CPU core); 1 makes them
+    one after another in this process.
 
     >>> lessonxl.generate(["graddesc"], out="my_workbooks", seed=7)     # doctest: +SKIP
     [PosixPath('my_workbooks/graddesc.xlsx')]
     """
     paths, kept = [], []
-    for written in generate_each(names, out, seed, device, force, **collab_options):
+    for written in generate_each(names, out, seed, device, force, jobs, **collab_options):
         (kept if written.status == KEPT else paths).append(written.path)
     if kept:
         raise LessonxlError(kept_message(kept))
@@ -54,13 +56,24 @@ def generate(names: Sequence[str] = (), out: str | Path = DEFAULT_FOLDER, seed: 
 
 
 def generate_each(names: Sequence[str], out: str | Path, seed: int, device: str, force: bool,
-                  **collab_options) -> Iterator[Written]:
-    """Write each workbook in turn, yielding its path, what was done (wrote, up to date or kept) and
-    what to tell the user about it (`Lesson.generate_notes`)."""
+                  jobs: int | None = None, **collab_options) -> Iterator[Written]:
+    """Write each workbook, yielding in the order asked its path, what was done (wrote, up to date
+    or kept) and what to tell the user about it (`Lesson.generate_notes`)."""
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise LessonxlError(f"--jobs {jobs}: give a whole number of at least 1")
+    jobs = jobs or workers.cores()
+    server = workers.Server() if jobs > 1 and len(names) != 1 else None  # imports torch while we do
+    try:
+        yield from _generate_each(names, Path(out), seed, device, force, jobs, server, collab_options)
+    finally:
+        if server:
+            server.stop()
+
+
+def _generate_each(names, out: Path, seed, device, force, jobs, server, collab_options) -> Iterator[Written]:
     from .lesson import pick_device
     from .registry import LESSONS, by_name
 
-    out = Path(out)
     lessons = [by_name(name) for name in names] if names else list(LESSONS)
     options = {key: value for key, value in collab_options.items() if value is not None}
     if options and not any(lesson.name == "collab_filter" for lesson in lessons):
@@ -69,9 +82,14 @@ def generate_each(names: Sequence[str], out: str | Path, seed: int, device: str,
     if out.exists() and not out.is_dir():
         raise LessonxlError(f"--out {out}: is a file, not a folder")
     chosen = pick_device(device)
-    for lesson in lessons:
-        own = options if lesson.name == "collab_filter" else {}
-        yield lesson.write(out, seed, chosen, force=force, **own)
+    tasks = [(lesson, options if lesson.name == "collab_filter" else {}) for lesson in lessons]
+    if server and len(tasks) > 1:
+        made = server.make_all([(lesson.name, own) for lesson, own in tasks], seed, chosen.type,
+                               min(jobs, len(tasks)))
+    else:
+        made = (lesson.make(seed, chosen, **own) for lesson, own in tasks)
+    for (lesson, _), workbook in zip(tasks, made):
+        yield lesson.save(out, workbook, force)
 
 
 def kept_message(paths: Sequence[Path]) -> str:

@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--force", action="store_true",
                           help="overwrite workbooks that were edited since lessonxl wrote them")
     _device_option(generate)
+    generate.add_argument("--jobs", type=int, metavar="N",
+                          help="workbooks made at once, each in its own process (default: one per CPU core; "
+                               "1: one after another)")
     collab = generate.add_argument_group("collab_filter options")
     collab.add_argument("--ratings", type=Path, metavar="FILE",
                         help="a MovieLens ratings file (u.data or ratings.csv) instead of built-in data")
@@ -142,7 +145,7 @@ def _generate(args) -> int:
     options = {key: getattr(args, key) for key in COLLAB_OPTIONS}
     kept = []
     for path, status, notes in generate_each(args.names, args.out, args.seed, args.device, args.force,
-                                             **options):
+                                             args.jobs, **options):
         if status == KEPT:
             kept.append(path)
         else:
@@ -261,14 +264,14 @@ def main(argv=None) -> int:
         code = 2
     except KeyboardInterrupt:
         code = 130
-    if argv is None and args.command == "verify":
+    if argv is None:
         _exit_now(code)
     return code
 
 
 def _exit_now(code: int) -> None:
-    """End the verify program at once: its temporary files and LibreOffice are gone already, it wrote
-    nothing else, and tearing down torch's modules at interpreter exit takes half a second."""
+    """End the program at once: its files are written, its temporary files, LibreOffice and worker
+    processes are gone already, and tearing down torch's modules at interpreter exit takes half a second."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

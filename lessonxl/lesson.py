@@ -225,7 +225,12 @@ class Lesson:
     def build(self, seed: int, device: torch.device, **options) -> bytes:
         """The workbook's bytes for the default inputs: torch results cached in every formula cell,
         stamped as lessonxl's (see `sameness.stamp`)."""
-        return self._workbook(self._default_grids(seed, **options), device)
+        return self.make(seed, device, **options).data
+
+    def make(self, seed: int, device: torch.device, **options) -> Made:
+        """The workbook's bytes (as `build`) and what `lessonxl generate` tells the user about it."""
+        inputs = self._default_grids(seed, **options)
+        return Made(self._workbook(inputs, device), self.generate_notes(inputs))
 
     def _default_grids(self, seed: int, **options) -> dict[str, np.ndarray]:
         inputs = {key: as_grid(value) for key, value in self.default_inputs(seed, **options).items()}
@@ -246,16 +251,18 @@ class Lesson:
 
     def write(self, folder: Path, seed: int, device: torch.device, force: bool = False,
               **options) -> Written:
-        """Write the workbook into `folder`: its path, WROTE, UP_TO_DATE or KEPT, and `generate_notes`.
+        """Make the workbook (`make`) and `save` it into `folder`."""
+        return self.save(folder, self.make(seed, device, **options), force)
+
+    def save(self, folder: Path, made: Made, force: bool = False) -> Written:
+        """Save a workbook `make` made into `folder`: its path, WROTE, UP_TO_DATE or KEPT, and its notes.
 
         A file there that already holds the same workbook, its cached results equal to rounding (see
         `sameness`), is left as it is (UP_TO_DATE): regenerating on another CPU or on CUDA changes no
         file. A file that is not as lessonxl wrote it (edited since, or someone else's) is never
         overwritten without `force` (KEPT). The file is replaced at once, never left half written.
         """
-        inputs = self._default_grids(seed, **options)
-        path, notes = folder / self.filename, self.generate_notes(inputs)
-        data = self._workbook(inputs, device)
+        path, (data, notes) = folder / self.filename, made
         if path.exists() and not path.is_dir():
             if same_file(path, data):
                 return Written(path, UP_TO_DATE, notes)
@@ -272,6 +279,13 @@ class Lesson:
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)
         return Written(path, WROTE, notes)
+
+
+class Made(NamedTuple):
+    """A workbook `Lesson.make` made, not yet saved: its bytes and what to tell the user about it."""
+
+    data: bytes
+    notes: tuple[str, ...] = ()
 
 
 class Written(NamedTuple):

@@ -1,7 +1,8 @@
 """Benchmark: `lessonxl generate` on each device, whole and by phase.
 
 Whole: `python -m lessonxl generate --device D --out TMP` as a user runs it (a new process, imports
-included), `--repeat` times, median. By phase, in one process after a warm-up build: for each
+included), `--repeat` times, median; once with the workbooks made at once by worker processes, one per
+core (the default), and once with `--jobs 1` (one after another, in one process). By phase, in one process after a warm-up build: for each
 workbook, the default inputs (seeded data, training), torch's computation of every formula quantity
 on the device (synchronised), and writing the file (layout, xlsxwriter, packaging); plus the first
 CUDA call (context creation), which a fresh process pays once.
@@ -19,13 +20,15 @@ import sys
 import tempfile
 import time
 
+from lessonxl.workers import cores
 
-def whole(device: str, repeat: int) -> float:
+
+def whole(device: str, repeat: int, jobs: list[str]) -> float:
     times = []
     for _ in range(repeat):
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "lessonxl", "generate", "--device", device, "--out", out],
+            subprocess.run([sys.executable, "-m", "lessonxl", "generate", "--device", device, "--out", out, *jobs],
                            check=True, capture_output=True)
             times.append(time.perf_counter() - start)
     return statistics.median(times)
@@ -79,7 +82,8 @@ def main() -> None:
     args = parser.parse_args()
     for device in args.devices:
         print(f"## {device}: lessonxl generate (all workbooks, new process, median of {args.repeat}): "
-              f"{whole(device, args.repeat):.2f} s")
+              f"{whole(device, args.repeat, []):.2f} s ({cores()} cores, one worker each); "
+              f"--jobs 1: {whole(device, args.repeat, ['--jobs', '1']):.2f} s")
         if device == "cuda":
             print(f"first CUDA call in a fresh process: {first_cuda_call():.2f} s")
         table = phases(device)

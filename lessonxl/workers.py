@@ -1,0 +1,138 @@
+"""Make several workbooks at once, each in its own process: `lessonxl generate` on every CPU core.
+
+A fork server (a Python running `main`) imports the lessons (and torch) once, computes nothing,
+and forks one child per workbook, at most `jobs` at a time; each child computes its workbook's bytes
+(`Lesson.make`) and sends them back, and the caller saves them.
+
+Why not the obvious ways:
+- forking the caller could hang the child: a process forked after torch has computed on several
+  threads (a notebook's kernel has) can deadlock in GNU OpenMP, which is not fork-safe;
+- spawning each worker afresh imports torch again in each (about a second);
+- multiprocessing's own fork server runs the caller's main script again in every worker (a script
+  that calls `lessonxl.generate()` without an `if __name__ == "__main__":` guard would fail).
+
+The caller starts the server before it imports torch itself, so that the two imports overlap. The server
+and its children are one process group, which `Server.stop` ends as one: after Ctrl-C or an error
+nothing is left running, and no file is half written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import selectors
+import signal
+import subprocess
+import sys
+import traceback
+from typing import BinaryIO, Iterator, Sequence
+
+from .errors import UsageError
+
+
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class Server:
+    """The fork server, started at once; `make_all` gives it the work."""
+
+    def __init__(self):
+        self._process = subprocess.Popen([sys.executable, "-c", "from lessonxl.workers import main; main()"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
+
+    def make_all(self, tasks: Sequence[tuple[str, dict]], seed: int, device: str, jobs: int) -> Iterator:
+        """Each task's `Lesson.make(seed, device, **options)` (a task: a lesson's name and its options),
+        made `jobs` at a time and yielded in the tasks' order."""
+        try:
+            pickle.dump((list(tasks), seed, device, jobs), self._process.stdin)
+            self._process.stdin.close()
+            for _ in tasks:
+                made, error = pickle.load(self._process.stdout)
+                if error is not None:
+                    raise error
+                yield made
+        except (EOFError, BrokenPipeError):
+            raise UsageError(f"the worker processes stopped (exit status {self._process.wait()}); "
+                             "--jobs 1 makes the workbooks in this process") from None
+
+    def stop(self) -> None:
+        """End the server and every child it forked, unless they have ended already."""
+        if self._process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+        self._process.wait()
+        for stream in (self._process.stdin, self._process.stdout):
+            stream.close()
+
+
+def serve(tasks_in: BinaryIO, results_out: BinaryIO) -> None:
+    """The server: read the tasks, fork a child for each (`jobs` at most at once), write each child's
+    result in the tasks' order."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the caller decides: it ends the whole group
+    from . import registry  # noqa: F401  (imported once, here, for every child)
+
+    tasks, seed, device, jobs = pickle.load(tasks_in)
+    waiting, results, running = list(enumerate(tasks)), {}, selectors.DefaultSelector()
+    for _ in range(min(jobs, len(waiting))):
+        _fork(*waiting.pop(0), seed, device, running)
+    sent = 0
+    while sent < len(tasks):
+        for key, _ in running.select():
+            number, pid, chunks = key.data
+            chunk = os.read(key.fd, 1 << 20)
+            if chunk:
+                chunks.append(chunk)
+                continue
+            running.unregister(key.fd)
+            os.close(key.fd)
+            status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+            results[number] = b"".join(chunks) or pickle.dumps(
+                (None, RuntimeError(f"the worker that made {tasks[number][0]} stopped (exit status {status})")))
+            if waiting:
+                _fork(*waiting.pop(0), seed, device, running)
+        while sent in results:
+            results_out.write(results.pop(sent))
+            results_out.flush()
+            sent += 1
+
+
+def _fork(number: int, task: tuple[str, dict], seed: int, device: str, running: selectors.BaseSelector) -> None:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: whatever happens, it ends here
+        try:
+            os.close(read_end)
+            os.dup2(2, 1)  # anything printed goes to stderr, not into the results
+            with os.fdopen(write_end, "wb") as out:
+                out.write(_make(*task, seed, device))
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    running.register(read_end, selectors.EVENT_READ, (number, pid, []))
+
+
+def _make(name: str, options: dict, seed: int, device: str) -> bytes:
+    """A child's result, pickled: (the workbook `Lesson.make` made, None) or (None, the error)."""
+    import torch
+
+    from .registry import by_name
+
+    try:
+        return pickle.dumps((by_name(name).make(seed, torch.device(device), **options), None))
+    except Exception as error:  # sent to the caller, which raises it
+        if not isinstance(error, UsageError):
+            error.add_note(f"in the worker that made {name}:\n{traceback.format_exc()}")
+        try:
+            return pickle.dumps((None, error))
+        except Exception:
+            return pickle.dumps((None, RuntimeError(f"in the worker that made {name}:\n{traceback.format_exc()}")))
+
+
+def main() -> None:
+    """The server's program (see `Server`)."""
+    serve(sys.stdin.buffer, sys.stdout.buffer)
+    sys.stdout.flush()
+    os._exit(0)  # tearing down torch's modules at exit would take half a second

@@ -1,0 +1,98 @@
+"""`lessonxl generate` on several cores: workbooks made by worker processes, the same bytes as made in
+this process, errors and Ctrl-C handled as the single-process path handles them, nothing left running."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import lessonxl
+from lessonxl import cli, workers
+
+from conftest import run_cli
+
+SERVER = "from lessonxl.workers import main"
+
+
+def worker_processes() -> list[int]:
+    """Live processes running lessonxl's fork server or a child it forked (they share its command line)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and SERVER.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
+
+
+def test_workbooks_made_by_workers_are_the_bytes_made_in_this_process(generated, tmp_path):
+    paths = lessonxl.generate(out=tmp_path, device="cpu", jobs=2)
+    assert [path.name for path in paths] == [path.name for path in generated.values()]
+    for path, made_here in zip(paths, generated.values()):
+        assert path.read_bytes() == made_here.read_bytes(), path.name
+    assert sorted(tmp_path.iterdir()) == sorted(paths)  # no partial file left
+    assert not worker_processes()
+
+
+def test_a_usage_error_in_a_worker_is_the_command_lines_one_line(tmp_path):
+    missing = tmp_path / "u.data"
+    result = run_cli("generate", "--jobs", "2", "--out", tmp_path / "out", "--ratings", missing,
+                     "collab_filter", "entropy_example")
+    assert result.returncode == 2
+    assert result.stderr == f"lessonxl generate: {missing}: no such ratings file\n"
+    assert not (tmp_path / "out").exists() and not worker_processes()
+
+
+def test_any_other_error_in_a_worker_is_raised_with_the_workers_traceback():
+    server = workers.Server()
+    try:
+        with pytest.raises(TypeError, match="bogus") as raised:
+            list(server.make_all([("entropy_example", {}), ("collab_filter", {"bogus": 1})], 0, "cpu", 2))
+    finally:
+        server.stop()
+    assert "in the worker that made collab_filter" in raised.value.__notes__[0]
+    assert "Traceback" in raised.value.__notes__[0]
+    assert not worker_processes()
+
+
+def test_jobs_must_be_a_whole_number_of_at_least_one(tmp_path, capsys):
+    assert cli.main(["generate", "--jobs", "0", "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == "lessonxl generate: --jobs 0: give a whole number of at least 1\n"
+    with pytest.raises(lessonxl.LessonxlError, match="--jobs 2.5"):
+        lessonxl.generate(out=tmp_path, jobs=2.5)
+    assert not list(tmp_path.iterdir())
+
+
+def test_ctrl_c_while_workers_compute_stops_them_all_and_writes_nothing_half(tmp_path):
+    # a bigger collab_filter, so that the workers are still computing when Ctrl-C comes
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "lessonxl", "generate", "--jobs", "2", "--out", str(out), "--users", "60",
+               "--movies", "60", "collab_filter", "graddesc"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(worker_processes()) < 3 and time.monotonic() < deadline:  # the server and its two children
+        time.sleep(0.05)
+    assert len(worker_processes()) == 3, "the workers never started"
+    process.send_signal(signal.SIGINT)
+    out_text, err_text = process.communicate(timeout=60)
+    assert process.returncode == 130, err_text
+    assert "Traceback" not in err_text
+    assert not worker_processes()
+    left = sorted(path.name for path in out.iterdir()) if out.exists() else []
+    assert all(not name.endswith(".part") for name in left), left
+    assert all(f"wrote {out / name}" in out_text for name in left)  # a file there was written whole
+
+
+def test_one_workbook_or_one_job_is_made_in_this_process(tmp_path, monkeypatch):
+    def no_server():
+        raise AssertionError("a worker process was started")
+
+    monkeypatch.setattr(workers, "Server", no_server)
+    assert lessonxl.generate(["entropy_example"], out=tmp_path, device="cpu") == [tmp_path / "entropy_example.xlsx"]
+    assert len(lessonxl.generate(["entropy_example", "regularization"], out=tmp_path, device="cpu", jobs=1)) == 2
