@@ -387,25 +387,40 @@ def verify_paths(paths: Sequence[Path], device: str = "auto", atol: float = DEFA
     with tempfile.TemporaryDirectory(prefix="lessonxl-verify-") as tmp:
         folder = Path(tmp)
         (folder / "in").mkdir()
-        reports, engine = Reports(), None
+        engine = None
+
+        def started() -> Engine:
+            nonlocal engine
+            if engine is None:
+                engine = Engine(folder, timeout)
+                progress(f"recalculating {len(paths)} workbook{'s' * (len(paths) != 1)} with LibreOffice")
+            return engine
+
         try:
-            jobs = []
-            for index, path in enumerate(map(Path, paths)):
-                job = _Job(path)
-                reports.append(job.report)
-                # LibreOffice starts with the first file that needs it (while the lessons and torch are
-                # imported), and recalculates each file as soon as it is staged.
-                if _attempt(job, _copy, job, folder / "in", index):
-                    if engine is None:
-                        engine = Engine(folder, timeout)
-                        progress(f"recalculating {len(paths)} workbook{'s' * (len(paths) != 1)} with LibreOffice")
-                    if _attempt(job, _outline, job):
-                        job.ticket = engine.submit(job.staged.stripped, job.areas)
-                        jobs.append(job)
-            run(jobs, engine, device, atol, rtol, progress)
+            return verify_in(started, paths, folder / "in", device, atol, rtol, progress)
         finally:
             if engine is not None:
                 engine.close()
+
+
+def verify_in(engine: Callable[[], Engine], paths: Sequence[Path], folder: Path, device: str = "auto",
+              atol: float = DEFAULT_TOL, rtol: float = DEFAULT_TOL,
+              progress: Callable[[str], None] = lambda stage: None) -> Reports:
+    """Verify each workbook in the LibreOffice that `engine()` gives (asked when the first file needs it:
+    it may start one then, or give one already running), staging copies into `folder`; a report per
+    path, in order. `verify_paths` and `verify --watch` are this with their own LibreOffice."""
+    reports, jobs, running = Reports(), [], None
+    for index, path in enumerate(map(Path, paths)):
+        job = _Job(path)
+        reports.append(job.report)
+        # LibreOffice starts with the first file that needs it (while the lessons and torch are
+        # imported), and recalculates each file as soon as it is staged.
+        if _attempt(job, _copy, job, folder, index):
+            running = engine()
+            if _attempt(job, _outline, job):
+                job.ticket = running.submit(job.staged.stripped, job.areas)
+                jobs.append(job)
+    _run(jobs, running, device, atol, rtol, progress)
     return reports
 
 
@@ -417,13 +432,8 @@ def _outline(job: _Job) -> None:
     job.areas = job.outline()
 
 
-def _stage(job: _Job, folder: Path, index: int) -> None:
-    _copy(job, folder, index)
-    _outline(job)
-
-
-def run(jobs: Sequence[_Job], engine: Engine | None, device: str, atol: float, rtol: float,
-        progress: Callable[[str], None] = lambda stage: None) -> None:
+def _run(jobs: Sequence[_Job], engine: Engine | None, device: str, atol: float, rtol: float,
+         progress: Callable[[str], None]) -> None:
     """Take each submitted job's recalculated workbook from `engine` and compare it with torch."""
     if not jobs:
         return

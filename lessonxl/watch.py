@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .verify import DEFAULT_TOL, Reports, _attempt, _Job, _stage, run
+from .verify import DEFAULT_TOL, Reports, verify_in
 from .recalc import DEFAULT_TIMEOUT, Engine
 
 POLL = 0.05      # seconds between looks at the files
@@ -62,19 +62,10 @@ class Watcher:
     def _check(self, paths: Sequence[Path]) -> tuple[Reports, bool]:
         work = self.folder / f"check{self._count}"
         self._count += 1
-        (work / "in").mkdir(parents=True)
-        reports, jobs = Reports(), []
+        work.mkdir(parents=True)
         began = time.perf_counter()
         try:
-            for path in paths:
-                job = _Job(Path(path))
-                reports.append(job.report)
-                if _attempt(job, _stage, job, work / "in", self._count):
-                    if self.engine is None:
-                        self.engine = Engine(self.folder / f"engine{self._count}", self.timeout)
-                    job.ticket = self.engine.submit(job.staged.stripped, job.areas)
-                    jobs.append(job)
-            run(jobs, self.engine, self.device, self.tol, self.tol)
+            reports = verify_in(self._engine, paths, work, self.device, self.tol, self.tol)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         failed = self.engine is not None and self.engine.failed
@@ -83,6 +74,12 @@ class Watcher:
         if len(paths) == 1:
             reports[0].seconds = time.perf_counter() - began
         return reports, failed
+
+    def _engine(self) -> Engine:
+        """The warm LibreOffice, started on first need."""
+        if self.engine is None:
+            self.engine = Engine(self.folder / f"engine{self._count}", self.timeout)
+        return self.engine
 
     def close(self) -> None:
         if self.engine is not None:
