@@ -50,6 +50,13 @@ RANKED = 5        # movies shown at each end of a ranking
 #: cells, 32 MB at 200 x 200 (generate 88 s, verify 54 s, 1.8 GB), gd_steps (26 x users x movies)
 #: and movielens_emb (26 x pairs) the largest sheets.
 MAX_ONE_HOT_CELLS = 500_000
+#: The largest crosstab (users x movies) and factor count a workbook is made for. The other sheets grow
+#: as users x movies and as factors x (users + movies) per model and gd_steps' step: 200 x 200 is the
+#: largest size measured (2.58M formula cells, 32 MB; README, "collab_filter at scale"), and 50 factors
+#: fastai's default for collab_learner. Beyond them generate refuses, in one line, rather than spend
+#: minutes on a file spreadsheets hardly open.
+MAX_CROSSTAB_CELLS = 200 * 200
+MAX_FACTORS = 50
 RATINGS_CAPTION = "ratings (blank = not rated)"
 
 
@@ -965,6 +972,14 @@ class CollabFilter(Lesson):
         for flag, value, least in (("users", users, 2), ("movies", movies, 2), ("factors", factors, 1)):
             if not isinstance(value, int) or value < least:
                 raise UsageError(f"--{flag} {value}: give a whole number of at least {least}")
+        if users * movies > MAX_CROSSTAB_CELLS:
+            raise UsageError(f"--users {users} --movies {movies}: a crosstab of {users * movies:,} cells is more than "
+                             f"the {MAX_CROSSTAB_CELLS:,} (200 x 200) a workbook is made for (200 x 200 already "
+                             "makes 2.6 million formula cells, 32 MB, minutes in a spreadsheet); ask for fewer "
+                             "users or movies")
+        if factors > MAX_FACTORS:
+            raise UsageError(f"--factors {factors}: a workbook is made for at most {MAX_FACTORS} factors "
+                             "(fastai's default for collab_learner)")
         if ratings:
             table, source = load_ratings(ratings), str(ratings)
             movie_table = load_movies(ratings)

@@ -421,3 +421,18 @@ def test_generate_says_when_it_cut_the_one_hot_sheet(tmp_path, monkeypatch, caps
     path = tmp_path / "collab_filter.xlsx"
     assert lines[0] == f"wrote {path}"
     assert lines[1].startswith(f"note: {path}: movielens_1hot shows the first 10 of ") and len(lines) == 2
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--users", "201", "--movies", "200"], "--users 201 --movies 200: a crosstab of 40,200 cells is more than the "
+                                            "40,000 (200 x 200) a workbook is made for"),
+    (["--users", "2", "--movies", "20001"], "a crosstab of 40,002 cells is more than"),
+    (["--factors", "51"], "--factors 51: a workbook is made for at most 50 factors"),
+])
+def test_a_workbook_too_big_to_open_is_refused_in_one_line(tmp_path, capsys, flags, message):
+    from lessonxl.cli import main
+
+    assert main(["generate", "--device", "cpu", "--out", str(tmp_path), *flags, "collab_filter"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not list(tmp_path.iterdir())
