@@ -20,7 +20,7 @@ import torch
 from .lesson import Cancelling, Lesson, SheetSpec
 from .optim import (GRADS, LINE_PARAMS, SYMBOLS, TRUE_INTERCEPT, TRUE_SLOPE, Adam, CosineEpochs, LessonAdam,
                     LessonRMSprop, Momentum, OneCycle, RMSprop, Rule, Schedule, SGD, StepCells, Trajectory,
-                    rule_formula, seeded_x, state_columns, state_header, train_online)
+                    row_formulas, seeded_x, state_columns, state_header, train_online)
 
 if TYPE_CHECKING:  # the file writer: needed to generate, not to verify
     from .sheets import Block, Sheet
@@ -166,12 +166,13 @@ class OptimizerSheet(SheetSpec):
                                          formula=lambda r, _, name=name: self.schedule.epoch_formula(name, r, refs))
         sheet.text(top - 2, 0, "One row per update: each row reads one (x, y) sample, predicts with the b and a "
                    "left by the row above, and updates them.", widen=False)
+        rows = [StepCells(r, columns, scalars, self.schedule.columns) for r in range(columns["step"].rows)]
+        rule = row_formulas(self.rule)
         for name in self.columns:
-            formula = self._column_formula(sheet, name)
+            formula = self._column_formula(sheet, name, rule)
             columns[name] = sheet.block(
                 name, top, columns[name].left, headers=[self._header(name)], result=name in LINE_PARAMS,
-                num_format=FORMATS.get(name),
-                formula=lambda r, c, f=formula: f(StepCells(r, columns, scalars, self.schedule.columns)))
+                num_format=FORMATS.get(name), formula=lambda r, c, f=formula: f(rows[r]))
         for (param, symbol), left in zip(SYMBOLS.items(), CHART_LEFTS):
             sheet.line_chart(f"{param} {symbol} after each step", [(f"{param} {symbol}", columns[param])],
                              CHART_TOP, left, y_title=symbol, size=(480, 300))
@@ -192,8 +193,9 @@ class OptimizerSheet(SheetSpec):
     def _header(self, name: str) -> str:
         return state_header(self.rule, name) if name in state_columns(self.rule) else HEADERS[name]
 
-    def _column_formula(self, sheet: Sheet, name: str):
-        """The formula of one step-table column, as a function of the row's cells."""
+    def _column_formula(self, sheet: Sheet, name: str, rule):
+        """The formula of one step-table column, as a function of the row's cells (`rule`: the
+        rule's `row_formulas`)."""
         x_data, y_data = sheet.find("data", "data_x"), sheet.find("data", "data_y")
         n = x_data.rows
 
@@ -221,7 +223,7 @@ class OptimizerSheet(SheetSpec):
             return common[name]
         if name in self.schedule.columns.values():
             return lambda cells: self.schedule.step_formula(name, cells)
-        return lambda cells: rule_formula(self.rule, name, cells)
+        return lambda cells: rule(name, cells)
 
 
 def finite_differences(start, run: Trajectory, xs, ys, h) -> dict[str, Cancelling]:

@@ -14,7 +14,7 @@ import torch
 
 from . import optim
 from .lesson import Cancelling, Lesson, SheetSpec
-from .optim import (LINE_PARAMS, Rule, StepCells, decoupled, rule_formula, state_columns, state_header,
+from .optim import (LINE_PARAMS, Rule, StepCells, decoupled, row_formulas, state_columns, state_header,
                     train_online, with_l2)
 
 if TYPE_CHECKING:  # the file writer: needed to generate, not to verify
@@ -240,15 +240,13 @@ class L2VsWd(SheetSpec):
         headers = variant_headers(rule)
         top, left = table.top, table.skip(1)
         own = {key: sheet.area(f"{variant}_{key}", top, left + i) for i, key in enumerate(headers)}
-
-        def cells(r: int) -> StepCells:
-            return StepCells(r, {**own, "step": step}, scalars)
-
+        rows = [StepCells(r, {**own, "step": step}, scalars) for r in range(step.rows)]
+        formula = row_formulas(rule)
         formulas = {
-            "error": lambda r, c: f"={cells(r).before('slope')}*{x.cell(r)}+{cells(r).before('intercept')}-{y.cell(r)}",
+            "error": lambda r, c: f"={rows[r].before('slope')}*{x.cell(r)}+{rows[r].before('intercept')}-{y.cell(r)}",
             "de_db": lambda r, c: f"=2*{own['error'].cell(r)}",
             "de_da": lambda r, c: f"={x.cell(r)}*{own['de_db'].cell(r)}",
-            **{key: lambda r, c, k=key: rule_formula(rule, k, cells(r))
+            **{key: lambda r, c, k=key: formula(k, rows[r])
                for key in (*state_columns(rule), *LINE_PARAMS)},
         }
         sheet.text(top - 2, left, caption, "label")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import lessonxl
-from lessonxl.optim import (GRADS, LINE_PARAMS, SGD, Adam, LessonAdam, Momentum, StepCells, decoupled, rule_formula,
+from lessonxl.optim import (GRADS, LINE_PARAMS, SGD, Adam, LessonAdam, Momentum, StepCells, decoupled, row_formulas,
                             state_columns, state_header, with_l2)
 
 HYPER = {"lr": 0.5, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "momentum": 0.9, "wd": 0.01}
@@ -58,7 +58,8 @@ def formulas(rule, r: int = 1) -> dict[str, str]:
     written = (*state_columns(rule), *LINE_PARAMS)
     cells = StepCells(r, {key: Column(key) for key in ("step", *GRADS, *written)},
                       {name: Column(name) for name in SCALARS})
-    return {column: rule_formula(rule, column, cells) for column in written}
+    formula = row_formulas(rule)
+    return {column: formula(column, cells) for column in written}
 
 
 @pytest.mark.parametrize("rule, expected", [
