@@ -133,6 +133,9 @@ def _make(name: str, options: dict, seed: int, device: str) -> bytes:
 
 def main() -> None:
     """The server's program (see `Server`)."""
-    serve(sys.stdin.buffer, sys.stdout.buffer)
-    sys.stdout.flush()
+    try:
+        serve(sys.stdin.buffer, sys.stdout.buffer)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the caller has gone: so do the server and its children, quietly
+        os.killpg(0, signal.SIGKILL)
     os._exit(0)  # tearing down torch's modules at exit would take half a second
