@@ -50,9 +50,11 @@ class Server:
             pickle.dump((list(tasks), seed, device, jobs), self._process.stdin)
             self._process.stdin.close()
             for _ in tasks:
-                made, error = pickle.load(self._process.stdout)
-                if error is not None:
+                made, error, where = pickle.load(self._process.stdout)
+                if isinstance(error, UsageError):
                     raise error
+                if error is not None:
+                    raise error from WorkerTraceback(where)
                 yield made
         except (EOFError, BrokenPipeError):
             raise UsageError(f"the worker processes stopped (exit status {self._process.wait()}); "
@@ -66,6 +68,10 @@ class Server:
         self._process.wait()
         for stream in (self._process.stdin, self._process.stdout):
             stream.close()
+
+
+class WorkerTraceback(Exception):
+    """The cause of an error a worker sent: where in the worker it was raised, as a traceback's text."""
 
 
 def serve(tasks_in: BinaryIO, results_out: BinaryIO) -> None:
@@ -90,7 +96,7 @@ def serve(tasks_in: BinaryIO, results_out: BinaryIO) -> None:
             os.close(key.fd)
             status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
             results[number] = b"".join(chunks) or pickle.dumps(
-                (None, RuntimeError(f"the worker that made {tasks[number][0]} stopped (exit status {status})")))
+                (None, RuntimeError(f"the worker that made {tasks[number][0]} stopped (exit status {status})"), ""))
             if waiting:
                 _fork(*waiting.pop(0), seed, device, running)
         while sent in results:
@@ -115,20 +121,19 @@ def _fork(number: int, task: tuple[str, dict], seed: int, device: str, running: 
 
 
 def _make(name: str, options: dict, seed: int, device: str) -> bytes:
-    """A child's result, pickled: (the workbook `Lesson.make` made, None) or (None, the error)."""
+    """A child's result, pickled: the workbook `Lesson.make` made, or the error and where it was raised."""
     import torch
 
     from .registry import by_name
 
     try:
-        return pickle.dumps((by_name(name).make(seed, torch.device(device), **options), None))
+        return pickle.dumps((by_name(name).make(seed, torch.device(device), **options), None, ""))
     except Exception as error:  # sent to the caller, which raises it
-        if not isinstance(error, UsageError):
-            error.add_note(f"in the worker that made {name}:\n{traceback.format_exc()}")
+        where = f"in the worker that made {name}:\n{traceback.format_exc()}"
         try:
-            return pickle.dumps((None, error))
+            return pickle.dumps((None, error, where))
         except Exception:
-            return pickle.dumps((None, RuntimeError(f"in the worker that made {name}:\n{traceback.format_exc()}")))
+            return pickle.dumps((None, RuntimeError(f"{type(error).__name__}: {error}"), where))
 
 
 def main() -> None:

@@ -56,8 +56,8 @@ def test_any_other_error_in_a_worker_is_raised_with_the_workers_traceback():
             list(server.make_all([("entropy_example", {}), ("collab_filter", {"bogus": 1})], 0, "cpu", 2))
     finally:
         server.stop()
-    assert "in the worker that made collab_filter" in raised.value.__notes__[0]
-    assert "Traceback" in raised.value.__notes__[0]
+    where = str(raised.value.__cause__)
+    assert where.startswith("in the worker that made collab_filter:\nTraceback") and "bogus" in where
     assert not worker_processes()
 
 
