@@ -43,6 +43,11 @@ class Server:
         self._process = subprocess.Popen([sys.executable, "-c", "from lessonxl.workers import main; main()"],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True)
 
+    @property
+    def pid(self) -> int:
+        """The server's process id, which is also its process group's and session's."""
+        return self._process.pid
+
     def make_all(self, tasks: Sequence[tuple[str, dict]], seed: int, device: str, jobs: int) -> Iterator:
         """Each task's `Lesson.make(seed, device, **options)` (a task: a lesson's name and its options),
         made `jobs` at a time and yielded in the tasks' order."""

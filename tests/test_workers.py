@@ -16,28 +16,49 @@ from lessonxl import cli, workers
 
 from conftest import run_cli
 
-SERVER = "from lessonxl.workers import main"
+SERVER = b"from lessonxl.workers import main"
 
 
-def worker_processes() -> list[int]:
-    """Live processes running lessonxl's fork server or a child it forked (they share its command line)."""
-    found = []
+def worker_processes() -> dict[int, tuple[int, int]]:
+    """Live processes running a fork server of lessonxl or a child it forked (they share its command
+    line): pid -> (parent pid, session id). A server is its session's leader: its session id is its pid."""
+    found = {}
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and SERVER.encode() in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
+            if entry.name.isdigit() and SERVER in (entry / "cmdline").read_bytes():
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+                found[int(entry.name)] = (int(fields[1]), int(fields[3]))
         except OSError:
             pass
     return found
 
 
-def test_workbooks_made_by_workers_are_the_bytes_made_in_this_process(generated, tmp_path):
+def in_session(server: int) -> list[int]:
+    """The live processes of a server's session: the server and its children."""
+    return [pid for pid, (_, session) in worker_processes().items() if session == server]
+
+
+@pytest.fixture
+def servers(monkeypatch) -> list[int]:
+    """The pid of every fork server this test starts in this process."""
+    started = []
+
+    class Recorded(workers.Server):
+        def __init__(self):
+            super().__init__()
+            started.append(self.pid)
+
+    monkeypatch.setattr(workers, "Server", Recorded)
+    return started
+
+
+def test_workbooks_made_by_workers_are_the_bytes_made_in_this_process(generated, tmp_path, servers):
     paths = lessonxl.generate(out=tmp_path, device="cpu", jobs=2)
     assert [path.name for path in paths] == [path.name for path in generated.values()]
     for path, made_here in zip(paths, generated.values()):
         assert path.read_bytes() == made_here.read_bytes(), path.name
     assert sorted(tmp_path.iterdir()) == sorted(paths)  # no partial file left
-    assert not worker_processes()
+    assert len(servers) == 1 and not in_session(servers[0])
 
 
 def test_a_usage_error_in_a_worker_is_the_command_lines_one_line(tmp_path):
@@ -46,11 +67,12 @@ def test_a_usage_error_in_a_worker_is_the_command_lines_one_line(tmp_path):
                      "collab_filter", "entropy_example")
     assert result.returncode == 2
     assert result.stderr == f"lessonxl generate: {missing}: no such ratings file\n"
-    assert not (tmp_path / "out").exists() and not worker_processes()
+    assert not (tmp_path / "out").exists()
 
 
 def test_any_other_error_in_a_worker_is_raised_with_the_workers_traceback():
     server = workers.Server()
+    assert in_session(server.pid) == [server.pid]
     try:
         with pytest.raises(TypeError, match="bogus") as raised:
             list(server.make_all([("entropy_example", {}), ("collab_filter", {"bogus": 1})], 0, "cpu", 2))
@@ -58,7 +80,7 @@ def test_any_other_error_in_a_worker_is_raised_with_the_workers_traceback():
         server.stop()
     where = str(raised.value.__cause__)
     assert where.startswith("in the worker that made collab_filter:\nTraceback") and "bogus" in where
-    assert not worker_processes()
+    assert not in_session(server.pid)
 
 
 def test_jobs_must_be_a_whole_number_of_at_least_one(tmp_path, capsys):
@@ -75,15 +97,18 @@ def test_ctrl_c_while_workers_compute_stops_them_all_and_writes_nothing_half(tmp
     command = [sys.executable, "-m", "lessonxl", "generate", "--jobs", "2", "--out", str(out), "--users", "60",
                "--movies", "60", "collab_filter", "graddesc"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while len(worker_processes()) < 3 and time.monotonic() < deadline:  # the server and its two children
+    deadline, server = time.monotonic() + 60, None
+    while time.monotonic() < deadline:  # until the server and its two children run
+        server = next((pid for pid, (parent, _) in worker_processes().items() if parent == process.pid), None)
+        if server and len(in_session(server)) == 3:
+            break
         time.sleep(0.05)
-    assert len(worker_processes()) == 3, "the workers never started"
+    assert server and len(in_session(server)) == 3, "the workers never started"
     process.send_signal(signal.SIGINT)
     out_text, err_text = process.communicate(timeout=60)
     assert process.returncode == 130, err_text
     assert "Traceback" not in err_text
-    assert not worker_processes()
+    assert not in_session(server)
     left = sorted(path.name for path in out.iterdir()) if out.exists() else []
     assert all(not name.endswith(".part") for name in left), left
     assert all(f"wrote {out / name}" in out_text for name in left)  # a file there was written whole
