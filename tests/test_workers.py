@@ -3,6 +3,7 @@ this process, errors and Ctrl-C handled as the single-process path handles them,
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 
 import lessonxl
 from lessonxl import cli, workers
+from lessonxl.lesson import Lesson
 
 from conftest import run_cli
 
@@ -40,8 +42,14 @@ def in_session(server: int) -> list[int]:
 
 @pytest.fixture
 def servers(monkeypatch) -> list[int]:
-    """The pid of every fork server this test starts in this process."""
+    """The pid of every fork server this test starts in this process; and no workbook may be made in
+    this process (workers see nothing of this test's patches)."""
     started = []
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("a workbook was made in the calling process")
+
+    monkeypatch.setattr(Lesson, "make", not_here)
 
     class Recorded(workers.Server):
         def __init__(self):
@@ -61,6 +69,15 @@ def test_workbooks_made_by_workers_are_the_bytes_made_in_this_process(generated,
     assert len(servers) == 1 and not in_session(servers[0])
 
 
+def test_a_usage_error_in_a_worker_is_raised_as_is(tmp_path, servers):
+    missing = tmp_path / "u.data"
+    with pytest.raises(lessonxl.LessonxlError) as raised:
+        lessonxl.generate(["collab_filter", "entropy_example"], out=tmp_path / "out", jobs=2, ratings=missing)
+    assert str(raised.value) == f"{missing}: no such ratings file" and raised.value.__cause__ is None
+    assert not (tmp_path / "out").exists()
+    assert len(servers) == 1 and not in_session(servers[0])
+
+
 def test_a_usage_error_in_a_worker_is_the_command_lines_one_line(tmp_path):
     missing = tmp_path / "u.data"
     result = run_cli("generate", "--jobs", "2", "--out", tmp_path / "out", "--ratings", missing,
@@ -72,6 +89,9 @@ def test_a_usage_error_in_a_worker_is_the_command_lines_one_line(tmp_path):
 
 def test_any_other_error_in_a_worker_is_raised_with_the_workers_traceback():
     server = workers.Server()
+    deadline = time.monotonic() + 10  # its command line shows once exec has set it up, a moment after Popen
+    while not in_session(server.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert in_session(server.pid) == [server.pid]
     try:
         with pytest.raises(TypeError, match="bogus") as raised:
@@ -121,3 +141,52 @@ def test_one_workbook_or_one_job_is_made_in_this_process(tmp_path, monkeypatch):
     monkeypatch.setattr(workers, "Server", no_server)
     assert lessonxl.generate(["entropy_example"], out=tmp_path, device="cpu") == [tmp_path / "entropy_example.xlsx"]
     assert len(lessonxl.generate(["entropy_example", "regularization"], out=tmp_path, device="cpu", jobs=1)) == 2
+
+
+def until(condition, seconds: float = 60):
+    """Wait until `condition()` holds (or `seconds` pass); its last value."""
+    deadline = time.monotonic() + seconds
+    while not (found := condition()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return found
+
+
+def test_a_worker_that_dies_is_an_error_naming_its_workbook():
+    server = workers.Server()
+    try:
+        results = server.make_all([("collab_filter", {"users": 60, "movies": 60})], 0, "cpu", 1)
+        child = until(lambda: [pid for pid in in_session(server.pid) if pid != server.pid])
+        assert child, "the worker never started"
+        os.kill(child[0], signal.SIGKILL)
+        with pytest.raises(RuntimeError, match=r"^the worker that made collab_filter stopped \(exit status -9\)$"):
+            next(results)
+    finally:
+        server.stop()
+    assert not in_session(server.pid)
+
+
+def test_workers_end_when_the_caller_is_killed(tmp_path):
+    # collab_filter at 100 x 100 takes its worker many seconds: the workers must end long before that
+    command = [sys.executable, "-m", "lessonxl", "generate", "--jobs", "2", "--out", str(tmp_path), "--users", "100",
+               "--movies", "100", "collab_filter", "graddesc"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = until(lambda: next((pid for pid, (parent, _) in worker_processes().items() if parent == process.pid),
+                                None))
+    assert server and until(lambda: len(in_session(server)) == 3), "the workers never started"
+    process.kill()
+    process.wait()
+    killed = time.monotonic()
+    assert until(lambda: not in_session(server), 5), f"workers still running: {in_session(server)}"
+    assert time.monotonic() - killed < 5
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_server_that_dies_is_one_usage_error():
+    server = workers.Server()
+    try:
+        results = server.make_all([("entropy_example", {})], 0, "cpu", 1)
+        os.kill(server.pid, signal.SIGKILL)  # while it imports torch
+        with pytest.raises(lessonxl.LessonxlError, match=r"^the worker processes stopped \(exit status -9\); "):
+            next(results)
+    finally:
+        server.stop()
