@@ -289,7 +289,7 @@ class Made(NamedTuple):
 
 
 class Written(NamedTuple):
-    """What `Lesson.write` did: the file's path, WROTE, UP_TO_DATE or KEPT, and what to tell the user."""
+    """What `Lesson.save` did: the file's path, WROTE, UP_TO_DATE or KEPT, and what to tell the user."""
 
     path: Path
     status: str
