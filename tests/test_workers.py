@@ -40,6 +40,22 @@ def in_session(server: int) -> list[int]:
     return [pid for pid, (_, session) in worker_processes().items() if session == server]
 
 
+def until(condition, seconds: float = 60):
+    """Wait until `condition()` holds (or `seconds` pass); its last value."""
+    deadline = time.monotonic() + seconds
+    while not (found := condition()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return found
+
+
+def started_workers(process: subprocess.Popen) -> int:
+    """The fork server of a `lessonxl generate` process, once it and two children run."""
+    server = until(lambda: next((pid for pid, (parent, _) in worker_processes().items() if parent == process.pid),
+                                None))
+    assert server and until(lambda: len(in_session(server)) == 3), "the workers never started"
+    return server
+
+
 @pytest.fixture
 def servers(monkeypatch) -> list[int]:
     """The pid of every fork server this test starts in this process; and no workbook may be made in
@@ -89,10 +105,8 @@ def test_a_usage_error_in_a_worker_is_the_command_lines_one_line(tmp_path):
 
 def test_any_other_error_in_a_worker_is_raised_with_the_workers_traceback():
     server = workers.Server()
-    deadline = time.monotonic() + 10  # its command line shows once exec has set it up, a moment after Popen
-    while not in_session(server.pid) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert in_session(server.pid) == [server.pid]
+    # its command line shows once exec has set it up, a moment after Popen returns
+    assert until(lambda: in_session(server.pid), 10) == [server.pid]
     try:
         with pytest.raises(TypeError, match="bogus") as raised:
             list(server.make_all([("entropy_example", {}), ("collab_filter", {"bogus": 1})], 0, "cpu", 2))
@@ -117,13 +131,7 @@ def test_ctrl_c_while_workers_compute_stops_them_all_and_writes_nothing_half(tmp
     command = [sys.executable, "-m", "lessonxl", "generate", "--jobs", "2", "--out", str(out), "--users", "60",
                "--movies", "60", "collab_filter", "graddesc"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline, server = time.monotonic() + 60, None
-    while time.monotonic() < deadline:  # until the server and its two children run
-        server = next((pid for pid, (parent, _) in worker_processes().items() if parent == process.pid), None)
-        if server and len(in_session(server)) == 3:
-            break
-        time.sleep(0.05)
-    assert server and len(in_session(server)) == 3, "the workers never started"
+    server = started_workers(process)
     process.send_signal(signal.SIGINT)
     out_text, err_text = process.communicate(timeout=60)
     assert process.returncode == 130, err_text
@@ -141,14 +149,6 @@ def test_one_workbook_or_one_job_is_made_in_this_process(tmp_path, monkeypatch):
     monkeypatch.setattr(workers, "Server", no_server)
     assert lessonxl.generate(["entropy_example"], out=tmp_path, device="cpu") == [tmp_path / "entropy_example.xlsx"]
     assert len(lessonxl.generate(["entropy_example", "regularization"], out=tmp_path, device="cpu", jobs=1)) == 2
-
-
-def until(condition, seconds: float = 60):
-    """Wait until `condition()` holds (or `seconds` pass); its last value."""
-    deadline = time.monotonic() + seconds
-    while not (found := condition()) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return found
 
 
 def test_a_worker_that_dies_is_an_error_naming_its_workbook():
@@ -170,9 +170,7 @@ def test_workers_end_when_the_caller_is_killed(tmp_path):
     command = [sys.executable, "-m", "lessonxl", "generate", "--jobs", "2", "--out", str(tmp_path), "--users", "100",
                "--movies", "100", "collab_filter", "graddesc"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    server = until(lambda: next((pid for pid, (parent, _) in worker_processes().items() if parent == process.pid),
-                                None))
-    assert server and until(lambda: len(in_session(server)) == 3), "the workers never started"
+    server = started_workers(process)
     process.kill()
     process.wait()
     killed = time.monotonic()
