@@ -83,7 +83,7 @@ def _generate_each(names, out: Path, seed, device, force, jobs, server, collab_o
         raise LessonxlError(f"--out {out}: is a file, not a folder")
     chosen = pick_device(device)
     tasks = [(lesson, options if lesson.name == "collab_filter" else {}) for lesson in lessons]
-    if server and len(tasks) > 1:
+    if server:  # started only for two workbooks or more (all of them when none is named)
         made = server.make_all([(lesson.name, own) for lesson, own in tasks], seed, chosen.type,
                                min(jobs, len(tasks)))
     else:
