@@ -24,7 +24,7 @@ from . import files, reader, workers
 from .errors import UsageError as LessonxlError
 from .recalc import DEFAULT_TIMEOUT, Engine
 from .sameness import KEPT
-from .values import name_of
+from .values import defined_name, name_of
 from .verify import DEFAULT_TOL, Reports, verify_paths
 from .watch import watch as watch_files  # imported here: `lessonxl.watch` stays the function below
 
@@ -158,8 +158,8 @@ class Workbook:
         return sorted({*self.inputs, *self.values})
 
     def grid(self, name: str) -> np.ndarray:
-        """A defined name's cells as a 2-D array; `name` is `sheet!name`, or just `name` when only one
-        sheet has it."""
+        """A defined name's cells as a 2-D array; `name` is `sheet!name` (or the workbook's own spelling of
+        it, `sheet_name`), or just `name` when only one sheet has it."""
         key = self._key(name)
         return self.inputs[key] if key in self.inputs else self.values[key]
 
@@ -179,7 +179,8 @@ class Workbook:
         known = self.names
         if name in known:
             return name
-        matches = [key for key in known if name_of(key) == name]
+        matches = [key for key in known if name_of(key) == name] or [
+            key for key in known if defined_name(key) == name]
         if len(matches) == 1:
             return matches[0]
         if matches:

@@ -1,12 +1,14 @@
 """What every lesson module provides: the torch computation and the workbook layout, side by side.
 
-A lesson names its quantities as the workbook does: `sheet!name` for a sheet-scoped defined name,
-`name` for a global one. Every value is a 2-D grid in the orientation the sheet shows it.
+A lesson keys its quantities `sheet!name` for a name of one sheet, `name` for a global one (the
+workbook's defined names are `sheet_name` and `name`: see `values`). Every value is a 2-D grid in the
+orientation the sheet shows it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ from torch.overrides import TorchFunctionMode
 
 from .errors import UsageError
 from .sameness import KEPT, UP_TO_DATE, WROTE, as_written, same_file, stamp
-from .values import as_grid, key as value_key, lookup
+from .values import as_grid, key as value_key, key_of, lookup
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -162,6 +164,17 @@ class Lesson:
     def notes(self, values: Mapping[str, np.ndarray]) -> tuple[str, ...]:
         """The paragraphs of the notes sheet, for the workbook's values."""
         raise NotImplementedError
+
+    @functools.cached_property
+    def _naming(self) -> tuple[tuple[str, ...], frozenset[str]]:
+        """The sheets, longest name first, and the global names: what `key_of` matches against."""
+        sheets = tuple(sorted(self.sheets, key=len, reverse=True))
+        return sheets, frozenset(name for spec in self.specs for name in spec.global_names)
+
+    def key_of(self, name: str) -> str:
+        """The key of the workbook's global defined name `name` (adam_lesson_lr -> adam_lesson!lr; a global
+        name such as data_x as it is): `values.key_of` over this lesson's sheets and global names."""
+        return key_of(name, *self._naming)
 
     def find(self, names: Mapping[str, object], key: str):
         """`names[key]`, or, in a file an earlier release wrote, the entry of the name `key` had then;

@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import openpyxl
@@ -103,21 +103,40 @@ class Snapshot:
 
 
 def defined_names(workbook) -> dict[str, Area]:
-    """Every single-range defined name: `sheet!name` for sheet-scoped names, `name` for global."""
+    """Every single-range defined name, by the key its lesson gives it (see `keys`): a global name of a
+    lesson's workbook as `key_of` reads it (adam_lr -> adam!lr), a sheet-scoped name (releases up to
+    0.4.0) as `sheet!name`."""
+    key_of = keys(workbook.sheetnames)
     scoped = [(None, workbook.defined_names)]
     scoped += [(sheet.title, sheet.defined_names) for sheet in workbook.worksheets]
     return dict(area for scope, names in scoped for name, definition in names.items()
-                if (area := _single_area(scope, name, definition)))
+                if (area := _single_area(scope, name, definition, key_of)))
 
 
-def _single_area(scope: str | None, name: str, definition) -> tuple[str, Area] | None:
-    """The key and the area of a defined name that points at one range; None for any other."""
+def keys(sheetnames) -> Callable[[str], str]:
+    """How the global defined names of a workbook with these sheets are keyed: by `Lesson.key_of` of the
+    lesson whose sheets are all there (the name `adam_lesson_lr` is the key `adam_lesson!lr`), as they
+    are in any other workbook."""
+    from .registry import LESSONS
+
+    present = set(sheetnames)
+    for lesson in LESSONS:
+        if all(spec.name in present for spec in lesson.specs):
+            return lesson.key_of
+    return str
+
+
+def _single_area(scope: str | None, name: str, definition,
+                 key_of: Callable[[str], str] = str) -> tuple[str, Area] | None:
+    """The key and the area of a defined name that points at one range; None for any other. A global
+    name is keyed by `key_of` (see `keys`)."""
     destinations = list(definition.destinations)
     if len(destinations) != 1:
         return None
     sheet, reference = destinations[0]
     min_col, min_row, max_col, max_row = range_boundaries(reference.replace("$", ""))
-    return value_key(scope, name), Area(sheet, min_row, min_col, max_row, max_col)
+    key = key_of(name) if scope is None else value_key(scope, name)
+    return key, Area(sheet, min_row, min_col, max_row, max_col)
 
 
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
@@ -126,7 +145,7 @@ _RELATIONSHIP = "{http://schemas.openxmlformats.org/officeDocument/2006/relation
 
 @dataclass(frozen=True)
 class Outline:
-    """What xl/workbook.xml says: the sheets in order, the defined names (as `defined_names` keys them)
+    """What xl/workbook.xml says: the sheets in order, the defined names (keyed as `defined_names` keys them)
     and whether dates count from 1904."""
 
     sheetnames: list[str]
@@ -160,14 +179,14 @@ def outline(path: Path, shown_as: Path | None = None) -> Outline:
             parts[target.lstrip("/") if target.startswith("/") else f"xl/{target}"] = sheet.get("name")
     properties = root.find(f"{_MAIN}workbookPr")
     date1904 = properties is not None and properties.get("date1904", "0").lower() in ("1", "true")
-    names = {}
+    names, key_of = {}, keys(sheetnames)
     try:
         for element in root.iter(f"{_MAIN}definedName"):
             name, local = element.get("name", ""), element.get("localSheetId")
             if name.startswith("_xlnm."):
                 continue  # print areas, filters: kept apart by spreadsheet applications, as by openpyxl
             scope = sheetnames[int(local)] if local is not None else None
-            area = _single_area(scope, name, DefinedName(name, attr_text=element.text or ""))
+            area = _single_area(scope, name, DefinedName(name, attr_text=element.text or ""), key_of)
             if area:
                 names[area[0]] = area[1]
     except (ValueError, TypeError, KeyError, IndexError) as error:

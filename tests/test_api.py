@@ -40,6 +40,9 @@ def test_generate_verify_read_back_and_report_frames(generated, tmp_path):
     assert logits[0, 0] == 4.0
     torch.testing.assert_close(book.tensor("softmax!probs"), torch.softmax(logits, dim=1), rtol=1e-12, atol=0)
     assert book.frame("softmax!probs").shape == (2, 5)
+    # keyed sheet!name, as lessons key them; the file's own name softmax_probs finds the same
+    assert "softmax!probs" in book.names and "softmax_probs" not in book.names
+    assert book.tensor("softmax_probs").equal(book.tensor("softmax!probs"))
 
 
 def test_a_failing_report_shows_failures_first(generated, tmp_path):
