@@ -17,6 +17,6 @@ __version__ = "0.4.0"
 
 from .api import Workbook, generate, read, verify, watch  # noqa: E402
 from .errors import UsageError as LessonxlError  # noqa: E402
-from .verify import Report, Reports  # noqa: E402
+from .report import Report, Reports  # noqa: E402
 
 __all__ = ["generate", "verify", "watch", "read", "Workbook", "Report", "Reports", "LessonxlError", "__version__"]

@@ -25,7 +25,9 @@ from .errors import UsageError as LessonxlError
 from .recalc import DEFAULT_TIMEOUT, Engine
 from .sameness import KEPT
 from .values import defined_name, name_of
-from .verify import DEFAULT_TOL, Reports, verify_paths
+from .compare import DEFAULT_TOL
+from .report import Reports
+from .verify import verify_paths
 from .watch import watch as watch_files  # imported here: `lessonxl.watch` stays the function below
 
 if TYPE_CHECKING:
@@ -133,7 +135,7 @@ def watch(paths: str | Path | Sequence[str | Path], device: str = "auto", tol: f
     >>> lessonxl.watch("my_workbooks/graddesc.xlsx")                    # doctest: +SKIP
     PASS my_workbooks/graddesc.xlsx: graddesc, 64,455 of 64,455 formula cells equal torch (...), 2.1 s
     """
-    from .verify import summary_line
+    from .report import summary_line
 
     def show(reports: Reports) -> None:
         for report in reports:

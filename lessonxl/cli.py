@@ -16,7 +16,7 @@ from . import __version__
 from .api import DEFAULT_FOLDER
 from .errors import UsageError
 from .recalc import DEFAULT_TIMEOUT
-from .verify import DEFAULT_TOL
+from .compare import DEFAULT_TOL
 
 
 GENERATE_EXAMPLE = """example:
@@ -159,7 +159,7 @@ def _generate(args) -> int:
 
 def _verify(args) -> int:
     from .api import verify
-    from .verify import as_json, format_report, format_summary, run_notes
+    from .report import as_json, format_report, format_summary, run_notes
 
     if args.watch:
         return _watch(args)
@@ -185,7 +185,7 @@ def _verify(args) -> int:
 def _watch(args) -> int:
     """`verify --watch`: every verdict as it comes, until Ctrl-C (130) or SIGTERM (143)."""
     from .api import watch
-    from .verify import as_json, format_report, format_summary, summary_line
+    from .report import as_json, format_report, format_summary, summary_line
 
     def show(reports) -> None:
         for report in reports:

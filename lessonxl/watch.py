@@ -16,7 +16,9 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .verify import DEFAULT_TOL, Reports, verify_in
+from .compare import DEFAULT_TOL
+from .report import Reports
+from .verify import verify_in
 from .recalc import DEFAULT_TIMEOUT, Engine
 
 POLL = 0.05      # seconds between looks at the files

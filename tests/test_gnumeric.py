@@ -29,7 +29,8 @@ from typing import NamedTuple
 import pytest
 from openpyxl.utils.cell import column_index_from_string, range_boundaries
 
-from lessonxl.verify import Report, saved_lines, verify_paths
+from lessonxl.report import Report, saved_lines
+from lessonxl.verify import verify_paths
 
 from conftest import NAMES, rewrite_part, sheet_parts
 

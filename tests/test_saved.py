@@ -17,7 +17,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from lessonxl.verify import exit_code, format_summary, run_notes, saved_lines, verify_paths
+from lessonxl.report import exit_code, format_summary, run_notes, saved_lines
+from lessonxl.verify import verify_paths
 
 from conftest import cell_of, resave_with_libreoffice, rewrite_part, sheet_parts
 

@@ -29,7 +29,9 @@ from lessonxl.errors import UsageError
 from lessonxl.lesson import exact_match
 from lessonxl.recalc import ipc_pipe
 from lessonxl.registry import by_name, by_sheets
-from lessonxl.verify import Report, Truth, compare, exit_code, format_report, verify_paths
+from lessonxl.compare import Truth, compare
+from lessonxl.report import Report, exit_code, format_report
+from lessonxl.verify import verify_paths
 
 from conftest import area_of, cell_of, mutate_formula, saved_and_verified, set_cells
 

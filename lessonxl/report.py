@@ -1,0 +1,255 @@
+"""What verify says: the verdict on each file (`Report`, `Reports`), and its words — the summary line,
+the failing quantities, what the saving application computed, the full table, JSON, a DataFrame.
+
+Nothing here judges a cell (that is `compare`) or runs anything (that is `verify`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+from . import reader
+from .compare import Check, is_error
+from .saved import LESSONXL
+
+MISMATCHES_SHOWN = 5
+
+
+@dataclass
+class SavedValues:
+    """The values that the application that last saved the file computed, compared with torch."""
+
+    application: str       # "Microsoft Excel 16.0300", "LibreOffice 7.4.7.2", "lessonxl", ...
+    evidence: bool         # whether they can be that application's own results (else not compared)
+    why_not: str = ""
+    checks: list[Check] = field(default_factory=list)
+    missing: int = 0       # cells of verified quantities that hold no saved value
+
+    @property
+    def ok(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+
+@dataclass
+class Report:
+    """The verdict on one file."""
+
+    path: str
+    workbook: str = ""
+    device: str = ""
+    checks: list[Check] = field(default_factory=list)
+    formula_cells: int = 0
+    uncovered: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0  # this file's share of the run: its LibreOffice conversion and its own work
+    saved: SavedValues | None = None  # what the application that saved the file computed
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(check.passed for check in self.checks) and \
+            (self.saved is None or self.saved.ok)
+
+    passed = ok
+
+    @property
+    def exit_code(self) -> int:
+        """As `lessonxl verify` exits for this file alone: 0 pass, 1 a value differs, 2 unusable."""
+        return exit_code([self])
+
+    def to_frame(self):
+        """One row per sheet and quantity (cells, max abs/rel error, worst cell, result), as a pandas
+        DataFrame: first as verify's LibreOffice recalculated them, then as the application that saved
+        the file computed them (`computed_by`); an unusable file is one row whose result is "error"."""
+        import pandas as pd
+
+        if self.error:
+            rows = [{"computed_by": "", "sheet": "", "quantity": "", "cells": 0, "max_abs_err": math.nan,
+                     "max_rel_err": math.nan, "worst_cell": "", "result": "error", "detail": self.error}]
+        else:
+            saved = self.saved.checks if self.saved else []
+            rows = [_row(check, RECALCULATED) for check in self.checks]
+            rows += [_row(check, self.saved.application) for check in saved]
+        frame = pd.DataFrame(rows, columns=FRAME_COLUMNS[1:])
+        frame.insert(0, "workbook", self.path)
+        return frame
+
+    def _repr_html_(self) -> str:
+        return Reports([self])._repr_html_()
+
+
+FRAME_COLUMNS = ["workbook", "computed_by", "sheet", "quantity", "cells", "max_abs_err", "max_rel_err",
+                 "worst_cell", "result", "detail"]
+RECALCULATED = "LibreOffice (verify's recalculation)"
+
+
+def _row(check: Check, computed_by: str) -> dict:
+    return {"computed_by": computed_by, "sheet": check.sheet, "quantity": check.name, "cells": check.cells,
+            "max_abs_err": check.max_abs, "max_rel_err": check.max_rel, "worst_cell": check.worst,
+            "result": "pass" if check.passed else "FAIL", "detail": _failure(check) if not check.passed else ""}
+
+
+class Reports(list):
+    """The reports of one verify run, in the order of the paths given."""
+
+    @property
+    def passed(self) -> bool:
+        return all(report.passed for report in self)
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self)
+
+    def to_frame(self):
+        """Every report's rows in one pandas DataFrame (see `Report.to_frame`)."""
+        import pandas as pd
+
+        frames = [report.to_frame() for report in self]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FRAME_COLUMNS)
+
+    def _repr_html_(self) -> str:
+        """A compact table for a notebook: one line per workbook, then the failing quantities first."""
+        import html
+
+        head = "".join(f"<li>{html.escape(line)}</li>" for report in self for line in [summary_line(report)])
+        frame = self.to_frame()
+        failing = frame[frame["result"] != "pass"]
+        rows = failing if len(failing) else frame.head(0)
+        table = rows.to_html(index=False, float_format=lambda v: f"{v:.2e}", na_rep="") if len(rows) else \
+            "<p>every quantity equals torch</p>"
+        return f"<ul>{head}</ul>{table}"
+
+
+def exit_code(reports: Sequence[Report]) -> int:
+    """0 when every check passes, 1 when a value differs, 2 when a file was unusable."""
+    if any(report.error for report in reports):
+        return 2
+    return 0 if all(report.ok for report in reports) else 1
+
+
+def _shown(value) -> str:
+    """A sheet's or torch's value in a report line."""
+    if isinstance(value, float) and not isinstance(value, bool):
+        return f"{value:.3g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if is_error(value):
+        return value
+    return reader.describe(value)
+
+
+def _listed(cells: list[str]) -> str:
+    more = len(cells) - MISMATCHES_SHOWN
+    return ", ".join(cells[:MISMATCHES_SHOWN]) + (f" and {more} more" if more > 0 else "")
+
+
+def _failure(check: Check) -> str:
+    """Why a quantity failed, in one line without its sheet and name."""
+    parts = []
+    if check.typed:
+        parts.append(f"{_listed(check.typed)} {'holds a typed value' if len(check.typed) == 1 else 'hold typed values'}"
+                     " where the workbook has a formula: a hard-coded answer is not a computed one")
+    differ = [cell for cell in check.mismatches if cell not in check.typed]
+    if differ:
+        sheet_value, torch_value = check.worst_values
+        parts.append(f"{len(differ)} of {check.cells} cells differ from torch ({_listed(differ)}); worst "
+                     f"{check.worst}: sheet {_shown(sheet_value)}, torch {_shown(torch_value)}")
+    return "; ".join(parts)
+
+
+def _notes(report: Report) -> list[str]:
+    lines = []
+    non_finite = sum(check.non_finite for check in report.checks)
+    sheet_errors = sum(check.sheet_errors for check in report.checks)
+    if non_finite or sheet_errors:
+        lines.append(f"note: these inputs overflow or leave the math's domain: torch gives inf or nan in "
+                     f"{non_finite} cells, the sheet an error value (#NUM!, #DIV/0!, ...) in {sheet_errors}; "
+                     "an error value passes where torch's value is inf or nan or was computed from one")
+    if report.uncovered:
+        lines.append(f"note: {len(report.uncovered)} formula cells are not covered by any check: "
+                     f"{', '.join(report.uncovered[:10])}{' ...' if len(report.uncovered) > 10 else ''}")
+    return lines
+
+
+def summary_line(report: Report) -> str:
+    """One line on one file: PASS/FAIL, the formula cells checked, the worst relative error, the time."""
+    if report.error:
+        return f"ERROR {report.error}"
+    checked = report.formula_cells - len(report.uncovered)
+    differ = len({cell for check in report.checks for cell in check.mismatches})
+    worst = max((check.max_rel for check in report.checks), default=0.0)
+    verdict = (f"{differ:,} of {checked:,} formula cells differ from torch" if differ else
+               f"{checked:,} of {report.formula_cells:,} formula cells equal torch")
+    return (f"{'PASS' if report.ok else 'FAIL'} {report.path}: {report.workbook}, {verdict} "
+            f"(worst relative error {worst:.1e}), {report.seconds:.1f} s")
+
+
+def saved_lines(report: Report) -> list[str]:
+    """What the application that saved the file computed: one line, then each failing quantity."""
+    saved = report.saved
+    if saved is None:
+        return []
+    if not saved.evidence:
+        return [f"saved values not compared: {saved.why_not}"]
+    cells = sum(check.cells for check in saved.checks)
+    differ = len({cell for check in saved.checks for cell in check.mismatches})
+    worst = max((check.max_rel for check in saved.checks), default=0.0)
+    verdict = f"{cells - differ:,} of {cells:,} formula cells equal torch" if saved.ok else \
+        f"{differ:,} of {cells:,} formula cells differ from torch"
+    missing = f"; {saved.missing:,} formula cells hold no saved value" if saved.missing else ""
+    lines = [f"computed by {saved.application}: {verdict} (worst relative error {worst:.1e}){missing}"]
+    return lines + [f"  {check.sheet}!{check.name}: {_failure(check)}" for check in saved.checks if not check.passed]
+
+
+def format_summary(report: Report) -> str:
+    """The default report of one file: its summary line, then each failing quantity, what the saving
+    application computed, then notes."""
+    lines = [summary_line(report)]
+    lines += [f"  {check.sheet}!{check.name}: {_failure(check)}" for check in report.checks if not check.passed]
+    saved = saved_lines(report) if not written_by_lessonxl(report) else []  # said once, in `run_notes`
+    lines += [f"  {line}" for line in saved + _notes(report)]
+    return "\n".join(lines)
+
+
+def written_by_lessonxl(report: Report) -> bool:
+    return report.saved is not None and report.saved.application == LESSONXL
+
+
+def run_notes(reports: Sequence[Report]) -> list[str]:
+    """What the default report says once for the whole run."""
+    ours = sum(written_by_lessonxl(report) for report in reports)
+    if not ours:
+        return []
+    return [f"note: lessonxl wrote {'this file' if ours == 1 else f'{ours} of these files'} as generated: "
+            f"{'its' if ours == 1 else 'their'} saved values are torch's own results, not evidence; the verdict "
+            "above is LibreOffice's recalculation"]
+
+
+def format_report(report: Report) -> str:
+    """The full table of one report that has no error (`lessonxl verify --verbose`)."""
+    lines = [f"{report.path}: {report.workbook}, recalculated by LibreOffice, torch float64 on {report.device}",
+             f"  {'sheet':<18} {'quantity':<22} {'cells':>6} {'max abs err':>12} {'max rel err':>12}"
+             f"  {'worst cell':<22} result"]
+    for check in report.checks:
+        lines.append(f"  {check.sheet:<18} {check.name:<22} {check.cells:>6} {check.max_abs:>12.2e} "
+                     f"{check.max_rel:>12.2e}  {check.worst:<22} {'pass' if check.passed else 'FAIL'}")
+    lines += [f"  FAIL {check.sheet}!{check.name}: {_failure(check)}" for check in report.checks if not check.passed]
+    lines += [f"  {line}" for line in saved_lines(report) + _notes(report)]
+    covered = report.formula_cells - len(report.uncovered)
+    lines.append(f"  {len(report.checks)} quantities, {covered} of {report.formula_cells} formula cells checked")
+    lines.append(f"  {'PASS' if report.ok else 'FAIL'}")
+    return "\n".join(lines)
+
+
+def as_json(reports: Sequence[Report]) -> list[dict]:
+    """Reports as JSON-ready dicts (non-finite numbers become null)."""
+    def clean(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        return value
+    return [clean({**asdict(report), "ok": report.ok}) for report in reports]
