@@ -128,15 +128,25 @@ def exit_code(reports: Sequence[Report]) -> int:
     return 0 if all(report.ok for report in reports) else 1
 
 
-def _shown(value) -> str:
-    """A sheet's or torch's value in a report line."""
+def _shown(value, digits: int = 6) -> str:
+    """A sheet's or torch's value in a report line, a number to `digits` significant digits."""
     if isinstance(value, float) and not isinstance(value, bool):
-        return f"{value:.3g}"
+        return f"{value:.{digits}g}"
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if is_error(value):
         return value
     return reader.describe(value)
+
+
+def _pair(sheet_value, torch_value) -> tuple[str, str]:
+    """Both values with at least 6 significant digits, and more until the two read differently (up to
+    17: then they differ in the last bit)."""
+    for digits in range(6, 18):
+        shown = _shown(sheet_value, digits), _shown(torch_value, digits)
+        if shown[0] != shown[1]:
+            break
+    return shown
 
 
 def _listed(cells: list[str]) -> str:
@@ -152,9 +162,9 @@ def _failure(check: Check) -> str:
                      " where the workbook has a formula: a hard-coded answer is not a computed one")
     differ = [cell for cell in check.mismatches if cell not in check.typed]
     if differ:
-        sheet_value, torch_value = check.worst_values
+        sheet_value, torch_value = _pair(*check.worst_values)
         parts.append(f"{len(differ)} of {check.cells} cells differ from torch ({_listed(differ)}); worst "
-                     f"{check.worst}: sheet {_shown(sheet_value)}, torch {_shown(torch_value)}")
+                     f"{check.worst}: sheet {sheet_value}, torch {torch_value}")
     return "; ".join(parts)
 
 
@@ -173,33 +183,73 @@ def _notes(report: Report) -> list[str]:
 
 
 def summary_line(report: Report) -> str:
-    """One line on one file: PASS/FAIL, the formula cells checked, the worst relative error, the time."""
+    """One line on one file: PASS/FAIL, the formula cells checked, the worst relative error, the time. A
+    file that fails only on the values its application saved says so (never that every cell equals torch)."""
     if report.error:
         return f"ERROR {report.error}"
     checked = report.formula_cells - len(report.uncovered)
     differ = len({cell for check in report.checks for cell in check.mismatches})
     worst = max((check.max_rel for check in report.checks), default=0.0)
-    verdict = (f"{differ:,} of {checked:,} formula cells differ from torch" if differ else
-               f"{checked:,} of {report.formula_cells:,} formula cells equal torch")
+    if differ:
+        verdict = f"{differ:,} of {checked:,} formula cells differ from torch"
+    elif _only_saved_values_differ(report):
+        verdict = (f"{_saved_differ(report.saved):,} of the values {report.saved.application} saved differ from "
+                   f"torch; recalculated, {checked:,} of {report.formula_cells:,} formula cells equal it")
+    else:
+        verdict = f"{checked:,} of {report.formula_cells:,} formula cells equal torch"
     return (f"{'PASS' if report.ok else 'FAIL'} {report.path}: {report.workbook}, {verdict} "
             f"(worst relative error {worst:.1e}), {report.seconds:.1f} s")
 
 
+def _saved_differ(saved: SavedValues) -> int:
+    return len({cell for check in saved.checks for cell in check.mismatches})
+
+
+def _only_saved_values_differ(report: Report) -> bool:
+    """The file's own recalculation agrees with torch, the values its application saved do not: cells
+    that application had not recalculated when it saved (stale)."""
+    return (report.error is None and report.saved is not None and not report.saved.ok
+            and all(check.passed for check in report.checks))
+
+
+#: How to make each application recalculate every formula before saving.
+_RECALCULATE_ALL = {
+    "LibreOffice": "press Ctrl+Shift+F9 (Data > Calculate > Recalculate Hard)",
+    "Microsoft Excel": "press Ctrl+Alt+F9 (every formula of every open workbook)",
+}
+
+
 def saved_lines(report: Report) -> list[str]:
-    """What the application that saved the file computed: one line, then each failing quantity."""
+    """What the application that saved the file computed: one line, then each failing quantity. Where
+    only those saved values differ, they are stale: said plainly, with what to press. (For LibreOffice
+    it is certain, verify's own engine having agreed; another application may also compute differently.)"""
     saved = report.saved
     if saved is None:
         return []
     if not saved.evidence:
         return [f"saved values not compared: {saved.why_not}"]
     cells = sum(check.cells for check in saved.checks)
-    differ = len({cell for check in saved.checks for cell in check.mismatches})
-    worst = max((check.max_rel for check in saved.checks), default=0.0)
+    differ = _saved_differ(saved)
+    missing = f"; {saved.missing:,} formula cells hold no saved value" if saved.missing else ""
+    failing = [check for check in saved.checks if not check.passed]
+    how = next((how for app, how in _RECALCULATE_ALL.items() if saved.application.startswith(app)),
+               "recalculate every formula in it")
+    if _only_saved_values_differ(report):
+        worst = max(failing, key=lambda check: len(check.mismatches))
+        shows, should = _pair(*worst.worst_values)
+        stale = (f"{differ:,} {'cell' if differ == 1 else 'cells'} it had not recalculated ({worst.worst} "
+                 f"shows {shows}, torch {should}){missing}: {how}, then save again")
+        if saved.application.startswith("LibreOffice"):
+            return [f"{saved.application} saved {stale}"]
+        hint = f"  if {saved.application} saved {stale}"
+    else:
+        hint = None
+    worst_error = max((check.max_rel for check in saved.checks), default=0.0)
     verdict = f"{cells - differ:,} of {cells:,} formula cells equal torch" if saved.ok else \
         f"{differ:,} of {cells:,} formula cells differ from torch"
-    missing = f"; {saved.missing:,} formula cells hold no saved value" if saved.missing else ""
-    lines = [f"computed by {saved.application}: {verdict} (worst relative error {worst:.1e}){missing}"]
-    return lines + [f"  {check.sheet}!{check.name}: {_failure(check)}" for check in saved.checks if not check.passed]
+    lines = [f"computed by {saved.application}: {verdict} (worst relative error {worst_error:.1e}){missing}"]
+    lines += [f"  {check.sheet}!{check.name}: {_failure(check)}" for check in failing]
+    return lines + ([hint] if hint else [])
 
 
 def format_summary(report: Report) -> str:

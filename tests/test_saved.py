@@ -65,6 +65,8 @@ def cases(generated, tmp_path_factory):
     sheet, cell = cell_of(by_libreoffice, "softmax!probs", 1, 2)
     alter_saved_value(files["excel"], folder / "excel_altered.xlsx", sheet, cell)
     files["excel, one value altered"] = folder / "excel_altered.xlsx"
+    alter_saved_value(by_libreoffice, folder / "lo_stale.xlsx", sheet, cell)
+    files["libreoffice, one value stale"] = folder / "lo_stale.xlsx"
     files["no app.xml"] = folder / "no_app.xlsx"
     _without_part(by_libreoffice, files["no app.xml"], "docProps/app.xml")
     drop_saved_values(files["excel"], folder / "missing.xlsx", "multiclass_xent", 3)
@@ -106,7 +108,30 @@ def test_an_excel_value_that_differs_fails_naming_excel_and_the_cell(cases):
     text = format_summary(report)
     assert text.startswith("FAIL") and "computed by Microsoft Excel 16.0300: 1 of 249 formula cells differ" in text
     assert f"softmax!probs: 1 of 10 cells differ from torch ({cell})" in text
+    assert "formula cells equal torch" not in text.splitlines()[0]
+    assert "if Microsoft Excel 16.0300 saved 1 cell it had not recalculated" in text and "Ctrl+Alt+F9" in text
     assert reports["excel"].ok and reports["excel"].saved.application == "Microsoft Excel 16.0300"
+
+
+def test_a_value_libreoffice_saved_without_recalculating_is_called_stale_with_what_to_press(cases):
+    """LibreOffice is verify's own engine: where its recalculation agrees with torch and the value it saved
+    does not, the value is stale (LibreOffice 7.4 misses updates through legacy array formulas in a file
+    it opened; a user saves what it shows)."""
+    files, reports, cell = cases
+    report = reports["libreoffice, one value stale"]
+    assert all(check.passed for check in report.checks) and not report.ok and exit_code([report]) == 1
+    summary, *rest = format_summary(report).splitlines()
+    assert summary.startswith(f"FAIL {files['libreoffice, one value stale']}: entropy_example, 1 of the values "
+                              "LibreOffice 7.")
+    assert "formula cells equal torch" not in summary  # a FAIL line never says every cell equals torch
+    [line] = rest
+    saved = openpyxl.load_workbook(files["libreoffice, one value stale"], data_only=True)
+    shows = saved[cell.partition("!")[0]][cell.partition("!")[2]].value
+    torch_value = openpyxl.load_workbook(files["libreoffice"], data_only=True)[
+        cell.partition("!")[0]][cell.partition("!")[2]].value
+    assert re.fullmatch(rf"  LibreOffice 7[0-9.]+ saved 1 cell it had not recalculated \({re.escape(cell)} shows "
+                        rf"{shows:.6g}, torch {torch_value:.6g}\): press Ctrl\+Shift\+F9 \(Data > Calculate > "
+                        r"Recalculate Hard\), then save again", line), line
 
 
 def test_a_file_without_app_xml_is_compared_as_an_unnamed_application(cases):
