@@ -8,8 +8,8 @@ profile lock) and forbids macros and links.
 the whole run, driven through its API by `unobridge.py` (run by a Python that can `import uno`: the
 system python3 with Debian's python3-uno, LibreOffice's own `program/python` on macOS and Windows). Each
 workbook is loaded hidden, recalculated in full (calculateAll) and read back in bulk: no file is written
-and parsed again. `Recalculation` (soffice --convert-to) opens and saves files as a user's LibreOffice
-does; the tests use it to make LibreOffice-saved workbooks.
+and parsed again. `soffice_command` converts files with the same profile (the scripts render and
+benchmark with it; the tests save workbooks through LibreOffice with it: tests/libreoffice.py).
 """
 
 from __future__ import annotations
@@ -183,8 +183,9 @@ class Engine:
             for line in stream:
                 try:
                     self._replies.put(json.loads(line))
-                except ValueError:
-                    pass
+                except ValueError:  # not the bridge's JSON: said at once, not after --timeout
+                    self._replies.put({"garbled": line[:200].decode(errors="replace").strip()})
+                    break
         except (OSError, ValueError):
             pass
         self._replies.put(None)
@@ -263,6 +264,9 @@ class Engine:
             else:
                 if message is None:
                     self._fail()
+                if "garbled" in message:
+                    self._fail(f"LibreOffice's bridge ({self.python} {BRIDGE.name}) wrote a line that is not "
+                               f"its JSON: {message['garbled']!r}")
                 self._progress = time.monotonic()
                 if message.get("ready"):
                     self._ready = True
@@ -293,20 +297,13 @@ class Engine:
 
     def _how_it_ended(self) -> str:
         code = self._soffice.poll()
-        detail = _last_line(self._logs[1].read_bytes() if self._logs[1].exists() else b"") or \
-            _last_line(self._logs[0].read_bytes() if self._logs[0].exists() else b"")
-        detail = f": {detail}" if detail else ""
-        if code is not None and code < 0:
-            name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
-            return f"LibreOffice crashed ({name}) while recalculating{detail}"
-        if code == 0:
-            return f"LibreOffice exited before it could recalculate{detail}"
         if code is not None:
-            return f"LibreOffice failed (exit code {code}) while recalculating{detail}"
+            return how_it_ended(code, last_line(self._logs[1].read_bytes() if self._logs[1].exists() else b"")
+                                or last_line(self._logs[0].read_bytes() if self._logs[0].exists() else b""))
         bridge = self._logs[2].read_bytes() if self._logs[2].exists() else b""
         if b"No module named 'uno'" in bridge or b"No module named uno" in bridge:
             return BRIDGE_HINT.format(python=self.python)
-        line = _last_line(bridge)
+        line = last_line(bridge)
         return f"LibreOffice's bridge ({self.python} {BRIDGE.name}) stopped" + (f": {line}" if line else "")
 
     def close(self) -> None:
@@ -324,12 +321,7 @@ class Engine:
     def kill(self) -> None:
         """Stop LibreOffice, the bridge and everything they started; remove the sockets left behind."""
         for process in (self._soffice, self._bridge):
-            if process is not None and process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                process.wait()
+            stop_group(process)
         if self._bridge is not None:
             try:
                 self._bridge.stdin.close()
@@ -346,83 +338,29 @@ class Engine:
         self.close()
 
 
-class Recalculation:
-    """One LibreOffice process opening and saving several workbooks as .xlsx (soffice --convert-to),
-    recalculated as a user's LibreOffice does with this profile: started now, awaited with `wait`. The
-    tests make LibreOffice-saved workbooks with it; verify uses `Engine`."""
+def how_it_ended(code: int, detail: str = "") -> str:
+    """How a LibreOffice that exited with status `code` while recalculating ended, in one line; `detail`:
+    the last line it printed."""
+    detail = f": {detail}" if detail else ""
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+        return f"LibreOffice crashed ({name}) while recalculating{detail}"
+    if code == 0:
+        return f"LibreOffice exited before it could recalculate{detail}"
+    return f"LibreOffice failed (exit code {code}) while recalculating{detail}"
 
-    def __init__(self, sources: Sequence[Path], workdir: Path, timeout: float = DEFAULT_TIMEOUT):
-        self.sources = list(sources)
-        workdir = Path(workdir).resolve()
-        self.outdir = workdir / "recalculated"
-        self.timeout = timeout
-        self._started = time.monotonic()
-        self._process = None
-        self.detail = ""  # LibreOffice's last line of output, once it has finished
-        if self.sources:
-            profile = make_profile(workdir / "profile")
-            self._pipe = ipc_pipe(profile)
-            self._command = soffice_command(self.sources, self.outdir, profile)
-            # LibreOffice's own temporary files (lu*.tmp) go into the run's folder, so that they go with
-            # it even when LibreOffice is killed before it can remove them.
-            scratch = workdir / "tmp"
-            scratch.mkdir(exist_ok=True)
-            self._env = {**os.environ, "TMPDIR": str(scratch), "TMP": str(scratch), "TEMP": str(scratch)}
-            self._launch()
 
-    def _launch(self) -> None:
-        self._process = subprocess.Popen(self._command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, start_new_session=True, env=self._env)
-
-    def wait(self) -> dict[Path, Path | None]:
-        """Each source's recalculated copy, or None where LibreOffice wrote none (it could not open it).
-
-        A conversion still running after `timeout` seconds (from the start) is killed, and a
-        LibreOffice that crashed or failed is reported: both as a one-line UsageError.
-        """
-        if self._process is None:
-            return {}
-        stdout, stderr = self._communicate()
-        if self._process.returncode == RESTART_CODE:
-            self._launch()  # LibreOffice asked to be restarted once it had set up the new profile
-            stdout, stderr = self._communicate()
-        code = self._process.returncode
-        detail = _last_line(stderr) or _last_line(stdout)
-        if code < 0:
-            name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
-            raise UsageError(f"LibreOffice crashed ({name}) while recalculating"
-                             + (f": {detail}" if detail else ""))
-        if code != 0:
-            raise UsageError(f"LibreOffice failed (exit code {code}) while recalculating"
-                             + (f": {detail}" if detail else ""))
-        self.detail = detail
-        return {src: (out if (out := self.outdir / src.name).exists() else None) for src in self.sources}
-
-    def _communicate(self) -> tuple[bytes, bytes]:
-        remaining = max(0.0, self.timeout - (time.monotonic() - self._started))
+def stop_group(process: subprocess.Popen | None) -> None:
+    """Kill a process started in a session of its own, and everything it started, if it still runs."""
+    if process is not None and process.poll() is None:
         try:
-            return self._process.communicate(timeout=remaining)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise UsageError(f"LibreOffice did not finish recalculating within {self.timeout:g} s and was "
-                             "stopped (a larger --timeout may help)") from None
-
-    def kill(self) -> None:
-        """Stop LibreOffice and everything it started, and remove what a killed LibreOffice leaves."""
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            try:
-                os.killpg(self._process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self._process.wait()
-        # A LibreOffice that was killed or crashed leaves the socket it listens on in /tmp.
-        if self._pipe.is_socket():
-            self._pipe.unlink(missing_ok=True)
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
 
 
-def _last_line(output: bytes | None) -> str:
+def last_line(output: bytes | None) -> str:
     """The last non-blank line LibreOffice printed, shortened to fit in a one-line message."""
     lines = [line.strip() for line in (output or b"").decode(errors="replace").splitlines() if line.strip()]
     return lines[-1][:200] if lines else ""

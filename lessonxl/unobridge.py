@@ -193,10 +193,21 @@ class Bridge:
             target.clearContents(1023)  # everything: the next sheet's block starts afresh
         sheets.removeByName(scratch)
 
+    def alive(self):
+        """Whether LibreOffice still answers."""
+        try:
+            self.desktop.getComponents()
+            return True
+        except Exception:
+            return False
+
     def close(self, request):
         document = self.documents.pop(request["id"], None)
         if document is not None:
-            document.close(True)
+            try:
+                document.close(True)
+            except Exception:  # closed already, or LibreOffice is going: nothing left to close
+                pass
 
 
 def _column(index):
@@ -259,7 +270,11 @@ def main():
         try:
             reply = getattr(bridge, op)(request)
         except Exception as error:
-            reply = {"error": f"LibreOffice failed while recalculating ({_message(error)})", "lost": True}
+            # This file's failure, unless LibreOffice itself is gone (then every file after it fails too).
+            reply = {"error": f"LibreOffice failed while recalculating ({_message(error)})",
+                     "lost": not bridge.alive()}
+            if not reply["lost"]:
+                bridge.close(request)
         send({"id": request.get("id"), **reply})
 
 

@@ -23,9 +23,10 @@ from openpyxl.utils import get_column_letter
 
 from lessonxl import reader
 from lessonxl.collab import CollabFilter
-from lessonxl.recalc import Recalculation
 from lessonxl.registry import LESSONS
 from lessonxl.values import as_grid
+
+from libreoffice import Recalculation
 
 SEED = 0
 CPU = torch.device("cpu")

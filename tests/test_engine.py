@@ -19,9 +19,10 @@ import pytest
 
 from lessonxl import files, reader
 from lessonxl.errors import UsageError
-from lessonxl.recalc import Engine, EngineFailure, Recalculation
+from lessonxl.recalc import Engine, EngineFailure
 
 from conftest import run_cli, set_value
+from libreoffice import Recalculation
 from test_hostile import _alive, fake_soffice
 
 ERRORS = ["=1/0", "=LN(-1)", "=SQRT(-1)", '="a"+1', "=NA()", "=EXP(1000)", "=1E300*1E300", "=FACT(200)",
@@ -160,3 +161,12 @@ def test_a_crashed_bridge_is_one_line(generated, tmp_path):
     env = {**os.environ, "LESSONXL_UNO_PYTHON": str(bridge)}
     _one_line(run_cli("verify", "--device", "cpu", generated["entropy_example"], env=env),
               "LibreOffice's bridge", "stopped: bridge: something went wrong")
+
+
+def test_a_bridge_that_writes_no_json_fails_at_once_saying_what_it_read(generated, tmp_path):
+    """A line that is not the bridge's JSON (a library printing to stdout) ends the run at once, quoting
+    the line, instead of waiting out --timeout for a reply that never comes."""
+    bridge = fake_soffice(tmp_path, "echo 'Warning: something printed this'\nsleep 300")
+    env = {**os.environ, "LESSONXL_UNO_PYTHON": str(bridge)}
+    result = run_cli("verify", "--device", "cpu", "--timeout", "100", generated["entropy_example"], env=env)
+    _one_line(result, "wrote a line that is not its JSON: 'Warning: something printed this'")

@@ -14,11 +14,11 @@ import pytest
 from openpyxl.worksheet.formula import ArrayFormula
 
 from lessonxl import reader
-from lessonxl.recalc import Recalculation
 from lessonxl.registry import by_name
 from lessonxl.verify import verify_paths
 
 from conftest import NAMES, first_number_input
+from libreoffice import Recalculation
 
 
 def inputs_of(path, lesson) -> dict[str, np.ndarray]:

@@ -18,12 +18,12 @@ import torch
 from openpyxl.utils import get_column_letter
 
 from lessonxl import reader
-from lessonxl.recalc import Recalculation
 from lessonxl.registry import LESSONS, by_name
 from lessonxl.report import exit_code
 from lessonxl.verify import verify_paths
 
 from conftest import CPU, NAMES, SEED, default_grids, first_number_input, mutate_formula, pick_mutations, set_value
+from libreoffice import Recalculation
 
 REPO = Path(__file__).resolve().parents[1]
 
