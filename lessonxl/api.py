@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import files, reader, workers
+from . import catalog, files, reader, workers
 from .errors import UsageError as LessonxlError
 from .recalc import DEFAULT_TIMEOUT, Engine
 from .sameness import KEPT
@@ -43,8 +43,8 @@ def generate(names: Sequence[str] = (), out: str | Path = DEFAULT_FOLDER, seed: 
     `collab_options` (`ratings`, `users`, `movies`, `factors`) build collab_filter from a MovieLens
     file. A file that holds the same workbook is left as it is; a file edited since lessonxl wrote
     it is kept, and LessonxlError says so after the others are written, unless `force`. `jobs`
-    workbooks are made at once, each in a worker process (default: one per CPU core); 1 makes them
-    one after another in this process.
+    workbooks are made at once, each in a worker process (default: one per idle CPU core,
+    `workers.default_jobs`); 1 makes them one after another in this process, as on macOS and Windows.
 
     >>> lessonxl.generate(["graddesc"], out="my_workbooks", seed=7)     # doctest: +SKIP
     [PosixPath('my_workbooks/graddesc.xlsx')]
@@ -63,8 +63,9 @@ def generate_each(names: Sequence[str], out: str | Path, seed: int, device: str,
     or kept) and what to tell the user about it (`Lesson.generate_notes`)."""
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise LessonxlError(f"--jobs {jobs}: give a whole number of at least 1")
-    jobs = jobs or workers.cores()
-    server = workers.Server() if jobs > 1 and len(names) != 1 else None  # imports torch while we do
+    catalog.check(names)  # before any work starts
+    jobs = jobs or workers.default_jobs()
+    server = workers.Server() if jobs > 1 and len(names) != 1 and workers.available() else None
     try:
         yield from _generate_each(names, Path(out), seed, device, force, jobs, server, collab_options)
     finally:
@@ -207,7 +208,7 @@ def read(path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Workbook:
         staged = files.stage(path, folder / "in", 0)
         copy = staged.stripped
         outline = reader.outline(copy, path)
-        lesson = by_sheets(outline.sheetnames, str(path))
+        lesson = by_sheets(outline.sheetnames, str(path), outline.names)
         areas = [lesson.find(outline.names, key) for key in lesson.inputs]
         asked = [(a.sheet, a.min_row - 1, a.min_col - 1, a.max_row - 1, a.max_col - 1) for a in areas if a]
         with Engine(folder, timeout) as engine:

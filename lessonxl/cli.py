@@ -63,8 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="overwrite workbooks that were edited since lessonxl wrote them")
     _device_option(generate)
     generate.add_argument("--jobs", type=int, metavar="N",
-                          help="workbooks made at once, each in its own process (default: one per CPU core; "
-                               "1: one after another)")
+                          help="workbooks made at once, each in its own process (default: one per idle CPU "
+                               "core; 1: one after another, as on macOS and Windows)")
     collab = generate.add_argument_group("collab_filter options")
     collab.add_argument("--ratings", type=Path, metavar="FILE",
                         help="a MovieLens ratings file (u.data or ratings.csv) instead of built-in data")

@@ -43,6 +43,24 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def default_jobs() -> int:
+    """How many workbooks to make at once: one per core that is idle now (the load average of the last
+    minute taken off), at least 1. Measured on 2 cores: at once 3.9 s against 5.0 s one after another
+    on a quiet machine, 15.8 s against 11.7 s on a loaded one, where the workers only compete."""
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average (Windows): every core counts as idle
+        busy = 0.0
+    return max(1, cores() - int(busy + 0.5))
+
+
+def available() -> bool:
+    """Whether worker processes can be forked safely here: Linux and the other POSIX systems, not macOS
+    (a process forked after system frameworks were loaded may crash there) nor Windows (no fork). Where
+    they cannot, the workbooks are made one after another in the calling process."""
+    return hasattr(os, "fork") and sys.platform != "darwin"
+
+
 class WorkerTraceback(Exception):
     """The cause of an error a worker sent: where in the worker it was raised, as a traceback's text."""
 
@@ -178,6 +196,6 @@ def main() -> None:
 
     try:
         serve(sys.stdin.buffer, results)
-    except BrokenPipeError:  # the caller has gone: so do the server and its children, quietly
-        os.killpg(0, signal.SIGKILL)
+    except (BrokenPipeError, EOFError):  # the caller has gone (before or after it sent the tasks): so do
+        os.killpg(0, signal.SIGKILL)     # the server and its children, quietly
     os._exit(0)  # tearing down torch's modules at exit would take half a second

@@ -188,3 +188,40 @@ def test_a_server_that_dies_is_one_usage_error():
             next(results)
     finally:
         server.stop()
+
+
+def test_an_unknown_name_is_refused_before_any_worker_starts(tmp_path, servers):
+    with pytest.raises(lessonxl.LessonxlError, match="unknown workbook 'nope': choose from collab_filter, "):
+        lessonxl.generate(["graddesc", "nope"], out=tmp_path, jobs=2)
+    assert servers == [] and not list(tmp_path.iterdir())
+
+
+def test_the_catalog_names_the_registered_workbooks_in_order():
+    from lessonxl import catalog
+    from lessonxl.registry import LESSONS
+    assert catalog.NAMES == tuple(lesson.name for lesson in LESSONS)
+
+
+def test_where_fork_is_unsafe_the_workbooks_are_made_in_this_process(tmp_path, monkeypatch):
+    started = []
+    monkeypatch.setattr(workers, "Server", lambda: started.append(1))
+    monkeypatch.setattr(workers.sys, "platform", "darwin")
+    assert not workers.available()
+    paths = lessonxl.generate(["entropy_example", "regularization"], out=tmp_path, device="cpu", jobs=2)
+    assert [path.name for path in paths] == ["entropy_example.xlsx", "regularization.xlsx"] and started == []
+
+
+@pytest.mark.parametrize("load, expected", [(0.0, 2), (0.4, 2), (0.6, 1), (1.7, 1), (9.0, 1)])
+def test_the_default_counts_the_idle_cores(monkeypatch, load, expected):
+    monkeypatch.setattr(workers, "cores", lambda: 2)
+    monkeypatch.setattr(workers.os, "getloadavg", lambda: (load, 0.0, 0.0))
+    assert workers.default_jobs() == expected
+
+
+def test_a_caller_gone_before_it_sent_the_tasks_leaves_no_server_and_no_traceback():
+    """The server's stdin ends before any task came (the caller killed at once): it ends its own group,
+    quietly (it used to die of an EOFError's traceback)."""
+    program = f"import sys; sys.path[:] = {sys.path!r}; from lessonxl.workers import main; main()"
+    done = subprocess.run([sys.executable, "-c", program], stdin=subprocess.DEVNULL, capture_output=True,
+                          start_new_session=True, timeout=60)
+    assert done.returncode == -9 and b"Traceback" not in done.stderr, done.stderr.decode()[-2000:]
