@@ -104,8 +104,17 @@ class Rule:
     """An update rule, elementwise on a parameter tensor p with gradient g at step t (from 1)."""
 
     hyper: ClassVar[tuple[str, ...]] = ("lr",)
+    labels: ClassVar[dict[str, str]] = {"lr": "learning rate lr"}  # hyperparameter -> its label on a sheet
     state: ClassVar[tuple[str, ...]] = ()   # per-parameter quantities a step leaves, each a column
     headers: ClassVar[dict[str, str]] = {}  # state -> column header; {g}: the gradient's, {p}: the parameter's
+
+    def __init_subclass__(cls, **kwargs):
+        """A rule names every hyperparameter it takes for the sheet: refused at once where one is missing."""
+        super().__init_subclass__(**kwargs)
+        unlabelled = [name for name in cls.hyper if name not in cls.labels]
+        if unlabelled:
+            raise TypeError(f"{cls.__name__}: no label for the hyperparameter {', '.join(unlabelled)}: "
+                            f"add it to {cls.__name__}.labels (how a sheet shows it)")
 
     @staticmethod
     def step(p, g, state: dict, t: int, **hyper) -> tuple[torch.Tensor, dict]:
@@ -157,6 +166,7 @@ class Momentum(Rule):
     """
 
     hyper = ("lr", "momentum")
+    labels = {**Rule.labels, "momentum": "momentum β (and dampening)"}
     state = ("m",)
     headers = {"m": "m: EWMA of {g}"}
 
@@ -180,6 +190,7 @@ class RMSprop(Rule):
     """v ← alpha·v + (1 − alpha)·g², from 0; p ← p − lr·g / (√v + eps): torch.optim.RMSprop."""
 
     hyper = ("lr", "alpha", "eps")
+    labels = {**Rule.labels, "alpha": "alpha: decay of v", "eps": "eps"}
     state = ("v",)
     headers = {"v": "v: EWMA of {g}²"}
 
@@ -209,6 +220,7 @@ class LessonRMSprop(Rule):
     """
 
     hyper = ("lr", "alpha")
+    labels = RMSprop.labels
     state = ("v",)
     headers = {"v": "v: EWMA of {g}²"}
 
@@ -245,6 +257,7 @@ class Adam(Rule):
     p ← p − lr·m̂ / (√v̂ + eps) with m̂ = m / (1 − β1^t), v̂ = v / (1 − β2^t): torch.optim.Adam."""
 
     hyper = ("lr", "beta1", "beta2", "eps")
+    labels = {**Rule.labels, "beta1": "beta1: decay of m", "beta2": "beta2: decay of v", "eps": "eps"}
     state = ("m", "v")
     headers = {"m": "m: EWMA of {g}", "v": "v: EWMA of {g}²"}
 
@@ -275,6 +288,7 @@ class LessonAdam(Rule):
     """The lesson's Adam: the same averages, but p ← p − lr·m / √v: no bias correction, no eps."""
 
     hyper = ("lr", "beta1", "beta2")
+    labels = Adam.labels
     state = ("m", "v")
     headers = Adam.headers
 
@@ -294,12 +308,16 @@ class LessonAdam(Rule):
 L2_GRADIENT = "{g} + 2 wd {p}"
 
 
+WEIGHT_DECAY = "weight decay wd"
+
+
 def with_l2(rule: type[Rule]) -> type[Rule]:
     """`rule` on the loss plus wd·(a² + b²): it steps along g + 2·wd·p, kept as the state `grad` (a
     column per parameter). torch.optim's weight_decay is 2·wd."""
 
     class L2(rule):
         hyper = (*rule.hyper, "wd")
+        labels = {**rule.labels, "wd": WEIGHT_DECAY}
         state = ("grad", *rule.state)
         headers = {"grad": L2_GRADIENT,
                    **{name: text.replace("{g}", L2_GRADIENT) for name, text in rule.headers.items()}}
@@ -328,6 +346,7 @@ def decoupled(rule: type[Rule]) -> type[Rule]:
 
     class Decoupled(rule):
         hyper = (*rule.hyper, "wd")
+        labels = {**rule.labels, "wd": WEIGHT_DECAY}
 
         @staticmethod
         def step(p, g, state, t, *, wd, lr, **hyper):
@@ -432,7 +451,8 @@ class Schedule:
     scalars: ClassVar[dict[str, str]] = {}       # computed scalar -> formula template over names
     per_epoch: ClassVar[tuple[str, ...]] = ()    # per-epoch columns beside the RMSE
     columns: ClassVar[dict[str, str]] = {}       # hyperparameter -> the per-step column that sets it
-    labels: ClassVar[dict[str, str]] = {}        # labels of the names it adds or redefines
+    labels: ClassVar[dict[str, str]] = {}        # labels of the inputs and scalars it adds, or of a
+                                                 # hyperparameter it redefines
 
     def values(self, given: Mapping[str, torch.Tensor], steps: int, n: int) -> dict[str, torch.Tensor]:
         """Every block the schedule adds: scalars 1 x 1, per-epoch and per-step columns k x 1, from the
@@ -466,6 +486,7 @@ class CosineEpochs(Schedule):
     torch's CosineAnnealingLR(T_max=epochs), stepped after every epoch."""
 
     scalars = {"epochs": "=MAX({epoch_column})"}
+    labels = {"epochs": "epochs"}
     per_epoch = ("lr_epoch",)
     columns = {"lr": "lr_t"}
 
@@ -496,7 +517,11 @@ class OneCycle(Schedule):
     scalars = {"total_steps": "=ROWS({step_column})", "initial_lr": "={lr}/{div_factor}",
                "min_lr": "={initial_lr}/{final_div_factor}", "warmup_end": "={pct_start}*{total_steps}-1"}
     columns = {"lr": "lr_t", "beta1": "beta1"}
-    labels = {"lr": "lr: the peak learning rate (max_lr)"}
+    labels = {"lr": "lr: the peak learning rate (max_lr)", "pct_start": "pct_start: warm-up share",
+              "div_factor": "div_factor: lr / first lr", "final_div_factor": "final_div_factor: first lr / last lr",
+              "base_momentum": "base_momentum: lowest β1", "max_momentum": "max_momentum: highest β1",
+              "total_steps": "total steps", "initial_lr": "first lr", "min_lr": "last lr",
+              "warmup_end": "warm-up ends at t ="}
 
     def values(self, given, steps, n):
         initial = given["lr"] / given["div_factor"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -79,4 +80,4 @@ def test_the_example_notebook_runs(tmp_path):
     outputs = [output for cell in notebook.cells for output in cell.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
-    assert "64,455 of 64,455 formula cells equal torch" in html
+    assert re.search(r"([0-9,]+) of \1 formula cells equal torch", html)  # every cell, however many
