@@ -54,7 +54,7 @@ class _Job:
         from .registry import by_sheets
 
         self.outline = reader.outline(self.staged.stripped, self.path)
-        self.lesson = by_sheets(self.outline.sheetnames, str(self.path))
+        self.lesson = by_sheets(self.outline.sheetnames, str(self.path), self.outline.names)
         self.report.workbook = self.lesson.name
         areas = [self.lesson.find(self.outline.names, key) for key in self.lesson.inputs]
         self.areas = [(a.sheet, a.min_row - 1, a.min_col - 1, a.max_row - 1, a.max_col - 1) for a in areas if a]
