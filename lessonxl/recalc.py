@@ -130,7 +130,10 @@ class Engine:
     (its sockets in /tmp).
     """
 
-    def __init__(self, workdir: Path, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(self, workdir: Path, timeout: float = DEFAULT_TIMEOUT, run_folder: Path | None = None):
+        """`workdir`: where LibreOffice's profile, logs and temporary files go; `run_folder` (default
+        `workdir`): the run's whole temporary folder, which the bridge removes with LibreOffice if this
+        process dies without closing the engine (kill -9)."""
         workdir = Path(workdir).resolve()
         self.timeout = timeout
         soffice = find_soffice()
@@ -161,7 +164,11 @@ class Engine:
         try:
             self._launch()
             with open(self._logs[2], "wb") as errors:
-                self._bridge = subprocess.Popen([self.python, str(BRIDGE), name], stdin=subprocess.PIPE,
+                # If this process dies, the bridge's stdin ends: it then ends LibreOffice (the processes
+                # started with this profile) and removes the sockets and the run's folder.
+                leftovers = [str(Path(run_folder or workdir).resolve()), *map(str, self.pipes)]
+                self._bridge = subprocess.Popen([self.python, str(BRIDGE), name, profile.as_uri(), *leftovers],
+                                                stdin=subprocess.PIPE,
                                                 stdout=subprocess.PIPE, stderr=errors, start_new_session=True,
                                                 env=self._env)
         except OSError as error:  # an executable that cannot be run (no interpreter, no permission)

@@ -5,7 +5,7 @@ LibreOffice's Python binding (`uno`) is built for one Python: the system python3
 Python (a venv, often another build) cannot import it, so `recalc.Engine` runs this file with that
 Python and talks to it in line-delimited JSON over stdin and stdout:
 
-    python3 unobridge.py PIPE_NAME
+    python3 unobridge.py PIPE_NAME PROFILE_URL RUN_FOLDER SOCKET...
     <- {"ready": true}                          once connected to `soffice --accept=pipe,name=PIPE_NAME;urp;`
     -> {"op": "load", "id": 1, "path": "/abs/x.xlsx", "areas": [[sheet, r0, c0, r1, c1], ...]}
     <- {"id": 1, "inputs": [...]}              the `areas` once loaded (torch can start on them)
@@ -13,6 +13,10 @@ Python and talks to it in line-delimited JSON over stdin and stdout:
        (or {"id": 1, "error": "..."} instead of either)
     -> {"op": "close", "id": 1}                 (no reply)
     -> {"op": "quit"}                           LibreOffice is told to terminate; the bridge exits
+
+If its input ends without "quit", lessonxl has died (kill -9): the bridge ends LibreOffice (asked to
+terminate, then every process started with PROFILE_URL killed), removes the SOCKETs and RUN_FOLDER
+(the run's temporary files), and exits, so that nothing of the run outlives it.
 
 A loaded workbook is recalculated in full (calculateAll) and comes back sheet by sheet: its used area's
 values (numbers, texts, null for a blank or an error), where its formula cells are, each error cell with
@@ -27,7 +31,10 @@ by one block of ERRORTYPE formulas on a scratch sheet (the document is never sav
 
 import json
 import os
+import shutil
+import signal
 import sys
+import threading
 import time
 
 import uno
@@ -229,9 +236,10 @@ def _message(error):
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def connect(pipe):
+def connect(pipe, gone):
     """The desktop of the LibreOffice listening on `pipe`, retried until it listens (the caller stops
-    this process when LibreOffice never does)."""
+    this process when LibreOffice never does; if the caller dies first, `gone()` is called)."""
+    parent = os.getppid()
     local = uno.getComponentContext()
     resolver = local.ServiceManager.createInstanceWithContext("com.sun.star.bridge.UnoUrlResolver", local)
     while True:
@@ -239,8 +247,35 @@ def connect(pipe):
             context = resolver.resolve(f"uno:pipe,name={pipe};urp;StarOffice.ComponentContext")
             break
         except NoConnectException:
+            if os.getppid() != parent:  # the caller has died: this process was handed to another parent
+                gone()
             time.sleep(0.02)
     return context.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", context)
+
+
+def orphaned(desktop, profile_url, run_folder, sockets):
+    """lessonxl has gone without a word: end LibreOffice (asked, where connected: `desktop`) and remove
+    everything of the run; then exit."""
+    if desktop is not None:
+        asked = threading.Thread(target=desktop.terminate, daemon=True)
+        asked.start()
+        asked.join(5)
+    marker = ("-env:UserInstallation=" + profile_url).encode()
+    for pid in filter(str.isdigit, os.listdir("/proc") if os.path.isdir("/proc") else ()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                if marker in cmdline.read().split(b"\0"):
+                    os.kill(int(pid), signal.SIGKILL)
+        except OSError:  # gone meanwhile, or not ours to read
+            pass
+    time.sleep(0.2)  # the kills land; LibreOffice's own temporary files are in the run's folder
+    for socket in sockets:
+        try:
+            os.unlink(socket)
+        except OSError:
+            pass
+    shutil.rmtree(run_folder, ignore_errors=True)
+    os._exit(0)
 
 
 def main():
@@ -252,8 +287,18 @@ def main():
         channel.write(json.dumps(message) + "\n")
         channel.flush()
 
-    bridge = Bridge(connect(sys.argv[1]), send)
+    pipe, profile_url, run_folder, *sockets = sys.argv[1:]
+    bridge = Bridge(connect(pipe, lambda: orphaned(None, profile_url, run_folder, sockets)), send)
+    try:
+        serve(bridge, send)
+    except (BrokenPipeError, OSError):  # the caller has gone while a reply was on its way
+        pass
+    orphaned(bridge.desktop, profile_url, run_folder, sockets)
 
+
+def serve(bridge, send):
+    """Answer requests until told to quit (LibreOffice is told to terminate and the bridge exits) or
+    until the input ends (then return)."""
     send({"ready": True})
     for line in sys.stdin:
         request = json.loads(line)
@@ -263,7 +308,7 @@ def main():
                 bridge.desktop.terminate()
             except Exception:  # LibreOffice went away while terminating: the same end
                 pass
-            return
+            os._exit(0)
         if op == "close":
             bridge.close(request)
             continue

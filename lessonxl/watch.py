@@ -80,7 +80,7 @@ class Watcher:
     def _engine(self) -> Engine:
         """The warm LibreOffice, started on first need."""
         if self.engine is None:
-            self.engine = Engine(self.folder / f"engine{self._count}", self.timeout)
+            self.engine = Engine(self.folder / f"engine{self._count}", self.timeout, run_folder=self.folder)
         return self.engine
 
     def close(self) -> None:

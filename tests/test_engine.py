@@ -12,12 +12,13 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import openpyxl
 import pytest
 
-from lessonxl import files, reader
+from lessonxl import files, reader, recalc
 from lessonxl.errors import UsageError
 from lessonxl.recalc import Engine, EngineFailure
 
@@ -170,3 +171,43 @@ def test_a_bridge_that_writes_no_json_fails_at_once_saying_what_it_read(generate
     env = {**os.environ, "LESSONXL_UNO_PYTHON": str(bridge)}
     result = run_cli("verify", "--device", "cpu", "--timeout", "100", generated["entropy_example"], env=env)
     _one_line(result, "wrote a line that is not its JSON: 'Warning: something printed this'")
+
+
+def _processes_started_in(folder: Path) -> list[int]:
+    """The processes whose command line names `folder` (LibreOffice with its profile there)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if str(folder).encode() in Path(f"/proc/{pid}/cmdline").read_bytes() and _alive(int(pid)):
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def _until(condition, seconds: float):
+    deadline = time.monotonic() + seconds
+    while not (result := condition()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return result
+
+
+def test_kill_9_of_verify_leaves_no_libreoffice_no_socket_and_no_folder(generated, tmp_path):
+    """verify killed with -9 (no handler runs): its bridge sees its input end, ends LibreOffice and
+    removes the sockets and the run's temporary folder."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    verify = subprocess.Popen([sys.executable, "-m", "lessonxl", "verify", "--device", "cpu", str(generated["graddesc"])],
+                              env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        assert _until(lambda: _processes_started_in(tmp), 60), "LibreOffice did not start"
+        [run] = list(tmp.iterdir())
+        sockets = [recalc.ipc_pipe(run / "profile"), *Path("/tmp").glob(f"OSL_PIPE_{os.getuid()}_lessonxl_{verify.pid}_*")]
+        assert _until(lambda: all(socket.is_socket() for socket in sockets), 60), sockets
+    finally:
+        verify.kill()
+        verify.wait()
+    assert _until(lambda: not _processes_started_in(tmp) and not list(tmp.iterdir()), 30), \
+        (_processes_started_in(tmp), list(tmp.rglob("*"))[:5])
+    assert not [socket for socket in sockets if socket.exists()]
