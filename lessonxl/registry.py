@@ -8,6 +8,7 @@ from typing import Mapping
 
 import torch
 
+from .catalog import known
 from .collab import CollabFilter
 from .entropy import Entropy
 from .errors import UsageError
@@ -31,10 +32,8 @@ ADDED: dict[str, dict[str, str]] = {
 
 def by_name(name: str) -> Lesson:
     """The lesson whose workbook stem (or file name) is `name`."""
-    for lesson in LESSONS:
-        if name in (lesson.name, lesson.filename):
-            return lesson
-    raise UsageError(f"unknown workbook {name!r}: choose from {', '.join(l.name for l in LESSONS)}")
+    stem = known(name)
+    return next(lesson for lesson in LESSONS if lesson.name == stem)
 
 
 def _version(release: str) -> tuple[int, ...]:
