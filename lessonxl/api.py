@@ -146,7 +146,7 @@ def watch(paths: str | Path | Sequence[str | Path], device: str = "auto", tol: f
     watch_files([Path(p) for p in paths], device, tol, timeout, on_reports or show, until)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Workbook:
     """A workbook read back: its inputs as the file holds them, and every other defined name as
     LibreOffice recalculated it from those inputs (error values as nan)."""
@@ -155,6 +155,13 @@ class Workbook:
     lesson: str
     inputs: dict[str, np.ndarray]
     values: dict[str, np.ndarray]
+
+    def __repr__(self) -> str:
+        """Two lines: what was read, and how to get at it (the arrays themselves would run to megabytes)."""
+        cells = sum(np.size(grid) for grid in (*self.inputs.values(), *self.values.values()))
+        return (f"<lessonxl.Workbook {str(self.path)!r}: {self.lesson}, {len(self.inputs)} inputs and "
+                f"{len(self.values)} computed names, {cells:,} cells>\n"
+                f"  .names, .grid(name), .tensor(name), .frame(name); e.g. name {self.names[0]!r}")
 
     @property
     def names(self) -> list[str]:

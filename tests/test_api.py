@@ -44,6 +44,8 @@ def test_generate_verify_read_back_and_report_frames(generated, tmp_path):
     # keyed sheet!name, as lessons key them; the file's own name softmax_probs finds the same
     assert "softmax!probs" in book.names and "softmax_probs" not in book.names
     assert book.tensor("softmax_probs").equal(book.tensor("softmax!probs"))
+    shown = repr(book)  # a line or two, not every array (graddesc's ran to 1.4 million characters)
+    assert shown.count("\n") == 1 and len(shown) < 300 and "entropy_example" in shown and str(edited) in shown
 
 
 def test_a_failing_report_shows_failures_first(generated, tmp_path):
