@@ -1034,9 +1034,10 @@ NOTES = (
     "torch.optim.SGD.",
     "word_emb: the same lookup for words: a word's id is its row in the vocabulary, its vector that "
     "row of the embedding matrix.",
-    "Try: change a factor, a rating (or blank one out), the learning rate or y_hi, save, then run "
+    "Try: change a factor, a rating (or blank one out), the learning rate or y_hi (the names gd_steps_lr "
+    "and bias_yrange_y_hi: a sheet's names begin with the sheet's), save, then run "
     "`lessonxl verify collab_filter.xlsx`: torch recomputes everything from your numbers and compares "
-    "every formula cell. Raise lr on gd_steps until the RMSE blows up.",
+    "every formula cell. Raise gd_steps_lr (lr on gd_steps) until the RMSE blows up.",
 )
 
 def pairs_note(cap: OneHotCap) -> str:

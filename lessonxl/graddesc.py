@@ -404,7 +404,9 @@ NOTES = (
     "kept as labelled extra sheets: rmsprop_lesson divides by the previous average and has no eps; "
     "adam_lesson has no bias correction and no eps.",
     "Try: change lr (or β1, β2, the start values, the data) on any sheet and watch the charts; "
-    "make lr of the basic sheet 0.001 and watch it blow up. Then save and run "
+    "each is a defined name that begins with its sheet's (adam_lr, adam_beta1, momentum_intercept_start; "
+    "the data are data_x and data_y). Make basic_lr (lr of the basic sheet) 0.001 and watch it blow up. "
+    "Then save and run "
     "`lessonxl verify graddesc.xlsx`: torch recomputes every number from your inputs and compares "
     "every formula cell.",
 )

@@ -515,19 +515,23 @@ NOTES = (
     "Adam's division by the root of the squared-gradient average scales it away for large gradients; "
     "AdamW (decoupled weight decay) shrinks the weights directly. The trajectories now differ by "
     "a clearly visible amount (max difference in the green cell, and the chart). Try wd = 0 on both "
-    "sheets: the difference vanishes.",
+    "sheets (l2_vs_wd_sgd_wd and l2_vs_wd_adam_wd: a sheet's names begin with the sheet's): the "
+    "difference vanishes.",
     "smoothed_loss: the loss of every batch of a training run is noisy. fastai plots an exponentially "
     "weighted moving average: avg = beta avg + (1 - beta) loss. Starting from 0, the average is too "
     "small at first; dividing by 1 - beta^t corrects that (Adam does the same with its moments). "
-    "Try beta = 0.98 (fastai's default) and watch the uncorrected EWMA lag far behind.",
+    "Try beta = 0.98 (fastai's default; the name smoothed_loss_beta) and watch the uncorrected EWMA lag "
+    "far behind.",
     "discriminative_lr: fit(lr) gives every layer group the same learning rate; fit(slice(hi)) gives "
     "the last group hi and the earlier ones hi/3; fit(slice(lo, hi)) spreads lo..hi multiplicatively "
     "(equal ratios) over the groups, so three groups give 1e-5, 1e-4, 1e-3. Frozen groups are not "
-    "updated: a learning rate of 0. Change lo, hi or the frozen count and verify again. The number of "
+    "updated: a learning rate of 0. Change lo, hi or the frozen count (discriminative_lr_lo, "
+    "discriminative_lr_hi, discriminative_lr_frozen_groups) and verify again. The number of "
     "groups is the number of rows of the table.",
     "two_layer_net: the affine-ReLU-affine sandwich. Forward: MMULT, + bias, MAX(0, .), MMULT, + bias, "
     "softmax, -ln p of the target. Backward: (p - one-hot) / n, then through each layer with MMULT and "
     "TRANSPOSE, where the ReLU passes gradients only where its input was positive. One SGD step with "
     "weight decay p - lr (grad + wd p), exactly torch.optim.SGD(weight_decay=wd); the loss after the "
-    "step is lower. Change lr, wd or a weight and verify again.",
+    "step is lower. Change lr, wd or a weight (two_layer_net_lr, two_layer_net_wd, "
+    "two_layer_net_weights_1) and verify again.",
 )

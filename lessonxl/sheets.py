@@ -20,7 +20,7 @@ import xlsxwriter.worksheet
 from xlsxwriter.utility import (quote_sheetname, xl_cell_to_rowcol, xl_col_to_name, xl_range, xl_range_abs,
                                 xl_rowcol_to_cell)
 
-from .values import as_grid, key as value_key, lookup
+from .values import as_grid, defined_name, key as value_key, key_of, lookup
 
 #: Workbook timestamps are fixed so that the same seed gives byte-identical files.
 FIXED_TIMESTAMP = datetime.datetime(2019, 1, 1)
@@ -53,8 +53,9 @@ Formula = Callable[[int, int], str]
 
 
 class Block:
-    """A named rectangular range of one sheet, as the formulas of `reader` refer to it: without the
-    sheet's name on its own sheet, with it from another (`seen_from`)."""
+    """A named rectangular range of one sheet, as the formulas of `reader` refer to it: its cells without
+    the sheet's name on its own sheet, with it from another (`seen_from`); its defined name the same
+    from every sheet (`ref`)."""
 
     def __init__(self, sheet: "Sheet", name: str, top: int, left: int, rows: int, cols: int,
                  global_name: bool, reader: "Sheet | None" = None):
@@ -89,10 +90,12 @@ class Block:
     def _prefix(self) -> str:
         return "" if self.sheet is self.reader else self.sheet.quoted + "!"
 
-    @property
+    @functools.cached_property
     def ref(self) -> str:
-        """The defined name, as a formula on the sheet being built must write it."""
-        return self.name if self.global_name else self._prefix() + self.name
+        """The defined name, as every formula writes it: one name for the whole workbook
+        (`values.defined_name`: adam!lr is adam_lr), never `Sheet!name`, which Google Sheets lacks; the
+        same from every sheet, so worked out once per block (graddesc's rows read it 55,000 times)."""
+        return defined_name(self.key)
 
     def cell(self, r: int = 0, c: int = 0, absolute: bool = False) -> str:
         """Cell (r, c) of the block, counted from its top-left corner."""
@@ -402,6 +405,7 @@ class Book:
         self.workbook.set_properties({"created": FIXED_TIMESTAMP, "author": "lessonxl"})
         self.sheets: list[Sheet] = []
         self._styles: dict[tuple, object] = {}
+        self._names: dict[str, tuple[str, str]] = {}  # defined name, lower case -> (name, key)
 
     def style(self, kind: str, num_format: str | None = None):
         """The (cached) cell format of a kind of cell."""
@@ -446,17 +450,37 @@ class Book:
         return sheet
 
     def define(self, block: Block) -> None:
-        """Define the block's name; refuse one that an engine would not take as a name."""
-        if _is_cell(block.name):
-            raise ValueError(f"{block.key}: not a valid Excel name (a cell of Excel 2007+, whose columns "
-                             "run to XFD)")
-        if block.name.lower().startswith(("true", "false")):
-            raise ValueError(f"{block.key}: a name beginning with true or false, which Google Sheets refuses")
-        scope = "" if block.global_name else block.sheet.quoted + "!"
-        if self.workbook.define_name(scope + block.name, "=" + block.address()) != 0:
-            raise ValueError(f"{block.key}: not a valid Excel name (a cell reference, or bad characters)")
+        """Define the block's name for the whole workbook (`values.defined_name`: no name is scoped to a
+        sheet, which Google Sheets cannot do); refuse one that an engine would not take as a name, or
+        that another block has (names ignore case)."""
+        name = defined_name(block.key)
+        if _is_cell(name):
+            raise ValueError(f"{block.key}: {name} is not a valid Excel name (a cell of Excel 2007+, whose "
+                             "columns run to XFD)")
+        if name.lower().startswith(("true", "false")):
+            raise ValueError(f"{block.key}: {name} is a name beginning with true or false, which Google Sheets "
+                             "refuses")
+        if len(name) > 255:
+            raise ValueError(f"{block.key}: {name} is longer than Excel's 255 characters")
+        if name.lower() in self._names:
+            raise ValueError(f"{block.key}: {name} is already the name of {self._names[name.lower()][1]}")
+        if self.workbook.define_name(name, "=" + block.address()) != 0:
+            raise ValueError(f"{block.key}: {name} is not a valid Excel name (a cell reference, or bad "
+                             "characters)")
+        self._names[name.lower()] = (name, block.key)
+
+    def _check_names(self) -> None:
+        """Every defined name reads back as its key (`values.key_of`, as `reader` does), now that every
+        sheet is known. Sheet names hold underscores: a name lesson_lr on a sheet adam, beside a sheet
+        adam_lesson, would be adam_lesson_lr, read back as adam_lesson!lr, and is refused."""
+        sheets = [sheet.name for sheet in self.sheets]
+        global_names = {key for _, key in self._names.values() if "!" not in key}
+        for name, key in self._names.values():
+            if (read := key_of(name, sheets, global_names)) != key:
+                raise ValueError(f"{key}: its defined name {name} would be read back as {read}; rename it")
 
     def close(self) -> None:
+        self._check_names()
         for sheet in self.sheets:
             sheet.finish()
         self.workbook.close()

@@ -316,14 +316,16 @@ def workbook(generated) -> openpyxl.Workbook:
     return openpyxl.load_workbook(generated["collab_filter"])
 
 
-def test_sheets_and_sheet_scoped_names(workbook):
+def test_sheets_and_their_names(workbook):
+    """SPEC's names of each sheet, as the workbook's names sheet_name (Google Sheets has no sheet scope)."""
     assert workbook.sheetnames == list(LESSON.sheets)
     common = {"ratings", "user_factors", "movie_factors", "rmse"}
     for sheet, names in {"dotprod": common, "bias": common | {"user_bias", "movie_bias"},
                          "bias_yrange": common | {"y_lo", "y_hi", "user_bias", "movie_bias"},
                          "gd_steps": {"lr", "rmse", f"user_factors_{GD_STEPS}", "grad_movie_bias_0"},
                          "movielens_emb": {"user_embedding", "user_embedding_offset", "rmse"}}.items():
-        assert names <= set(workbook[sheet].defined_names), sheet
+        assert {f"{sheet}_{name}" for name in names} <= set(workbook.defined_names), sheet
+        assert not workbook[sheet].defined_names, sheet
 
 
 def test_formulas_use_portable_functions_only_and_the_lessons_own(generated):

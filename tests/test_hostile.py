@@ -300,10 +300,10 @@ def test_a_workbook_with_external_links_is_refused(generated, tmp_path, capsys, 
 
 
 def defined_cell(path: Path, sheet: str, name: str) -> str:
-    """The top-left cell (e.g. B6) of the sheet-scoped defined name `sheet!name`."""
+    """The top-left cell (e.g. B6) of the sheet's name `sheet!name`: the defined name sheet_name in the file."""
     with zipfile.ZipFile(path) as archive:
         xml = archive.read("xl/workbook.xml").decode()
-    found = re.search(rf'<definedName name="{name}" localSheetId="\d+">{sheet}!\$([A-Z]+)\$(\d+)', xml)
+    found = re.search(rf'<definedName name="{sheet}_{name}">{sheet}!\$([A-Z]+)\$(\d+)', xml)
     assert found, f"{sheet}!{name} is not defined in {path.name}"
     return found.group(1) + found.group(2)
 

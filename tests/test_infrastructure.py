@@ -14,6 +14,7 @@ import importlib
 import io
 import json
 import math
+import re
 import subprocess
 import sys
 import warnings
@@ -76,14 +77,13 @@ REFERENCES = {
     "column": ("w", "data", lambda b: b.column(1), "C5:C7"),
     "absolute column": ("w", "data", lambda b: b.column(0, absolute=True), "$B$5:$B$7"),
     "a one-cell span is one cell": ("x", "my data", lambda b: b.span(0, 0, 0, 0), "D3"),
-    "name, same sheet": ("w", "data", lambda b: b.ref, "w"),
+    "name, same sheet": ("w", "data", lambda b: b.ref, "data_w"),  # one name for the workbook: data!w
     "address, same sheet": ("w", "data", lambda b: b.address(), "data!$B$5:$C$7"),
     "corner, other sheet": ("w", "my data", lambda b: b.cell(), "data!B5"),
     "row, other sheet": ("w", "my data", lambda b: b.row(2), "data!B7:C7"),
-    "name, other sheet": ("w", "my data", lambda b: b.ref, "data!w"),
+    "name, other sheet": ("w", "my data", lambda b: b.ref, "data_w"),  # never Sheet!name
     "quoted sheet, cell": ("x", "data", lambda b: b.cell(), "'my data'!D3"),
     "quoted sheet, absolute": ("x", "data", lambda b: b.cell(absolute=True), "'my data'!$D$3"),
-    "quoted sheet, name": ("x", "data", lambda b: b.ref, "'my data'!x"),
     "quoted sheet, address": ("x", "my data", lambda b: b.address(), "'my data'!$D$3"),  # one cell, no range
     "global name, other sheet": ("g", "my data", lambda b: b.ref, "g"),
     "global name's cells keep their sheet": ("g", "my data", lambda b: b.column(0), "data!F1:F2"),
@@ -205,11 +205,10 @@ def test_as_grid_makes_every_value_two_dimensional(value, shape, column):
 
 # --- defined names: valid ones made and read back, invalid ones refused ---------------------------
 
-def book_with_name(name: str, global_name: bool = False) -> tuple[Book, object, str]:
-    key = name if global_name else f"data!{name}"
+def book_with_name(name: str, global_name: bool = False, sheet: str = "data") -> tuple[Book, object, str]:
+    key = name if global_name else f"{sheet}!{name}"
     book = Book(io.BytesIO(), {key: [[1.0, 2.0]]}, inputs=[key])
-    sheet = book.sheet("data", "t")
-    return book, sheet, key
+    return book, book.sheet(sheet, "t"), key
 
 
 @pytest.mark.parametrize("name", [
@@ -217,35 +216,74 @@ def book_with_name(name: str, global_name: bool = False) -> tuple[Book, object, 
     "my name", "a-b", "1st", "rate%", "x(1)", "",                 # spaces, bad characters, a digit first
 ])
 def test_an_invalid_defined_name_is_refused(name):
-    book, sheet, _ = book_with_name(name)
+    book, sheet, _ = book_with_name(name, global_name=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # xlsxwriter warns as well as refusing
         with pytest.raises(ValueError, match="not a valid Excel name"):
-            sheet.block(name, 3, 1)
+            sheet.block(name, 3, 1, global_name=True)
 
 
 @pytest.mark.parametrize("name", [
     "abe1", "exp1", "val1", "rms2",
 ])
 def test_a_name_that_is_a_three_letter_column_cell_is_refused(name):
-    book, sheet, _ = book_with_name(name)
+    book, sheet, _ = book_with_name(name, global_name=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match="not a valid Excel name"):
-            sheet.block(name, 3, 1)
+            sheet.block(name, 3, 1, global_name=True)
 
 
 @pytest.mark.parametrize("name", ["true_slope", "FALSE_x", "trueness"])
 def test_a_name_beginning_with_true_or_false_is_refused_for_google_sheets(name):
-    book, sheet, _ = book_with_name(name)
+    book, sheet, _ = book_with_name(name, global_name=True)
     with pytest.raises(ValueError, match="beginning with true or false, which Google Sheets refuses"):
-        sheet.block(name, 3, 1)
+        sheet.block(name, 3, 1, global_name=True)
 
 
 @pytest.mark.parametrize("name", ["xfe1", "rate1x", "truth"])
 def test_names_past_the_last_cell_are_accepted(name):
-    book, sheet, _ = book_with_name(name)
-    assert sheet.block(name, 3, 1).name == name
+    book, sheet, _ = book_with_name(name, global_name=True)
+    assert sheet.block(name, 3, 1, global_name=True).name == name
+
+
+@pytest.mark.parametrize("sheet, name, words", [
+    ("trueness", "x", "trueness_x is a name beginning with true or false"),  # the sheet's name first
+    ("my data", "x", "my data_x is not a valid Excel name"),               # a space
+    ("2019", "x", "2019_x is not a valid Excel name"),                     # a digit first
+    ("data", "x" * 251, "is longer than Excel's 255 characters"),
+])
+def test_a_sheets_name_is_checked_as_the_workbook_writes_it(sheet, name, words):
+    """A block of one sheet is the workbook's name `sheet_name`: the rules apply to that."""
+    book, block_sheet, _ = book_with_name(name, sheet=sheet)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match=re.escape(words)):
+            block_sheet.block(name, 3, 1)
+
+
+def test_two_blocks_with_one_workbook_name_are_refused():
+    """data!x would be data_x, the global name data_x's; names ignore case (DATA_X is data_x)."""
+    book = Book(io.BytesIO(), {"data_x": [[1.0]], "data!x": [[2.0]], "data!X": [[3.0]]},
+                inputs=["data_x", "data!x", "data!X"])
+    sheet = book.sheet("data", "t")
+    sheet.block("data_x", 0, 1, global_name=True)
+    with pytest.raises(ValueError, match="data!x: data_x is already the name of data_x"):
+        sheet.block("x", 2, 1)
+    with pytest.raises(ValueError, match="data!X: data_X is already the name of data_x"):
+        sheet.block("X", 4, 1)
+
+
+def test_a_name_that_would_read_back_as_another_sheets_is_refused():
+    """Sheet names hold underscores: lesson_lr on sheet adam would be adam_lesson_lr, which reads back as
+    adam_lesson!lr once a sheet adam_lesson exists (the check runs when every sheet is known)."""
+    book = Book(io.BytesIO(), {"adam!lesson_lr": [[1.0]], "adam_lesson!beta": [[2.0]]},
+                inputs=["adam!lesson_lr", "adam_lesson!beta"])
+    book.sheet("adam", "t").block("lesson_lr", 2, 1)
+    book.sheet("adam_lesson", "t").block("beta", 2, 1)
+    with pytest.raises(ValueError, match="adam!lesson_lr: its defined name adam_lesson_lr would be read back "
+                                         "as adam_lesson!lr"):
+        book.close()
 
 
 def written(book: Book) -> openpyxl.Workbook:
@@ -257,13 +295,16 @@ def written(book: Book) -> openpyxl.Workbook:
 
 @pytest.mark.parametrize("name", ["lr", "user_factors", "beta1", "y.hat", "_private", "abcd1", "xfe1"])
 def test_a_valid_name_is_defined_where_the_block_is(name):
+    """A sheet's name `data!lr` is the workbook's name data_lr (no name is scoped to a sheet)."""
     book, sheet, key = book_with_name(name)
     sheet.block(name, 3, 1)
     read = written(book)
-    definition = read["data"].defined_names[name]
+    definition = read.defined_names[f"data_{name}"]
     assert definition.attr_text == "data!$B$4:$C$4"
+    assert not read["data"].defined_names
     assert read["data"]["B4"].value == 1 and read["data"]["C4"].value == 2
-    assert reader.defined_names(read)[key] == reader.Area("data", 4, 2, 4, 3)
+    # Not a lesson's workbook: its names are read as they are (a lesson's are read as its keys).
+    assert reader.defined_names(read)[f"data_{name}"] == reader.Area("data", 4, 2, 4, 3)
 
 
 def test_a_global_name_is_defined_for_the_workbook():

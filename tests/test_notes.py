@@ -72,23 +72,27 @@ TRIES = [
         {("adam!lr", 0, 0): 0.1, ("adam!beta1", 0, 0): 0.8, ("adam!beta2", 0, 0): 0.999,
          ("momentum!intercept_start", 0, 0): 5.0, ("data_x", 0, 0): lambda v: v + 1},
         lambda b, a: all(changed(key)(b, a) for key in ("adam!intercept", "momentum!intercept", "basic!slope"))),
-    Try("graddesc", "make lr of the basic sheet 0.001 and watch it blow up",
+    Try("graddesc", "Make basic_lr (lr of the basic sheet) 0.001 and watch it blow up",
         {("basic!lr", 0, 0): 0.001},
         lambda b, a: not np.all(np.isfinite(a["basic!intercept"])) or np.nanmax(np.abs(a["basic!intercept"])) > 1e20),
     # regularization
-    Try("regularization", "Try wd = 0 on both sheets: the difference vanishes",
+    Try("regularization", "Try wd = 0 on both sheets (l2_vs_wd_sgd_wd and l2_vs_wd_adam_wd: a sheet's names "
+        "begin with the sheet's): the difference vanishes",
         {("l2_vs_wd_adam!wd", 0, 0): 0.0, ("l2_vs_wd_sgd!wd", 0, 0): 0.0},
         lambda b, a: b["l2_vs_wd_adam!max_diff"][0, 0] > 0.1 and a["l2_vs_wd_adam!max_diff"][0, 0] == 0
         and a["l2_vs_wd_sgd!max_diff"][0, 0] == 0),
-    Try("regularization", "Try beta = 0.98 (fastai's default) and watch the uncorrected EWMA lag far behind",
+    Try("regularization", "Try beta = 0.98 (fastai's default; the name smoothed_loss_beta) and watch the "
+        "uncorrected EWMA lag far behind",
         {("smoothed_loss!beta", 0, 0): 0.98},
         lambda b, a: a["smoothed_loss!ewma"][9, 0] < 0.25 * a["smoothed_loss!smoothed"][9, 0]
         and changed("smoothed_loss!ewma")(b, a)),
-    Try("regularization", "Change lo, hi or the frozen count and verify again",
+    Try("regularization", "Change lo, hi or the frozen count (discriminative_lr_lo, discriminative_lr_hi, "
+        "discriminative_lr_frozen_groups) and verify again",
         {("discriminative_lr!lo", 0, 0): lambda v: v * 10, ("discriminative_lr!hi", 0, 0): lambda v: v * 3,
          ("discriminative_lr!frozen_groups", 0, 0): 1.0},
         lambda b, a: changed("discriminative_lr!lr_slice_lo_hi")(b, a) and changed("discriminative_lr!lr_frozen")(b, a)),
-    Try("regularization", "Change lr, wd or a weight and verify again",
+    Try("regularization", "Change lr, wd or a weight (two_layer_net_lr, two_layer_net_wd, "
+        "two_layer_net_weights_1) and verify again",
         {("two_layer_net!lr", 0, 0): lambda v: v * 2, ("two_layer_net!wd", 0, 0): 0.1,
          ("two_layer_net!weights_1", 0, 0): lambda v: v + 0.5},
         lambda b, a: changed("two_layer_net!new_mean_loss")(b, a) and changed("two_layer_net!mean_loss")(b, a)),
@@ -107,7 +111,7 @@ TRIES = [
         {("interpret!start", r, 0): float(r == 0) for r in range(5)},
         lambda b, a: changed("interpret!pc1_steps")(b, a)
         and np.allclose(a["interpret!pc_loadings"], b["interpret!pc_loadings"], rtol=1e-9, atol=1e-12)),
-    Try("collab_filter", "Raise lr on gd_steps until the RMSE blows up",
+    Try("collab_filter", "Raise gd_steps_lr (lr on gd_steps) until the RMSE blows up",
         {("gd_steps!lr", 0, 0): lambda v: v * 30},
         lambda b, a: not np.all(np.isfinite(a["gd_steps!rmse"])) or a["gd_steps!rmse"][-1, 0] > 10 * b["gd_steps!rmse"][0, 0]),
 ]
