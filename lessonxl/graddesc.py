@@ -58,17 +58,10 @@ class Data(SheetSpec):
 
 # --- the optimizer sheets --------------------------------------------------------------------------
 
-#: Labels of an optimizer sheet's scalars (a schedule's `labels` may redefine one).
-SCALAR_LABELS = {
-    "intercept_start": "intercept b before step 1", "slope_start": "slope a before step 1",
-    "lr": "learning rate lr", "momentum": "momentum β (and dampening)", "alpha": "alpha: decay of v",
-    "eps": "eps", "beta1": "beta1: decay of m", "beta2": "beta2: decay of v",
-    "h": "h: finite-difference step", "epochs": "epochs", "pct_start": "pct_start: warm-up share",
-    "div_factor": "div_factor: lr / first lr", "final_div_factor": "final_div_factor: first lr / last lr",
-    "base_momentum": "base_momentum: lowest β1", "max_momentum": "max_momentum: highest β1",
-    "total_steps": "total steps", "initial_lr": "first lr", "min_lr": "last lr",
-    "warmup_end": "warm-up ends at t =",
-}
+#: Labels of the scalars every optimizer sheet has; a rule labels its hyperparameters (`Rule.labels`), a
+#: schedule the names it adds (`Schedule.labels`, which may also relabel one).
+SCALAR_LABELS = {"intercept_start": "intercept b before step 1", "slope_start": "slope a before step 1",
+                 "h": "h: finite-difference step"}
 # Number formats other than the computed default 0.0000: small learning rates, data, counters.
 FORMATS = {**dict.fromkeys(("lr_t", "lr_epoch", "initial_lr", "min_lr", "x", "y"), "General"),
            "step": "0", "epoch": "0"}
@@ -179,7 +172,7 @@ class OptimizerSheet(SheetSpec):
 
     def _layout_scalars(self, sheet: Sheet, columns: Mapping[str, Block]) -> dict[str, Block]:
         """The input cells, then the schedule's computed scalars, down column B."""
-        labels = {**SCALAR_LABELS, **self.schedule.labels}
+        labels = {**SCALAR_LABELS, **self.rule.labels, **self.schedule.labels}
         place = sheet.down(SCALARS_TOP, 1)
         scalars = {name: place.block(name, row_labels=[labels[name]]) for name in self.inputs}
         for name, template in self.schedule.scalars.items():
@@ -375,7 +368,7 @@ class GradDesc(Lesson):
         return NOTES
 
     def default_inputs(self, seed: int, **options) -> dict[str, np.ndarray]:
-        optimizers = {spec.key(name): np.array(value) for spec in OPTIMIZERS
+        optimizers = {spec.key(name): np.array(value) for spec in self.specs if isinstance(spec, OptimizerSheet)
                       for name, value in spec.defaults().items()}
         return {"data_x": seeded_x(seed), DATA.key("intercept_truth"): np.array(TRUE_INTERCEPT),
                 DATA.key("slope_truth"): np.array(TRUE_SLOPE), **optimizers}
