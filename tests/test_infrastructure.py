@@ -27,8 +27,8 @@ from openpyxl.workbook.defined_name import DefinedName
 from lessonxl import reader
 from lessonxl.errors import UsageError
 from lessonxl.sheets import Book, _cached, _shown
-from lessonxl.verify import (Check, Report, Truth, _cell_error, as_json, compare, exit_code, format_summary,
-                             summary_line)
+from lessonxl.compare import Check, Truth, compare
+from lessonxl.report import Report, as_json, exit_code, format_summary, summary_line
 
 
 def _from_either(name: str, modules=("lessonxl.values", "lessonxl.files", "lessonxl.sheets", "lessonxl.reader")):
@@ -443,26 +443,7 @@ def test_a_file_that_is_no_zip_is_named_by_its_first_bytes(head, words):
     assert _from_either("_not_a_zip", ("lessonxl.files", "lessonxl.reader"))(head) == words
 
 
-# --- the comparator: one cell, and the lines a report prints ---------------------------------------
-
-@pytest.mark.parametrize("actual, want, bound, error_ok, result", [
-    (1.5, 1.5, 0.0, False, (0.0, False)),
-    (2, 2.0, 0.0, False, (0.0, False)),              # an integer the engine stored
-    (True, 1.0, 0.0, False, (0.0, False)),           # a logical value counts as 1 or 0
-    (False, 1.0, 0.5, False, (1.0, True)),
-    (1.25, 1.0, 0.5, False, (0.25, False)),
-    (1.75, 1.0, 0.5, False, (0.75, True)),
-    ("#NUM!", math.inf, 0.0, True, (0.0, False)),
-    ("#N/A", 1.0, 1e9, False, (math.inf, True)),     # an error is never within a tolerance
-    (1e308, math.inf, 0.0, False, (math.inf, True)),
-    (0.0, math.nan, 0.0, False, (math.inf, True)),
-    (None, 0.0, 1.0, False, (math.inf, True)),
-    ("0", 0.0, 1.0, False, (math.inf, True)),
-    ("", 0.0, 1.0, True, (math.inf, True)),          # empty text is not an error value
-])
-def test_one_recalculated_cell_against_torch(actual, want, bound, error_ok, result):
-    assert _cell_error(actual, want, bound, error_ok) == result
-
+# --- the lines a report prints (the comparison rule itself: tests/test_compare.py) -----------------
 
 def checked(actual, want, cells=1) -> Check:
     area = reader.Area("s", 1, 1, 1, cells)

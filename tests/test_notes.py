@@ -17,7 +17,7 @@ import openpyxl
 import pytest
 
 from lessonxl import reader
-from lessonxl.verify import format_report
+from lessonxl.report import format_report
 
 from conftest import cell_of, saved_and_verified, set_cells
 
