@@ -346,11 +346,12 @@ class CrosstabModel(SheetSpec):
         users = sheet.across(movie_factors.bottom + 5, 1)
         user_factors = users.block("user_factors", headers=factor_names, row_labels=user_labels,
                                    caption="user factors")
-        product = f"MMULT({user_factors.ref},{movie_factors.ref})"
+        product = user_factors.matmul(movie_factors)
         if self.bias:
             movie_bias = movies.block("movie_bias", row_labels=["bias"])
             user_bias = users.block("user_bias", headers=["bias"])
-            dot = users.block("dot", gap=1, array=product, headers=movie_labels, row_labels=user_labels,
+            dot = users.block("dot", gap=1, formula=product, headers=movie_labels,
+                              row_labels=user_labels,
                               caption="dot product of the factors (MMULT)")
 
             def prediction(r: int, c: int) -> str:
@@ -362,7 +363,8 @@ class CrosstabModel(SheetSpec):
             predictions = sheet.block("predictions", dot.bottom + 4, dot.left, formula=prediction,
                                       headers=movie_labels, row_labels=user_labels, caption=caption)
         else:
-            predictions = users.block("predictions", gap=2, array=product, headers=movie_labels,
+            predictions = users.block("predictions", gap=2, formula=product,
+                                      headers=movie_labels,
                                       row_labels=user_labels, caption="prediction = dot product (MMULT)")
         r, p = ratings.ref, predictions.ref
         sheet.labelled("rmse", 3, 1, "RMSE", result=True,
@@ -572,10 +574,10 @@ class OneHotPairs(RatedPairs):
         movie_onehot = place.block("movie_onehot", gap=1, headers=movie_labels, caption="one-hot of the movie",
                                    formula=lambda r, c: f"=IF({movie_index.cell(r)}={c + 1},1,0)")
         user = place.block("user_activations", gap=1, headers=factor_names,
-                           array=f"MMULT({user_onehot.ref},{user_factors.ref})",
+                           formula=user_onehot.matmul(user_factors),
                            caption="one-hot x user factors (MMULT)")
         movie = place.block("movie_activations", gap=1, headers=factor_names,
-                            array=f"MMULT({movie_onehot.ref},TRANSPOSE({movie_factors.ref}))",
+                            formula=movie_onehot.matmul(movie_factors, transpose_other=True),
                             caption="one-hot x movie factors (MMULT)")
         return user, movie
 
@@ -723,7 +725,7 @@ class GdSteps(SheetSpec):
                                          caption="user factors")
         weights["user_bias"] = weight(users, "user_bias", headers=["bias"])
         dot = users.block(f"dot_{step}", gap=1, headers=movie_labels, row_labels=user_labels,
-                          array=f"MMULT({weights['user_factors'].ref},{weights['movie_factors'].ref})")
+                          formula=weights["user_factors"].matmul(weights["movie_factors"]))
         sheet.text(dot.top - 2, dot.left, "dot product (MMULT)")
         error = users.block(
             f"error_{step}", gap=1, headers=movie_labels,
@@ -738,13 +740,13 @@ class GdSteps(SheetSpec):
         grads = {
             "movie_factors": movie_grads.block(
                 f"grad_movie_factors_{step}", caption="gradients of the MSE",
-                array=f"{two_over_n}*MMULT(TRANSPOSE({weights['user_factors'].ref}),{error.ref})"),
+                formula=weights["user_factors"].matmul(error, transpose=True, scale=two_over_n)),
             "movie_bias": movie_grads.block(f"grad_movie_bias_{step}",
                                             formula=lambda r, c: f"={two_over_n}*SUM({error.column(c)})"),
             "user_factors": users.block(
                 f"grad_user_factors_{step}", gap=1, headers=factor_names,
-                caption="gradients: 2/n MMULT(error, TRANSPOSE(movie factors))",
-                array=f"{two_over_n}*MMULT({error.ref},TRANSPOSE({weights['movie_factors'].ref}))"),
+                caption="gradients: 2/n error x movie factors^T (SUMPRODUCT of an error row and a factor row)",
+                formula=error.matmul(weights["movie_factors"], transpose_other=True, scale=two_over_n)),
             "user_bias": users.block(f"grad_user_bias_{step}", headers=["bias"],
                                      formula=lambda r, c: f"={two_over_n}*SUM({error.row(r)})"),
         }
@@ -795,8 +797,6 @@ class Interpret(SheetSpec):
     def layout(self, sheet: Sheet) -> None:
         """The movies with their bias and component scores, the chart and the rankings on top; below,
         the components worked out: centred factors, covariance, power iteration, sign, deflation."""
-        from xlsxwriter.utility import quote_sheetname, xl_rowcol_to_cell  # the file writer's
-
         movie_ids = sheet.find(DOTPROD.name, "movie_ids")
         model_bias = sheet.find(INTERPRETED.name, "movie_bias")
         titles = [str(t) for t in sheet.find(DOTPROD.name, "movie_titles").values.ravel()]
@@ -819,10 +819,8 @@ class Interpret(SheetSpec):
                                               ranked.bottom + 6)
         sheet.block("pc_scores", scores.top, scores.left, headers=["PC1", "PC2"], result=True,
                     formula=lambda r, c: f"=SUMPRODUCT({centred.row(r)},{loadings.row(c)})")
-        labels = [quote_sheetname(sheet.name) + "!" + xl_rowcol_to_cell(movie_id.top + r, movie_id.left - 1, True,
-                                                                        True) for r in range(len(titles))]
         sheet.scatter_chart("The movies on the first two components", scores, scores, 3, 7, x_col=0, y_col=1,
-                            x_title="PC1", y_title="PC2", point_labels=labels)
+                            x_title="PC1", y_title="PC2", point_labels=titles)
 
 
 def _ranking_blocks(place: Cursor, what: str, column: str, movie_ids: Block, n: int, row_labels: list[str]) -> Block:
@@ -856,8 +854,8 @@ def _component_blocks(sheet: Sheet, movie_factors: Block, titles: list[str], top
         formula=lambda r, c: f"=INDEX({movie_factors.ref},{c + 1},{r + 1})-{mean.cell(0, c)}")
     covariance = place.block(
         "covariance", gap=2, headers=factor_names, row_labels=factor_names,
-        caption="covariance = MMULT(TRANSPOSE(centred), centred) / (movies - 1)",
-        array=f"MMULT(TRANSPOSE({centred.ref}),{centred.ref})/(ROWS({centred.ref})-1)")
+        caption="covariance = centred^T x centred / (movies - 1): SUMPRODUCT of two columns",
+        formula=centred.matmul(centred, transpose=True, scale=f"1/(ROWS({centred.ref})-1)"))
     start = place.block("start", gap=2, headers=["start"], row_labels=factor_names, caption="start vector (edit it)")
     loadings = place.area("pc_loadings", gap=2)
     variance = place.area("pc_variance", gap=1)
@@ -1029,7 +1027,8 @@ NOTES = (
     "model does; the range is a little wider than 0.5..5 so a 5 is reachable.",
     "gd_steps: training inside the workbook, with no Solver and no macros. Each step computes the "
     "error (prediction - rating, 0 where not rated), the gradients of the mean squared error (for the "
-    "user factors 2/n MMULT(error, TRANSPOSE(movie factors))) and the new weights = weights - lr x "
+    "user factors 2/n error x movie factors^T, each cell a SUMPRODUCT of an error row and a factor row) "
+    "and the new weights = weights - lr x "
     "gradient. The chart shows the RMSE falling. torch does the same steps with autograd and "
     "torch.optim.SGD.",
     "word_emb: the same lookup for words: a word's id is its row in the vocabulary, its vector that "

@@ -412,11 +412,11 @@ class TwoLayerNet(SheetSpec):
             blocks[name] = place.block(prefix + name, gap=1, caption=caption, headers=headers, **options)
             return blocks[name]
 
-        mm1 = add("matmul_1", "x W1 (MMULT)", HIDDEN, array=f"MMULT({x.ref},{w1.ref})")
+        mm1 = add("matmul_1", "x W1 (MMULT)", HIDDEN, formula=x.matmul(w1))
         aff1 = add("affine_1", "+ b1", HIDDEN,
                    formula=lambda r, c: f"={mm1.cell(r, c)}+{b1.cell(0, c, True)}")
         relu = add("relu_1", "ReLU: MAX(0, .)", HIDDEN, formula=lambda r, c: f"=MAX(0,{aff1.cell(r, c)})")
-        mm2 = add("matmul_2", "relu W2 (MMULT)", CLASSES, array=f"MMULT({relu.ref},{w2.ref})")
+        mm2 = add("matmul_2", "relu W2 (MMULT)", CLASSES, formula=relu.matmul(w2))
         logits = add("logits", "+ b2 = logits", CLASSES,
                      formula=lambda r, c: f"={mm2.cell(r, c)}+{b2.cell(0, c, True)}")
         exp = add("exp_logits", "exp", CLASSES, formula=lambda r, c: f"=EXP({logits.cell(r, c)})")
@@ -443,14 +443,14 @@ class TwoLayerNet(SheetSpec):
                                headers=CLASSES,
                                formula=lambda r, c: f"=({probs.cell(r, c)}-{hot.cell(r, c)})/{n}")
         g_relu = place.block("grad_relu_1", gap=1, caption="d / d relu = grad W2^T", headers=HIDDEN,
-                             array=f"MMULT({g_logits.ref},TRANSPOSE({w2.ref}))")
+                             formula=g_logits.matmul(w2, transpose_other=True))
         g_aff = place.block("grad_affine_1", gap=1, caption="d / d affine_1: 0 where <= 0", headers=HIDDEN,
                             formula=lambda r, c: f"=IF({aff1.cell(r, c)}>0,{g_relu.cell(r, c)},0)")
         grads = {"logits": g_logits, "relu_1": g_relu, "affine_1": g_aff}
         for name, source, grad in (("weights_1", x, g_aff), ("bias_1", None, g_aff),
                                    ("weights_2", relu, g_logits), ("bias_2", None, g_logits)):
             how = ({"formula": lambda r, c, g=grad: f"=SUM({g.column(c)})"} if source is None
-                   else {"array": f"MMULT(TRANSPOSE({source.ref}),{grad.ref})"})
+                   else {"formula": source.matmul(grad, transpose=True)})
             grads[name] = place.block("grad_" + name, gap=1, caption=f"d / d {name}",
                                       headers=HIDDEN if name.endswith("1") else CLASSES, **how)
         return grads
@@ -529,8 +529,9 @@ NOTES = (
     "discriminative_lr_hi, discriminative_lr_frozen_groups) and verify again. The number of "
     "groups is the number of rows of the table.",
     "two_layer_net: the affine-ReLU-affine sandwich. Forward: MMULT, + bias, MAX(0, .), MMULT, + bias, "
-    "softmax, -ln p of the target. Backward: (p - one-hot) / n, then through each layer with MMULT and "
-    "TRANSPOSE, where the ReLU passes gradients only where its input was positive. One SGD step with "
+    "softmax, -ln p of the target. Backward: (p - one-hot) / n, then through each layer by matrix "
+    "products (each cell a SUMPRODUCT of two rows or two columns), where the ReLU passes gradients "
+    "only where its input was positive. One SGD step with "
     "weight decay p - lr (grad + wd p), exactly torch.optim.SGD(weight_decay=wd); the loss after the "
     "step is lower. Change lr, wd or a weight (two_layer_net_lr, two_layer_net_wd, "
     "two_layer_net_weights_1) and verify again.",
