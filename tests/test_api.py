@@ -73,7 +73,10 @@ def test_errors_raise_one_exception_type_with_the_command_lines_message(tmp_path
         lessonxl.read(REPO / "workbooks" / "entropy_example.xlsx").grid("softmax!nope")
 
 
-def test_the_example_notebook_runs(tmp_path):
+def test_the_example_notebook_runs(tmp_path, monkeypatch):
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temporary))  # the kernel's: where the notebook's workbooks go
     notebook = nbformat.read(REPO / "docs" / "lessonxl_in_a_notebook.ipynb", as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), \
         "commit the notebook without outputs"
@@ -83,3 +86,4 @@ def test_the_example_notebook_runs(tmp_path):
     assert not [o for o in outputs if o.output_type == "error"]
     html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
     assert re.search(r"([0-9,]+) of \1 formula cells equal torch", html)  # every cell, however many
+    assert not list(temporary.iterdir())  # the notebook removes what it wrote (it left 1.9 MB a run)
