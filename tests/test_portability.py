@@ -128,3 +128,29 @@ def test_no_defined_name_begins_with_true_or_false(generated, name):
     book = openpyxl.load_workbook(generated[name], read_only=True)
     names = list(book.defined_names) + [n for sheet in book.worksheets for n in sheet.defined_names]
     assert names and not [n for n in names if n.lower().startswith(("true", "false"))]
+
+
+def test_the_formula_shortcut_still_overrides_xlsxwriter(tmp_path):
+    """sheets._PortableWorksheet replaces xlsxwriter's private Worksheet._prepare_formula (its ~30
+    regular expressions per formula find nothing in portable formulas and were half of graddesc's
+    generation time). A release of xlsxwriter that renames or drops the method would leave the override
+    unused: this fails then. The formula must reach the file as written."""
+    import zipfile
+
+    import xlsxwriter
+    import xlsxwriter.worksheet
+
+    from lessonxl.sheets import _PortableWorksheet
+
+    assert callable(getattr(xlsxwriter.worksheet.Worksheet, "_prepare_formula", None))
+    path = tmp_path / "one.xlsx"
+    book = xlsxwriter.Workbook(path)
+    sheet = book.add_worksheet("s", worksheet_class=_PortableWorksheet)
+    calls = []
+    original = _PortableWorksheet._prepare_formula
+    sheet._prepare_formula = lambda formula, *rest: calls.append(formula) or original(sheet, formula, *rest)
+    sheet.write_formula("A1", "=SUMPRODUCT((B1:B3<>\"\")*(B1:B3-C1:C3)^2)", None, 0.0)
+    book.close()
+    assert calls, "xlsxwriter no longer calls _prepare_formula"
+    xml = zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml").decode()
+    assert "<f>SUMPRODUCT((B1:B3&lt;&gt;\"\")*(B1:B3-C1:C3)^2)</f>" in xml
