@@ -62,7 +62,8 @@ def find_soffice() -> str:
     if configured:
         if shutil.which(configured):
             return configured
-        raise UsageError(f"LESSONXL_SOFFICE={configured} is not an executable. {INSTALL_HINT}")
+        raise UsageError(f"LESSONXL_SOFFICE={configured} is not an executable: point it at LibreOffice's "
+                         "soffice, or unset it to use the soffice on PATH")
     for name in ("soffice", "libreoffice"):
         found = shutil.which(name)
         if found:
@@ -79,8 +80,9 @@ def find_uno_python(soffice: str) -> str:
     if configured:
         if shutil.which(configured):
             return configured
-        raise UsageError(f"LESSONXL_UNO_PYTHON={configured} is not an executable. "
-                         + BRIDGE_HINT.format(python="it"))
+        raise UsageError(f"LESSONXL_UNO_PYTHON={configured} is not an executable: point it at a Python "
+                         "that can `import uno` (the system python3 with python3-uno, or LibreOffice's own "
+                         "program/python), or unset it")
     program = Path(os.path.realpath(soffice)).parent
     for bundled in (program / "python", program / "python.exe", program.parent / "Resources" / "python"):
         if bundled.is_file() and os.access(bundled, os.X_OK):

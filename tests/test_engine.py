@@ -211,3 +211,11 @@ def test_kill_9_of_verify_leaves_no_libreoffice_no_socket_and_no_folder(generate
     assert _until(lambda: not _processes_started_in(tmp) and not list(tmp.iterdir()), 30), \
         (_processes_started_in(tmp), list(tmp.rglob("*"))[:5])
     assert not [socket for socket in sockets if socket.exists()]
+
+
+def test_a_configured_soffice_that_is_no_executable_is_named_without_asking_to_set_it(generated, tmp_path):
+    env = {**os.environ, "LESSONXL_SOFFICE": "/nope/soffice"}
+    result = run_cli("verify", "--device", "cpu", generated["entropy_example"], env=env)
+    _one_line(result, "LESSONXL_SOFFICE=/nope/soffice is not an executable: point it at LibreOffice's soffice, "
+                      "or unset it")
+    assert "or set LESSONXL_SOFFICE" not in result.stderr
