@@ -289,8 +289,9 @@ class Engine:
             if code is not None:
                 self._fail()
             if time.monotonic() - self._progress > self.timeout:
-                self._fail(f"LibreOffice did not finish recalculating within {self.timeout:g} s and was "
-                           "stopped (a larger --timeout may help)")
+                doing = "finish recalculating" if self._ready else "start"
+                self._fail(f"LibreOffice did not {doing} within {self.timeout:g} s and was stopped (a larger "
+                           "--timeout may help)")
 
     def _fail(self, message: str = "") -> None:
         """Stop everything and raise EngineFailure saying why: `message`, or how LibreOffice or the

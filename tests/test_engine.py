@@ -134,7 +134,7 @@ def test_a_hung_libreoffice_is_stopped_after_the_timeout(generated, tmp_path, mo
     monkeypatch.setenv("LESSONXL_SOFFICE", str(fake_soffice(tmp_path, "sleep 300")))
     copy = staged(generated["entropy_example"], tmp_path)
     engine = Engine(tmp_path / "run", timeout=2)
-    with pytest.raises(EngineFailure, match="did not finish recalculating within 2 s"):
+    with pytest.raises(EngineFailure, match="LibreOffice did not start within 2 s"):
         engine.recalculate(copy.stripped)
     assert engine.failed and engine._soffice.poll() is not None and engine._bridge.poll() is not None
     engine.close()

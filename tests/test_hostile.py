@@ -371,7 +371,7 @@ def test_a_hung_libreoffice_is_killed_after_the_timeout(generated, tmp_path):
                      env={**os.environ, "LESSONXL_SOFFICE": str(script)})
     elapsed = time.perf_counter() - start
     assert result.returncode == 2
-    assert result.stderr == (f"lessonxl verify: {path}: LibreOffice did not finish recalculating within 3 s "
+    assert result.stderr == (f"lessonxl verify: {path}: LibreOffice did not start within 3 s "
                              "and was stopped (a larger --timeout may help)\n")
     assert elapsed < 60
     for pid in map(int, pids.read_text().split()):  # the script and the child it started are gone
