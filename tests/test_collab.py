@@ -369,7 +369,7 @@ def test_the_default_workbook_shows_every_pair_on_both_sheets(collab_defaults):
 def capped(tmp_path_factory):
     """A 6 x 7 workbook made with a test-only cap of 10 pairs' one-hot rows: (inputs, path)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(collab, "MAX_ONE_HOT_CELLS", 10 * (6 + 7) + 3)
+        patch.setattr(collab.pairs, "MAX_ONE_HOT_CELLS", 10 * (6 + 7) + 3)
         options = {"users": 6, "movies": 7, "factors": 3}
         inputs = LESSON.default_inputs(0, **options)
         path = LESSON.write(tmp_path_factory.mktemp("capped"), 0, CPU, **options).path
@@ -416,7 +416,7 @@ def test_a_capped_workbook_verifies(capped):
 def test_generate_says_when_it_cut_the_one_hot_sheet(tmp_path, monkeypatch, capsys):
     from lessonxl.cli import main
 
-    monkeypatch.setattr(collab, "MAX_ONE_HOT_CELLS", 10 * (6 + 7) + 3)
+    monkeypatch.setattr(collab.pairs, "MAX_ONE_HOT_CELLS", 10 * (6 + 7) + 3)
     assert main(["generate", "--device", "cpu", "--users", "6", "--movies", "7", "--factors", "3",
                  "--out", str(tmp_path), "collab_filter"]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -38,6 +38,7 @@ def test_the_wheel_carries_the_licence_and_says_which(tmp_path):
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names), names
     assert "License-Expression: Apache-2.0" in metadata and "Classifier: Intended Audience :: Education" in metadata
     assert "lessonxl/unobridge.py" in names  # the bridge LibreOffice's Python runs
+    assert "lessonxl/collab/lesson.py" in names  # a subpackage: pyproject's packages must list it
 
 
 def test_the_sdist_holds_what_its_tests_need(sdist):

@@ -1,0 +1,262 @@
+"""collab_filter's interpret: what the lesson's model learned. Movies ranked by learned bias, and the
+first two principal components of the movie factors by power iteration, in torch and in formulas."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from ..lesson import SheetSpec
+from .crosstab import DOTPROD, INTERPRETED, factor_labels
+
+if TYPE_CHECKING:  # the file writer: needed to generate, not to verify
+    from ..sheets import Block, Cursor, Sheet
+
+POWER_STEPS = 150  # power-iteration steps per component (see test_interpret for why enough)
+RANKED = 5        # movies shown at each end of a ranking
+
+
+def power_iteration(matrix: torch.Tensor, start: torch.Tensor, steps: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """`steps` power-iteration steps from the column `start`, as the sheet unrolls them: each step's
+    product w = matrix x v and its normalised v = w / |w|, one column per step."""
+    products, vectors = [], []
+    v = start[:, 0]
+    for _ in range(steps):
+        w = v @ matrix  # the sheet's SUMPRODUCT(matrix column r, v): matrix is symmetric
+        v = w / w.square().sum().sqrt()
+        products.append(w)
+        vectors.append(v)
+    return torch.stack(products, 1), torch.stack(vectors, 1)
+
+
+def fix_sign(v: torch.Tensor) -> torch.Tensor:
+    """The vector or its negative, whichever has its largest-magnitude entry positive (on a tie
+    between +x and -x, the vector as it is): IF(MAX(v) >= -MIN(v), 1, -1) * v."""
+    return v * torch.where(v.max() >= -v.min(), 1.0, -1.0).to(v.dtype)
+
+
+def ranking(values: torch.Tensor, movie_ids: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
+    """The n largest then the n smallest of a column (LARGE, SMALL), the 1-based position of each
+    one's first occurrence (MATCH type 0) and that movie's id (INDEX): three columns of 2n."""
+    column = values[:, 0]
+    ordered = column.sort(descending=True).values
+    picked = torch.cat([ordered[:n], ordered.flip(0)[:n]])
+    hits = picked[:, None] == column[None, :]
+    found = hits.any(dim=1)
+    first = hits.to(column.dtype).argmax(dim=1)
+    nan = torch.full_like(picked, torch.nan)
+    position = torch.where(found, (first + 1).to(column.dtype), nan)
+    ids = torch.where(found, movie_ids.reshape(-1)[first], nan)
+    return picked.reshape(-1, 1), position.reshape(-1, 1), ids.reshape(-1, 1)
+
+
+def principal_components(centred: torch.Tensor, start: torch.Tensor, steps: int = POWER_STEPS
+                         ) -> dict[str, torch.Tensor]:
+    """The first two principal components of the rows of `centred`, as the sheet computes them:
+    covariance, power iteration, sign fixed, variance (Rayleigh quotient), deflation, again. The
+    components are the rows of `pc_loadings`."""
+    covariance = centred.T @ centred / (centred.shape[0] - 1)
+    out = {"covariance": covariance}
+    matrix, loadings, variances = covariance, [], []
+    for pc in (1, 2):
+        if pc == 2:
+            matrix = covariance - variances[0] * loadings[0].T @ loadings[0]
+            out["deflated"] = matrix
+        out[f"pc{pc}_products"], out[f"pc{pc}_steps"] = power_iteration(matrix, start, steps)
+        loadings.append(fix_sign(out[f"pc{pc}_steps"][:, -1:]).T)
+        variances.append(loadings[-1] @ matrix @ loadings[-1].T)
+    out["pc_loadings"] = torch.cat(loadings, dim=0)
+    out["pc_variance"] = torch.cat(variances, dim=0)
+    out["variance_share"] = out["pc_variance"] / (centred.square().sum() / (centred.shape[0] - 1))
+    out["pc_scores"] = centred @ out["pc_loadings"].T
+    return out
+
+
+def ranked_count(movies: int) -> int:
+    """How many movies each ranking shows at the top and at the bottom."""
+    return min(RANKED, movies // 2)
+
+
+class Interpret(SheetSpec):
+    """`interpret`: what the lesson's model (bias_yrange) learned. Its movies ranked by learned bias,
+    and the first two principal components of its movie factors, worked out in formulas: centred
+    factors, covariance (MMULT), power iteration, the sign fixed, deflation; each movie's scores on
+    the components, their rankings and a chart."""
+
+    name = "interpret"
+    title = "Interpreting the embeddings: bias ranking and principal components"
+    subtitle = (f"The lesson's model ({INTERPRETED.name}): movies ranked by learned bias, and the first two "
+                f"principal components of the movie factors, by {POWER_STEPS} power-iteration steps each, in "
+                "formulas.")
+    teaches = ("movies ranked by learned bias; principal components of the movie factors by power iteration "
+               "in formulas")
+    inputs = ("genre", "start")
+    text_inputs = frozenset({"genre"})
+
+    def compute(self, values) -> dict[str, torch.Tensor]:
+        model = values.of(INTERPRETED.name)
+        factors, bias = model["movie_factors"].T, model["movie_bias"].T
+        movie_ids = values.of(DOTPROD.name)["movie_ids"]
+        mean = factors.mean(dim=0, keepdim=True)
+        centred = factors - mean
+        out = {"movie_id": movie_ids.T, "movie_bias": bias, "factor_mean": mean, "centred": centred,
+               **principal_components(centred, values["start"])}
+        n = ranked_count(len(bias))
+        for what, column in (("bias", bias), ("pc1", out["pc_scores"][:, :1]), ("pc2", out["pc_scores"][:, 1:])):
+            for suffix, value in zip(("", "_movie", "_id"), ranking(column, movie_ids, n)):
+                out[f"{what}_ranked{suffix}"] = value
+        return out
+
+    def layout(self, sheet: Sheet) -> None:
+        """The movies with their bias and component scores, the chart and the rankings on top; below,
+        the components worked out: centred factors, covariance, power iteration, sign, deflation."""
+        movie_ids = sheet.find(DOTPROD.name, "movie_ids")
+        model_bias = sheet.find(INTERPRETED.name, "movie_bias")
+        titles = [str(t) for t in sheet.find(DOTPROD.name, "movie_titles").values.ravel()]
+        movies = sheet.across(7, 1)
+        movie_id = movies.block("movie_id", headers=["movie id"], row_labels=titles, num_format="0",
+                                caption="the movies: id, genre, learned bias and scores on the two components",
+                                formula=lambda r, c: f"=INDEX({movie_ids.ref},1,{r + 1})")
+        movies.block("genre", headers=["genre"])
+        bias = movies.block("movie_bias", headers=["bias"],
+                            formula=lambda r, c: f"=INDEX({model_bias.ref},1,{r + 1})")
+        scores = movies.area("pc_scores")
+        n = ranked_count(len(titles))
+        rank_labels = [f"top {k + 1}" for k in range(n)] + [f"bottom {k + 1}" for k in range(n)]
+        rankings = sheet.across(movie_id.bottom + 5, 1)
+        for name, column in (("bias", bias.ref), ("PC1", scores.column(0)), ("PC2", scores.column(1))):
+            ranked = _ranking_blocks(rankings, name, column, movie_ids, n, rank_labels)
+        sheet.text(ranked.top - 2, 1, "ranked by bias, PC1 and PC2: LARGE / SMALL, the movie's row above by "
+                                      "exact MATCH, its id by INDEX")
+        centred, loadings = _component_blocks(sheet, sheet.find(INTERPRETED.name, "movie_factors"), titles,
+                                              ranked.bottom + 6)
+        sheet.block("pc_scores", scores.top, scores.left, headers=["PC1", "PC2"], result=True,
+                    formula=lambda r, c: f"=SUMPRODUCT({centred.row(r)},{loadings.row(c)})")
+        sheet.scatter_chart("The movies on the first two components", scores, scores, 3, 7, x_col=0, y_col=1,
+                            x_title="PC1", y_title="PC2", point_labels=titles)
+
+
+def _ranking_blocks(place: Cursor, what: str, column: str, movie_ids: Block, n: int, row_labels: list[str]) -> Block:
+    """The n largest then the n smallest values of `column` (`<what>_ranked`, lower case), each one's
+    position by exact MATCH (`<what>_ranked_movie`) and its movie id by INDEX (`<what>_ranked_id`),
+    then a blank column. Returns the ranked values' block."""
+    header, what = what, what.lower()
+    ranked = place.block(
+        f"{what}_ranked", headers=[header], row_labels=row_labels, result=True,
+        formula=lambda r, c: f"=LARGE({column},{r + 1})" if r < n else f"=SMALL({column},{r - n + 1})")
+    position = place.block(f"{what}_ranked_movie", headers=["movie #"], num_format="0",
+                           formula=lambda r, c: f"=MATCH({ranked.cell(r)},{column},0)")
+    place.block(f"{what}_ranked_id", headers=["movie id"], num_format="0",
+                formula=lambda r, c: f"=INDEX({movie_ids.ref},1,{position.cell(r)})")
+    place.skip(1)
+    return ranked
+
+
+def _component_blocks(sheet: Sheet, movie_factors: Block, titles: list[str], top: int) -> tuple[Block, Block]:
+    """The factors' mean, the centred factors, their covariance, the start vector, both power
+    iterations, the deflated covariance, the components and their variances. Returns the centred
+    factors and the components (`pc_loadings`)."""
+    factor_names = factor_labels(movie_factors.rows)
+    mean = sheet.block("factor_mean", top, 1, headers=factor_names, row_labels=["mean"],
+                       caption=f"principal components of {movie_factors.sheet.name}'s movie factors: each "
+                               "factor's mean over the movies",
+                       formula=lambda r, c: f"=AVERAGE({movie_factors.row(c)})")
+    place = sheet.across(mean.bottom + 4, 1)
+    centred = place.block(
+        "centred", headers=factor_names, row_labels=titles, caption="the factors minus their mean",
+        formula=lambda r, c: f"=INDEX({movie_factors.ref},{c + 1},{r + 1})-{mean.cell(0, c)}")
+    covariance = place.block(
+        "covariance", gap=2, headers=factor_names, row_labels=factor_names,
+        caption="covariance = centred^T x centred / (movies - 1): SUMPRODUCT of two columns",
+        formula=centred.matmul(centred, transpose=True, scale=f"1/(ROWS({centred.ref})-1)"))
+    start = place.block("start", gap=2, headers=["start"], row_labels=factor_names, caption="start vector (edit it)")
+    loadings = place.area("pc_loadings", gap=2)
+    variance = place.area("pc_variance", gap=1)
+    deflated = sheet.block(
+        "deflated", covariance.bottom + 5, covariance.left, headers=factor_names, row_labels=factor_names,
+        caption="deflated = covariance - variance of PC1 x PC1 x PC1 transposed",
+        formula=lambda r, c: f"={covariance.cell(r, c)}-{variance.cell(0)}*{loadings.cell(0, r)}"
+                             f"*{loadings.cell(0, c)}")
+    steps_top = max(centred.bottom + 1, deflated.bottom) + 5
+    matrices, last = (covariance, deflated), []
+    for pc, matrix in enumerate(matrices, start=1):
+        steps = _power_blocks(sheet, pc, matrix, start, steps_top, factor_names)
+        last.append(steps.column(POWER_STEPS - 1))
+        steps_top = steps.bottom + 5
+    loadings = sheet.block(
+        "pc_loadings", loadings.top, loadings.left, headers=factor_names, row_labels=["PC1", "PC2"],
+        caption="the components: each one's last step, its sign fixed",
+        formula=lambda r, c: f"=INDEX({last[r]},{c + 1})*IF(MAX({last[r]})>=-MIN({last[r]}),1,-1)")
+    variance = sheet.block(
+        "pc_variance", variance.top, variance.left, headers=["variance"],
+        formula=lambda r, c: f"=SUMPRODUCT({loadings.row(r)},MMULT({loadings.row(r)},{matrices[r].ref}))")
+    place.block("variance_share", headers=["share"], result=True,
+                formula=lambda r, c: f"={variance.cell(r)}/(SUMSQ({centred.ref})/(ROWS({centred.ref})-1))")
+    return centred, loadings
+
+
+def _power_blocks(sheet: Sheet, pc: int, matrix: Block, start: Block, top: int, factor_names) -> Block:
+    """One component's power iteration, a column per step: w = matrix x v, then v = w / |w|.
+    Returns the block of the normalised vectors."""
+    steps = [f"step {j + 1}" for j in range(POWER_STEPS)]
+    place = sheet.down(top, 1)
+    products = place.area(f"pc{pc}_products")
+    vectors = place.area(f"pc{pc}_steps", gap=4)  # below a blank row, a caption and the headers
+    previous = [start.column(0)] + [vectors.column(j) for j in range(POWER_STEPS - 1)]
+    what = "covariance" if pc == 1 else "deflated covariance"
+    products = sheet.block(
+        products.name, products.top, products.left, headers=steps, row_labels=factor_names,
+        caption=f"PC{pc}: power iteration on the {what}; w = {what} x v, one column per step "
+                "(SUMPRODUCT of a column of the symmetric matrix and the last v)",
+        formula=lambda r, c: f"=SUMPRODUCT({matrix.column(r)},{previous[c]})")
+    return sheet.block(vectors.name, vectors.top, vectors.left, headers=steps, row_labels=factor_names,
+                       caption="v = w / SQRT(SUMSQ(w)): the normalised step",
+                       formula=lambda r, c: f"={products.cell(r, c)}/SQRT(SUMSQ({products.column(c)}))")
+
+
+INTERPRET = Interpret()
+
+
+def interpret_note(values) -> str:
+    """What `interpret` shows, with the convergence and genre figures measured on this data."""
+    variances = torch.linalg.eigvalsh(torch.as_tensor(values[INTERPRET.key("covariance")])).flip(0)
+    ratios = [(variances[i + 1] / variances[i]).item() for i in range(min(2, len(variances) - 1))]
+    shrink = " and ".join(f"{ratio:.2f}^{POWER_STEPS} = {ratio ** POWER_STEPS:.0e}" for ratio in ratios)
+    shrink = f", {shrink} here" if shrink else ""
+    genres = genre_shares(values[INTERPRET.key("genre")].ravel(),
+                          np.asarray(values[INTERPRET.key("pc_scores")])[:, 0],
+                          ranked_count(len(values[INTERPRET.key("movie_bias")])))
+    return (
+        "interpret: what the model learned, read as the lesson reads it. The movie bias ranks the movies the "
+        "model thinks good or bad whoever watches them (the top and bottom five by LARGE and SMALL, each "
+        "one's row by exact MATCH, its id by INDEX). The factors have no names, but their principal "
+        "components can be named: the sheet centres the movie factors, builds their covariance with MMULT, "
+        f"and finds the first component by {POWER_STEPS} steps of power iteration (multiply by the "
+        "covariance, divide by the length), the second the same way after taking the first out (deflation); "
+        "each component's sign makes its largest entry positive. That many steps are enough: the error "
+        f"shrinks like the ratio of the next variance to this one per step{shrink} (the tests check "
+        "the components against torch.linalg.eigh and svd). "
+        + (f"Genres at the two ends of the first component ({genres}). " if genres else "")
+        + "The chart puts every movie on the two components. Try: on bias_yrange, set one movie's bias to 3: "
+        "it tops the bias ranking here. Or set the start vector to 1 in its first cell and 0 in the others: "
+        "every step changes, the components do not."
+    )
+
+
+def genre_shares(genres, scores: np.ndarray, n: int) -> str:
+    """How the (first-listed) genres of the n movies at each end of `scores` split, e.g. 'top 5 on PC1:
+    5 action; bottom 5: 3 comedy, 2 romance'; empty when the genres are unknown."""
+    first = [str(genre).split("|")[0] for genre in genres]
+    if set(first) <= {"-"}:
+        return ""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+
+    def split(rows) -> str:
+        counts = Counter(first[i] for i in rows)
+        ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        return ", ".join(f"{count} {genre}" for genre, count in ordered)
+    return f"top {n} on PC1: {split(order[:n])}; bottom {n}: {split(order[len(order) - n:])}"
