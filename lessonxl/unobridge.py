@@ -57,6 +57,7 @@ XLSX_ERRORS = {
     532: "#DIV/0!",   # division by zero
     32767: "#N/A",    # not available
 }
+ERROR_BLOCK_WIDTH = 256  # the columns of the scratch block of ERRORTYPE formulas
 # com.sun.star.util.NumberFormat: the types whose typed numbers a reader shows as something else.
 _DATE, _TIME, _LOGICAL = 2, 4, 1024
 _FORMULA, _DATETIME = 16, 2  # com.sun.star.sheet.CellFlags
@@ -169,8 +170,8 @@ class Bridge:
                 "errors": [_box(r) for r in area.queryFormulaCells(_ERROR).getRangeAddresses()]}
 
     def _error_values(self, document, replies):
-        """Replace each sheet's error ranges by [row, col, error value] per cell: ERRORTYPE of every cell
-        of the ranges' bounding box, computed on a scratch sheet in one block."""
+        """Replace each sheet's error ranges by [row, col, error value] per cell: ERRORTYPE of each error
+        cell, computed on a scratch sheet in one block (ERROR_BLOCK_WIDTH formulas a row)."""
         if not any(reply["errors"] for reply in replies):
             return
         sheets = document.getSheets()
@@ -183,20 +184,22 @@ class Bridge:
             boxes, reply["errors"] = reply["errors"], []
             if not boxes:
                 continue
-            top, left = min(b[0] for b in boxes), min(b[1] for b in boxes)
-            bottom, right = max(b[2] for b in boxes), max(b[3] for b in boxes)
+            # One ERRORTYPE per error cell, packed WIDTH to a row (the bounding box of a sheet's error
+            # ranges may be mostly cells without an error: a tall sheet with errors here and there).
+            cells = [(row, col) for r0, c0, r1, c1 in boxes
+                     for row in range(r0, r1 + 1) for col in range(c0, c1 + 1)]
+            width = min(len(cells), ERROR_BLOCK_WIDTH)
+            height = -(-len(cells) // width)
             quoted = "$'" + reply["name"].replace("'", "''") + "'."
-            target = block.getCellRangeByPosition(0, 0, right - left, bottom - top)
-            target.setFormulaArray(tuple(
-                tuple(f"=ERRORTYPE({quoted}{_column(col)}{row + 1})" for col in range(left, right + 1))
-                for row in range(top, bottom + 1)))
+            formulas = [f"=ERRORTYPE({quoted}{_column(col)}{row + 1})" for row, col in cells]
+            formulas += [""] * (width * height - len(cells))
+            target = block.getCellRangeByPosition(0, 0, width - 1, height - 1)
+            target.setFormulaArray(tuple(tuple(formulas[r * width:(r + 1) * width]) for r in range(height)))
             codes = target.getDataArray()
-            for r0, c0, r1, c1 in boxes:
-                for row in range(r0, r1 + 1):
-                    for col in range(c0, c1 + 1):
-                        code = codes[row - top][col - left]
-                        value = XLSX_ERRORS.get(int(code), "#N/A") if isinstance(code, float) else "#N/A"
-                        reply["errors"].append([row, col, value])
+            for k, (row, col) in enumerate(cells):
+                code = codes[k // width][k % width]
+                value = XLSX_ERRORS.get(int(code), "#N/A") if isinstance(code, float) else "#N/A"
+                reply["errors"].append([row, col, value])
             target.clearContents(1023)  # everything: the next sheet's block starts afresh
         sheets.removeByName(scratch)
 
