@@ -104,11 +104,14 @@ def kept_message(paths: Sequence[Path]) -> str:
 
 def verify(paths: str | Path | Sequence[str | Path], device: str = "auto", tol: float = DEFAULT_TOL,
            timeout: float = DEFAULT_TIMEOUT, raise_on_error: bool = True,
-           progress: Callable[[str], None] = lambda stage: None) -> Reports:
+           progress: Callable[[str], None] = lambda stage: None, annotate: str | Path | None = None,
+           hint: bool = False) -> Reports:
     """Recalculate each workbook with LibreOffice and compare every formula cell with torch.
 
     Returns `Reports` (a list of `Report`, one per path) with `.passed`, `.exit_code`, `.to_frame()`;
-    in a notebook they show as a table, failures first. A file that cannot be verified (not a
+    in a notebook they show as a table, failures first; a report's `findings` say where the mistakes
+    are. `annotate`: a folder for a marked-up copy of each file that differs (mistakes red, with a
+    comment; `hint`: with lessonxl's own formula). A file that cannot be verified (not a
     workbook, a missing sheet, text where a number belongs) raises LessonxlError, unless
     `raise_on_error` is False: then its report carries `.error`.
 
@@ -118,7 +121,7 @@ def verify(paths: str | Path | Sequence[str | Path], device: str = "auto", tol: 
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     reports = verify_paths([Path(p) for p in paths], device, atol=tol, rtol=tol, timeout=timeout,
-                           progress=progress)
+                           progress=progress, annotate=None if annotate is None else Path(annotate), hint=hint)
     errors = [report.error for report in reports if report.error]
     if errors and raise_on_error:
         raise LessonxlError("; ".join(errors))
@@ -127,7 +130,8 @@ def verify(paths: str | Path | Sequence[str | Path], device: str = "auto", tol: 
 
 def watch(paths: str | Path | Sequence[str | Path], device: str = "auto", tol: float = DEFAULT_TOL,
           timeout: float = DEFAULT_TIMEOUT, on_reports: Callable[[Reports], None] | None = None,
-          until: Callable[[], bool] = lambda: False) -> None:
+          until: Callable[[], bool] = lambda: False, annotate: str | Path | None = None,
+          hint: bool = False) -> None:
     """Verify each workbook, then each again every time it is saved, with LibreOffice and torch kept
     warm (`lessonxl verify --watch`). Each verdict goes to `on_reports` (a `Reports`: all files first,
     then the file just saved; default: print each one's summary line). Runs until `until()` is true or it
@@ -143,7 +147,8 @@ def watch(paths: str | Path | Sequence[str | Path], device: str = "auto", tol: f
             print(summary_line(report), flush=True)
 
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    watch_files([Path(p) for p in paths], device, tol, timeout, on_reports or show, until)
+    watch_files([Path(p) for p in paths], device, tol, timeout, on_reports or show, until,
+                annotate=None if annotate is None else Path(annotate), hint=hint)
 
 
 @dataclass(frozen=True, repr=False)

@@ -34,6 +34,7 @@ VERIFY_EXAMPLE = """example:
   lessonxl verify -v my_edited_copy.xlsx     # every quantity of every sheet
   lessonxl verify --json --tol 1e-6 my_edited_copy.xlsx
   lessonxl verify --watch my_edited_copy.xlsx  # again at every save, until Ctrl-C
+  lessonxl verify --annotate marked my_edited_copy.xlsx  # marked/my_edited_copy.xlsx: mistakes in red
 
 exit status: 0 every formula cell equals torch, 1 a value differs, 2 unusable input
 (--watch: 130 when stopped by Ctrl-C, 143 by SIGTERM)
@@ -94,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     shown.add_argument("--json", action="store_true", help="print the reports as JSON")
     verify.add_argument("-q", "--quiet", action="store_true",
                         help="no progress on the terminal while LibreOffice and torch work")
+    verify.add_argument("--hint", action="store_true",
+                        help="beside each mistake, the formula lessonxl writes in that cell")
+    verify.add_argument("--annotate", type=Path, metavar="DIR",
+                        help="write into DIR a copy of each workbook that differs, its mistakes filled red "
+                             "with a comment (torch's value, what lessonxl's formula gives there) and the "
+                             "cells that differ because of them pink; your files stay as they are")
     verify.add_argument("--watch", action="store_true",
                         help="keep running: verify again each time a file is saved, with LibreOffice and "
                              "torch kept warm (one line per check: PASS/FAIL and the seconds); Ctrl-C stops")
@@ -166,15 +173,15 @@ def _verify(args) -> int:
 
     with Progress(enabled=not args.quiet and sys.stderr.isatty()) as progress:
         reports = verify(args.paths, args.device, tol=args.tol, timeout=args.timeout, raise_on_error=False,
-                         progress=progress.show)
+                         progress=progress.show, annotate=args.annotate, hint=args.hint)
     if args.json:
-        print(json.dumps(as_json(reports), indent=2))
+        print(json.dumps(as_json(reports, args.hint), indent=2))
     else:
         verified = [report for report in reports if not report.error]
         if args.verbose and verified:
-            print("\n\n".join(format_report(report) for report in verified))
+            print("\n\n".join(format_report(report, args.hint) for report in verified))
         if not args.verbose:
-            for line in [*map(format_summary, verified), *run_notes(verified)]:
+            for line in [*(format_summary(report, args.hint) for report in verified), *run_notes(verified)]:
                 print(line)
     for report in reports:
         if report.error:
@@ -190,16 +197,17 @@ def _watch(args) -> int:
     def show(reports) -> None:
         for report in reports:
             if args.json:
-                print(json.dumps(as_json([report])[0]), flush=True)
+                print(json.dumps(as_json([report], args.hint)[0]), flush=True)
             elif args.verbose and not report.error:
-                print(format_report(report), flush=True)
+                print(format_report(report, args.hint), flush=True)
             else:
-                failing = [line for line in format_summary(report).splitlines()[1:]
+                failing = [line for line in format_summary(report, args.hint).splitlines()[1:]
                            if not line.startswith("  note:") and not line.startswith("  computed by")
                            and not line.startswith("  saved values")]
                 print("\n".join([summary_line(report), *failing]), flush=True)
 
-    watch(args.paths, args.device, tol=args.tol, timeout=args.timeout, on_reports=show)
+    watch(args.paths, args.device, tol=args.tol, timeout=args.timeout, on_reports=show, annotate=args.annotate,
+          hint=args.hint)
     return 0
 
 

@@ -102,3 +102,14 @@ def compare(values: Mapping[tuple[int, int], object], area: reader.Area, name: s
 def is_error(value) -> bool:
     """Whether a cell's value is a spreadsheet error value (#NUM!, #DIV/0!, ...)."""
     return isinstance(value, str) and value.startswith("#")
+
+
+_ONE = reader.Area("", 1, 1, 1, 1)
+
+
+def agrees(value, want: float, atol: float, rtol: float, scale: float | None = None, spread: bool = False) -> bool:
+    """Whether one cell's `value` equals torch's `want` by the rule of `compare` (`scale`: its operands'
+    size, where it cancels; `spread`: torch's value was computed from an inf or a nan)."""
+    truth = Truth(np.array([[want]], dtype=np.float64), None if scale is None else np.array([[scale]]),
+                  np.array([[spread]]))
+    return compare({(1, 1): value}, _ONE, "", truth, atol, rtol).passed

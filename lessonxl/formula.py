@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
@@ -746,7 +746,7 @@ def _collect(ev: _Evaluator, args) -> list[float]:
 
 
 def _sum(ev, args):
-    return _checked(math.fsum(_collect(ev, args)) if False else float(sum(_collect(ev, args))))
+    return _checked(float(sum(_collect(ev, args))))
 
 
 def _sumsq(ev, args):
@@ -1031,8 +1031,3 @@ _FUNCTIONS = {
     "SIN": _math(math.sin, lambda x: abs(x) < 2**27),
     "TANH": _math(math.tanh),
 }
-
-
-def functions() -> Iterator[str]:
-    """The functions the evaluator knows (IF and IFERROR besides)."""
-    yield from ("IF", "IFERROR", *_FUNCTIONS)

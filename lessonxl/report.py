@@ -12,9 +12,11 @@ from typing import Sequence
 
 from . import reader
 from .compare import Check, is_error
+from .diagnose import Finding
 from .saved import LESSONXL
 
 MISMATCHES_SHOWN = 5
+MISTAKES_SHOWN = 5  # findings named by the default report; -v and --json have them all
 
 
 @dataclass
@@ -45,6 +47,9 @@ class Report:
     error: str | None = None
     seconds: float = 0.0  # this file's share of the run: its LibreOffice conversion and its own work
     saved: SavedValues | None = None  # what the application that saved the file computed
+    findings: list[Finding] = field(default_factory=list)  # where the mistakes are (`diagnose`), roots first
+    inherited: int = 0  # cells that differ only because a cell they read differs
+    annotated: str | None = None  # the marked-up copy written (`verify --annotate`)
 
     @property
     def ok(self) -> bool:
@@ -66,10 +71,12 @@ class Report:
 
         if self.error:
             rows = [{"computed_by": "", "sheet": "", "quantity": "", "cells": 0, "max_abs_err": math.nan,
-                     "max_rel_err": math.nan, "worst_cell": "", "result": "error", "detail": self.error}]
+                     "max_rel_err": math.nan, "worst_cell": "", "result": "error", "detail": self.error,
+                     "mistakes": "", "inherited": None}]
         else:
             saved = self.saved.checks if self.saved else []
-            rows = [_row(check, RECALCULATED) for check in self.checks]
+            found = _finding_cells(self)
+            rows = [_row(check, RECALCULATED, found) for check in self.checks]
             rows += [_row(check, self.saved.application) for check in saved]
         frame = pd.DataFrame(rows, columns=FRAME_COLUMNS[1:])
         frame.insert(0, "workbook", self.path)
@@ -80,14 +87,26 @@ class Report:
 
 
 FRAME_COLUMNS = ["workbook", "computed_by", "sheet", "quantity", "cells", "max_abs_err", "max_rel_err",
-                 "worst_cell", "result", "detail"]
+                 "worst_cell", "result", "detail", "mistakes", "inherited"]
 RECALCULATED = "LibreOffice (verify's recalculation)"
 
 
-def _row(check: Check, computed_by: str) -> dict:
-    return {"computed_by": computed_by, "sheet": check.sheet, "quantity": check.name, "cells": check.cells,
-            "max_abs_err": check.max_abs, "max_rel_err": check.max_rel, "worst_cell": check.worst,
-            "result": "pass" if check.passed else "FAIL", "detail": _failure(check) if not check.passed else ""}
+def _row(check: Check, computed_by: str, found: set[str] | None = None) -> dict:
+    """One quantity's row; with `found` (the cells of the findings: LibreOffice's recalculation), the
+    quantity's cells that are mistakes (`mistakes`) and the number that differ only through them."""
+    row = {"computed_by": computed_by, "sheet": check.sheet, "quantity": check.name, "cells": check.cells,
+           "max_abs_err": check.max_abs, "max_rel_err": check.max_rel, "worst_cell": check.worst,
+           "result": "pass" if check.passed else "FAIL", "detail": _failure(check) if not check.passed else "",
+           "mistakes": "", "inherited": None}
+    if found is not None:
+        mistakes = [cell for cell in check.mismatches if cell in found]
+        row["mistakes"] = _listed(mistakes)
+        row["inherited"] = len(check.mismatches) - len(mistakes)
+    return row
+
+
+def _finding_cells(report: Report) -> set[str]:
+    return {cell for finding in report.findings for cell in finding.cells}
 
 
 class Reports(list):
@@ -109,16 +128,32 @@ class Reports(list):
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FRAME_COLUMNS)
 
     def _repr_html_(self) -> str:
-        """A compact table for a notebook: one line per workbook, then the failing quantities first."""
+        """For a notebook: one line per workbook with its findings below it, then each failing
+        workbook's differing quantities, those holding a mistake first, in a table per workbook and per
+        application that computed them (the path and the engine said once, above the table)."""
         import html
 
-        head = "".join(f"<li>{html.escape(line)}</li>" for report in self for line in [summary_line(report)])
-        frame = self.to_frame()
-        failing = frame[frame["result"] != "pass"]
-        rows = failing if len(failing) else frame.head(0)
-        table = rows.to_html(index=False, float_format=lambda v: f"{v:.2e}", na_rep="") if len(rows) else \
-            "<p>every quantity equals torch</p>"
-        return f"<ul>{head}</ul>{table}"
+        items = []
+        for report in self:
+            findings = "".join(f"<li>{html.escape(line.strip())}</li>" for line in finding_lines(report))
+            items.append(f"<li>{html.escape(summary_line(report))}{f'<ul>{findings}</ul>' if findings else ''}</li>")
+        tables = []
+        for report in self:
+            frame = report.to_frame()
+            for computed_by, rows in frame[frame["result"] == "FAIL"].groupby("computed_by", sort=False):
+                rows = rows.assign(_first=rows["mistakes"] == "").sort_values("_first", kind="stable")
+                columns = ["sheet", "quantity", "cells", "max_abs_err", "max_rel_err", "worst_cell", "mistakes",
+                           "inherited", "detail"]
+                if computed_by != RECALCULATED:
+                    columns.remove("mistakes")
+                    columns.remove("inherited")
+                engine = "LibreOffice recalculated them" if computed_by == RECALCULATED else \
+                    f"{computed_by} computed them"
+                tables.append(f"<p>{html.escape(report.path)}: the quantities that differ from torch, as "
+                              f"{html.escape(engine)}</p>" +
+                              rows[columns].to_html(index=False, float_format=lambda v: f"{v:.2e}", na_rep=""))
+        table = "".join(tables) or "<p>every quantity equals torch</p>"
+        return f"<ul>{''.join(items)}</ul>{table}"
 
 
 def exit_code(reports: Sequence[Report]) -> int:
@@ -168,11 +203,103 @@ def _failure(check: Check) -> str:
     return "; ".join(parts)
 
 
+def finding_lines(report: Report, hint: bool = False, every: bool = False) -> list[str]:
+    """Where the mistakes are (`diagnose`), roots first, each with its formula as the file writes it and
+    the values that show the difference; then the cells that differ only because they read one. Up to
+    `MISTAKES_SHOWN` findings unless `every`; `hint`: lessonxl's own formula beside each."""
+    findings = report.findings
+    if not findings:
+        return []
+    shown = findings if every else findings[:MISTAKES_SHOWN]
+    lines = [f"  {_finding(finding, len(findings) == 1, hint)}" for finding in shown]
+    if len(shown) < len(findings):
+        lines.append(f"  and {len(findings) - len(shown)} more mistakes (-v names them all)")
+    if report.inherited:
+        found = _finding_cells(report)
+        quantities = [f"{check.sheet}!{check.name}" for check in report.checks
+                      if any(cell not in found for cell in check.mismatches)]
+        them = "it" if len(findings) == 1 and len(findings[0].cells) == 1 else "them"
+        within = f", in {quantities[0]}" if len(quantities) == 1 else \
+            f", in {len(quantities)} quantities ({_listed_quantities(quantities)})"
+        lines.append(f"  {report.inherited:,} {'cell' if report.inherited == 1 else 'cells'} after {them} "
+                     f"{'differs' if report.inherited == 1 else 'differ'} because "
+                     f"{'it depends' if report.inherited == 1 else 'they depend'} on {them}{within}")
+    return lines
+
+
+def _annotated(report: Report) -> list[str]:
+    if not report.annotated:
+        return []
+    return [f"  marked up: {report.annotated} (mistakes red, with a comment; the cells that differ because of "
+            "them pink)"]
+
+
+def _listed_quantities(quantities: list[str]) -> str:
+    if len(quantities) <= 3:
+        return ", ".join(quantities)
+    return f"{', '.join(quantities[:2])}, ... {quantities[-1]}"
+
+
+def _finding(finding: Finding, alone: bool, hint: bool) -> str:
+    """One finding in one line."""
+    from .diagnose import OWN, TYPED
+
+    count = len(finding.cells)
+    shows, should = _pair(finding.sheet_value, finding.torch_value)
+    values = f"sheet {shows}, torch {should}"
+    if finding.expected is not None and finding.kind != TYPED:
+        gives = _pair(finding.sheet_value, finding.expected)[1]
+        formula = f"lessonxl's formula {finding.lessonxl_formula}" if hint and finding.lessonxl_formula else \
+            "lessonxl's formula"
+        values += f"; {formula} gives {gives} from the same cells"
+    elif hint and finding.lessonxl_formula:
+        values += f"; lessonxl's formula there is {finding.lessonxl_formula}"
+    if finding.kind == TYPED:
+        verb = "holds a typed value" if count == 1 else f"hold typed values ({count} cells)"
+        right = _pair(finding.sheet_value, finding.torch_value)
+        return (f"{finding.where} {verb} where the workbook has a formula: a hard-coded answer is not a "
+                f"computed one{'' if right[0] == right[1] else f' ({finding.first}: {values})'}")
+    if finding.kind == OWN:
+        many = f" ({count} cells)" if count > 1 else ""
+        return (f"{finding.where}{many} differs from torch though its formula is lessonxl's own "
+                f"({finding.formula}) and it reads only cells that equal torch: {values}")
+    article = "the" if alone else "a"
+    if count == 1:
+        return f"{article} mistake is at {finding.where} ({finding.formula}): {values}"
+    return (f"{article} mistake is the same formula in {finding.where} ({count} cells), first "
+            f"{finding.first} ({finding.formula}): {values}")
+
+
+def cell_comment(finding: Finding, sheet_value, torch_value, expected, lessonxl_formula: str | None,
+                 hint: bool = False) -> str:
+    """The comment on one cell of a finding in a marked-up copy (`verify --annotate`)."""
+    from .diagnose import OWN, TYPED
+
+    shows, should = _pair(sheet_value, torch_value)
+    if finding.kind == TYPED:
+        head = "a typed value where the workbook has a formula: a hard-coded answer is not a computed one"
+    elif finding.kind == OWN:
+        head = "differs from torch, though its formula is lessonxl's own and it reads only cells that equal torch"
+    elif len(finding.cells) > 1:
+        head = f"the mistake: the same formula in {finding.where} ({len(finding.cells)} cells) differs from torch"
+    else:
+        head = "the mistake: this formula differs from torch, and every cell it reads equals torch"
+    lines = [f"lessonxl verify: {head}", f"this sheet: {shows}", f"torch: {should}"]
+    if expected is not None and finding.kind != TYPED:
+        lines.append(f"lessonxl's formula, from the cells this one reads: {_pair(sheet_value, expected)[1]}")
+    if hint and lessonxl_formula:
+        lines.append(f"lessonxl writes here: {lessonxl_formula}")
+    return "\n".join(lines)
+
+
 def _notes(report: Report) -> list[str]:
     lines = []
     non_finite = sum(check.non_finite for check in report.checks)
     sheet_errors = sum(check.sheet_errors for check in report.checks)
-    if non_finite or sheet_errors:
+    if sheet_errors and not non_finite and report.findings:
+        lines.append(f"note: the sheet holds an error value (#NUM!, #DIV/0!, ...) in {sheet_errors:,} cells where "
+                     "torch computes a number")
+    elif non_finite or sheet_errors:
         lines.append(f"note: these inputs overflow or leave the math's domain: torch gives inf or nan in "
                      f"{non_finite} cells, the sheet an error value (#NUM!, #DIV/0!, ...) in {sheet_errors}; "
                      "an error value passes where torch's value is inf or nan or was computed from one")
@@ -252,11 +379,13 @@ def saved_lines(report: Report) -> list[str]:
     return lines + ([hint] if hint else [])
 
 
-def format_summary(report: Report) -> str:
-    """The default report of one file: its summary line, then each failing quantity, what the saving
-    application computed, then notes."""
+def format_summary(report: Report, hint: bool = False) -> str:
+    """The default report of one file: its summary line, then where the mistakes are (or, where none is
+    found, each failing quantity), what the saving application computed, then notes."""
     lines = [summary_line(report)]
-    lines += [f"  {check.sheet}!{check.name}: {_failure(check)}" for check in report.checks if not check.passed]
+    lines += finding_lines(report, hint) or [f"  {check.sheet}!{check.name}: {_failure(check)}"
+                                             for check in report.checks if not check.passed]
+    lines += _annotated(report)
     saved = saved_lines(report) if not written_by_lessonxl(report) else []  # said once, in `run_notes`
     lines += [f"  {line}" for line in saved + _notes(report)]
     return "\n".join(lines)
@@ -276,7 +405,7 @@ def run_notes(reports: Sequence[Report]) -> list[str]:
             "above is LibreOffice's recalculation"]
 
 
-def format_report(report: Report) -> str:
+def format_report(report: Report, hint: bool = False) -> str:
     """The full table of one report that has no error (`lessonxl verify --verbose`)."""
     lines = [f"{report.path}: {report.workbook}, recalculated by LibreOffice, torch float64 on {report.device}",
              f"  {'sheet':<18} {'quantity':<22} {'cells':>6} {'max abs err':>12} {'max rel err':>12}"
@@ -284,6 +413,7 @@ def format_report(report: Report) -> str:
     for check in report.checks:
         lines.append(f"  {check.sheet:<18} {check.name:<22} {check.cells:>6} {check.max_abs:>12.2e} "
                      f"{check.max_rel:>12.2e}  {check.worst:<22} {'pass' if check.passed else 'FAIL'}")
+    lines += finding_lines(report, hint, every=True) + _annotated(report)
     lines += [f"  FAIL {check.sheet}!{check.name}: {_failure(check)}" for check in report.checks if not check.passed]
     lines += [f"  {line}" for line in saved_lines(report) + _notes(report)]
     covered = report.formula_cells - len(report.uncovered)
@@ -292,8 +422,9 @@ def format_report(report: Report) -> str:
     return "\n".join(lines)
 
 
-def as_json(reports: Sequence[Report]) -> list[dict]:
-    """Reports as JSON-ready dicts (non-finite numbers become null)."""
+def as_json(reports: Sequence[Report], hint: bool = True) -> list[dict]:
+    """Reports as JSON-ready dicts (non-finite numbers become null); without `hint`, each finding's
+    `lessonxl_formula` (the answer) is null."""
     def clean(value):
         if isinstance(value, float) and not math.isfinite(value):
             return None
@@ -302,4 +433,9 @@ def as_json(reports: Sequence[Report]) -> list[dict]:
         if isinstance(value, dict):
             return {k: clean(v) for k, v in value.items()}
         return value
-    return [clean({**asdict(report), "ok": report.ok}) for report in reports]
+    out = [clean({**asdict(report), "ok": report.ok}) for report in reports]
+    if not hint:
+        for data in out:
+            for finding in data["findings"]:
+                finding["lessonxl_formula"] = None
+    return out

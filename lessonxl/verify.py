@@ -45,6 +45,7 @@ class _Job:
         self.device = None
         self.inputs: dict[str, np.ndarray] | None = None
         self.truths: dict[str, Truth] = {}
+        self.diagnosis = None                        # where the mistakes are, when a value differs
 
     def _refuse(self, message: str) -> UsageError:
         return UsageError(message if message.startswith(f"{self.path}:") else f"{self.path}: {message}")
@@ -104,6 +105,8 @@ class _Job:
             self._spread()
             checks, saved_checks = self._compare(computed.cells, atol, rtol, saved)
         self.report.checks = checks
+        if not all(check.passed for check in checks):
+            self._diagnose(checks, atol, rtol)
         self.report.saved = SavedValues(saver.name, saver.evidence, saver.why_not, saved_checks,
                                         self._missing(saved) if saved is not None else 0)
         covered: dict[str, set] = {}
@@ -114,6 +117,78 @@ class _Job:
         self.report.formula_cells = sum(map(len, formulas.values()))
         self.report.uncovered = [reader.address(sheet, *cell) for sheet in computed.cells
                                  for cell in sorted(formulas.get(sheet, set()) - covered.get(sheet, set()))]
+
+    def _diagnose(self, checks: list[Check], atol: float, rtol: float) -> None:
+        """Where the mistakes are (`diagnose`): the differing cells whose own formula is wrong, not those
+        that only read a wrong cell; each with lessonxl's formula evaluated on the sheet's own values."""
+        from . import diagnose
+
+        areas: dict[str, list[tuple[reader.Area, str]]] = {}
+        for key in self.truths:
+            area = self._area(key)
+            areas.setdefault(area.sheet, []).append((area, key))
+        index: dict[str, dict[tuple[int, int], tuple[str, int, int]]] = {}
+
+        def owner(sheet: str, row: int, col: int) -> tuple[str, int, int] | None:
+            """The key of the verified quantity a cell belongs to, and the cell's place in it."""
+            if sheet not in index:
+                index[sheet] = {(r, c): (key, r - area.min_row, c - area.min_col)
+                                for area, key in areas.get(sheet, ()) for r, c in area.cells()}
+            return index[sheet].get((row, col))
+
+        def truth_at(sheet: str, row: int, col: int):
+            found = owner(sheet, row, col)
+            if found is None:
+                return None
+            key, r, c = found
+            truth = self.truths[key]
+            return (float(truth.value[r, c]), None if truth.scale is None else float(truth.scale[r, c]),
+                    bool(truth.spread is not None and truth.spread[r, c]))
+
+        def quantity_at(sheet: str, row: int, col: int) -> str:
+            found = owner(sheet, row, col)
+            return found[0] if found else ""
+
+        read: dict[str, dict] = {}
+
+        def formulas_of(sheet: str) -> dict:
+            if sheet not in read:
+                read.update(diagnose.read_formulas(self.staged.stripped, self.outline.parts, [sheet]))
+                read.setdefault(sheet, {})
+            return read[sheet]
+
+        names = diagnose.file_names(self.staged.stripped)
+        values = {**self.inputs, **{key: truth.value for key, truth in self.truths.items()}}
+        layout = diagnose.lessonxl_layout(self.lesson, values, self.outline.names)
+        self.diagnosis = diagnose.diagnose(checks, self.recalculated.cells, truth_at, quantity_at, formulas_of,
+                                           names, layout, atol, rtol, self.outline.sheetnames)
+        self.report.findings = self.diagnosis.findings
+        self.report.inherited = self.diagnosis.inherited
+
+    def annotate(self, folder: Path, hint: bool) -> None:
+        """Write the marked-up copy into `folder` (`annotate`): the mistakes red with a comment, the
+        cells that differ because of them pink. A file that passes gets none (an earlier copy of it is
+        removed)."""
+        from . import annotate
+        from .diagnose import place_of
+        from .report import cell_comment
+
+        target = folder / self.path.name
+        if self.diagnosis is None or not self.diagnosis.findings:
+            if target.exists() and self.report.error is None:
+                annotate.check_target(self.path, target)  # never another file of that name
+                target.unlink()
+            return
+        marks, comments = {}, {}
+        for place in self.diagnosis.inherited_cells:
+            marks[place] = annotate.PINK
+        for finding in self.diagnosis.findings:
+            for where in finding.cells:
+                place = place_of(where)
+                marks[place] = annotate.RED
+                comments[place] = cell_comment(finding, *self.diagnosis.details[place], hint)
+        annotate.write(self.staged.saved, target, self.outline.parts, marks, comments)
+        self.report.annotated = str(target)
 
     def _missing(self, saved: Mapping[str, Mapping]) -> int:
         return sum(saved.get(area.sheet, {}).get(cell) is None
@@ -163,10 +238,13 @@ def _cells(shape: tuple[int, int]) -> str:
 
 def verify_paths(paths: Sequence[Path], device: str = "auto", atol: float = DEFAULT_TOL,
                  rtol: float = DEFAULT_TOL, timeout: float = DEFAULT_TIMEOUT,
-                 progress: Callable[[str], None] = lambda stage: None) -> Reports:
+                 progress: Callable[[str], None] = lambda stage: None, annotate: Path | None = None,
+                 hint: bool = False) -> Reports:
     """Verify each workbook; a report per path, in order. Unusable files get a report with `error`.
 
     `progress` is told each stage as it starts ("recalculating ...", "comparing x.xlsx ...", ...).
+    `annotate`: a folder for a marked-up copy of each file that differs (`_Job.annotate`; `hint`: with
+    lessonxl's formula in each mistake's comment).
     """
     with tempfile.TemporaryDirectory(prefix="lessonxl-verify-") as tmp:
         folder = Path(tmp)
@@ -181,7 +259,7 @@ def verify_paths(paths: Sequence[Path], device: str = "auto", atol: float = DEFA
             return engine
 
         try:
-            return verify_in(started, paths, folder / "in", device, atol, rtol, progress)
+            return verify_in(started, paths, folder / "in", device, atol, rtol, progress, annotate, hint)
         finally:
             if engine is not None:
                 engine.close()
@@ -189,26 +267,50 @@ def verify_paths(paths: Sequence[Path], device: str = "auto", atol: float = DEFA
 
 def verify_in(engine: Callable[[], Engine], paths: Sequence[Path], folder: Path, device: str = "auto",
               atol: float = DEFAULT_TOL, rtol: float = DEFAULT_TOL,
-              progress: Callable[[str], None] = lambda stage: None) -> Reports:
+              progress: Callable[[str], None] = lambda stage: None, annotate: Path | None = None,
+              hint: bool = False) -> Reports:
     """Verify each workbook in the LibreOffice that `engine()` gives (asked when the first file needs it:
     it may start one then, or give one already running), staging copies into `folder`; a report per
     path, in order. `verify_paths` and `verify --watch` are this with their own LibreOffice."""
+    paths = [Path(path) for path in paths]
+    if annotate is not None:
+        _check_annotate(annotate, paths)
     reports, jobs, running = Reports(), [], None
-    for index, path in enumerate(map(Path, paths)):
+    for index, path in enumerate(paths):
         job = _Job(path)
         reports.append(job.report)
         # LibreOffice starts with the first file that needs it (while the lessons and torch are
         # imported), and recalculates each file as soon as it is staged.
-        if _attempt(job, _copy, job, folder, index):
+        if _attempt(job, _copy, job, folder, index, annotate):
             running = engine()
             if _attempt(job, job.identify):
                 job.ticket = running.submit(job.staged.stripped, job.areas)
                 jobs.append(job)
     _run(jobs, running, device, atol, rtol, progress)
+    if annotate is not None:
+        for job in jobs:
+            if job.report.error is None and job.recalculated is not None:
+                _attempt(job, job.annotate, annotate, hint)
     return reports
 
 
-def _copy(job: _Job, folder: Path, index: int) -> None:
+def _check_annotate(folder: Path, paths: Sequence[Path]) -> None:
+    """--annotate DIR: a folder (made when missing), and one copy per file name."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--annotate {folder}: is a file, not a folder")
+    seen: dict[str, Path] = {}
+    for path in paths:
+        if path.name in seen and seen[path.name] != path:
+            raise UsageError(f"--annotate: {seen[path.name]} and {path} have the same name, and so would their "
+                             "marked-up copies; verify them one at a time")
+        seen[path.name] = path
+
+
+def _copy(job: _Job, folder: Path, index: int, annotate: Path | None = None) -> None:
+    if annotate is not None:
+        from .annotate import check_target
+
+        check_target(job.path, annotate / job.path.name)
     job.staged = files.stage(job.path, folder, index)
 
 

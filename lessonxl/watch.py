@@ -47,8 +47,9 @@ class Watcher:
     """Verifies workbooks with one warm LibreOffice and a warm torch; `check` verifies files now."""
 
     def __init__(self, folder: Path, device: str = "auto", tol: float = DEFAULT_TOL,
-                 timeout: float = DEFAULT_TIMEOUT):
+                 timeout: float = DEFAULT_TIMEOUT, annotate: Path | None = None, hint: bool = False):
         self.folder, self.device, self.tol, self.timeout = folder, device, tol, timeout
+        self.annotate, self.hint = annotate, hint  # a marked-up copy of each file that differs (verify --annotate)
         self.engine: Engine | None = None
         self._count = 0
 
@@ -67,7 +68,8 @@ class Watcher:
         work.mkdir(parents=True)
         began = time.perf_counter()
         try:
-            reports = verify_in(self._engine, paths, work, self.device, self.tol, self.tol)
+            reports = verify_in(self._engine, paths, work, self.device, self.tol, self.tol,
+                                annotate=self.annotate, hint=self.hint)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         failed = self.engine is not None and self.engine.failed
@@ -91,13 +93,15 @@ class Watcher:
 
 def watch(paths: Sequence[Path], device: str = "auto", tol: float = DEFAULT_TOL,
           timeout: float = DEFAULT_TIMEOUT, on_reports: Callable[[Reports], None] = lambda r: None,
-          until: Callable[[], bool] = lambda: False, poll: float = POLL) -> None:
+          until: Callable[[], bool] = lambda: False, poll: float = POLL, annotate: Path | None = None,
+          hint: bool = False) -> None:
     """Verify `paths`, then each again every time it is saved; each verdict goes to `on_reports` (the
     first call has all files, then one per re-check). Runs until `until()` is true or it is interrupted
-    (Ctrl-C: KeyboardInterrupt); LibreOffice and every temporary file go with it."""
+    (Ctrl-C: KeyboardInterrupt); LibreOffice and every temporary file go with it. `annotate`: a folder
+    where each check writes the file's marked-up copy (`verify --annotate`)."""
     paths = [Path(p) for p in paths]
     with tempfile.TemporaryDirectory(prefix="lessonxl-watch-") as tmp:
-        watcher = Watcher(Path(tmp), device, tol, timeout)
+        watcher = Watcher(Path(tmp), device, tol, timeout, annotate, hint)
         try:
             seen = {path: _signature(path) for path in paths}
             on_reports(watcher.check(paths))

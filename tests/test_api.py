@@ -32,7 +32,7 @@ def test_generate_verify_read_back_and_report_frames(generated, tmp_path):
     assert reports.passed and reports.exit_code == 0
     frame = reports.to_frame()
     assert list(frame.columns) == ["workbook", "computed_by", "sheet", "quantity", "cells", "max_abs_err",
-                                   "max_rel_err", "worst_cell", "result", "detail"]
+                                   "max_rel_err", "worst_cell", "result", "detail", "mistakes", "inherited"]
     assert len(frame) == sum(len(report.checks) for report in reports) and set(frame["result"]) == {"pass"}
     assert "<table" not in reports._repr_html_() and "249 of 249 formula cells equal torch" in reports._repr_html_()
     book = lessonxl.read(edited)
@@ -59,6 +59,8 @@ def test_a_failing_report_shows_failures_first(generated, tmp_path):
     failing = report.to_frame().query("result == 'FAIL'")
     assert list(failing["quantity"]) == ["exp_logits", "sum_exp", "probs"]  # the change and what it feeds
     assert "softmax!K6" in failing["detail"].iloc[0]
+    assert list(failing["mistakes"]) == ["softmax!K6", "", ""] and failing["inherited"].tolist()[1:] == [1, 5]
+    assert html.index("the mistake is at softmax!K6") < html.index("<table")
 
 
 def test_errors_raise_one_exception_type_with_the_command_lines_message(tmp_path):

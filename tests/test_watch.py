@@ -96,16 +96,16 @@ def test_a_watcher_verifies_each_save_and_stops_cleanly_on_ctrl_c(generated, tmp
         save(edited, path)
         assert watcher.verdict(path).startswith(f"PASS {path}: entropy_example, 249 of 249")
 
-        # A wrong formula saved: FAIL, the cell named on the next line.
+        # A wrong formula saved: FAIL, the cell named on the next line (the mistake), then what it feeds.
         wrong = tmp_path / "wrong.xlsx"
         sheet, cell = next((s, c) for s, c in formula_cells_xml(source) if s == "softmax")
         mutate_formula(source, wrong, sheet, cell)
         save(wrong, path)
         line = watcher.verdict(path)
         assert line.startswith(f"FAIL {path}: entropy_example, "), line
-        details = watcher.quiet(0.5)  # the failing quantities, one line each, as verify prints them
-        assert details and all(line.startswith("  softmax!") for line in details), details
-        assert any(f"softmax!{cell}" in line for line in details), details
+        details = watcher.quiet(0.5)  # as verify prints them
+        assert details[0].startswith(f"  the mistake is at softmax!{cell} ("), details
+        assert all(line.startswith("  ") for line in details), details
 
         # Half a file (a save caught mid-way) gets no verdict; the whole file, once there, does.
         data = source.read_bytes()
