@@ -8,7 +8,7 @@ Everything else in a workbook is compared byte for byte: formulas, defined names
 and labels), strings, styles, layout, charts and document properties. Only two kinds of numbers are
 compared with a tolerance:
 
-- the cached result of a formula cell (a cell with `<f>`, or any cell of a legacy array formula);
+- the cached result of a formula cell (a cell with `<f>`; lessonxl writes no array formula);
 - the cached points of a chart series (`<c:numCache>`), which copy cells of the sheet.
 
 The bound is |a - b| <= ROUNDING_TOL * (1 + max(|a|, |b|)): the tolerance `lessonxl verify` applies
@@ -36,7 +36,6 @@ WROTE, UP_TO_DATE, KEPT = "wrote", "up to date", "kept"
 DIFFERENCES_SHOWN = 5
 
 _CELL = re.compile(rb'<c r="([A-Z]+[0-9]+)"([^>]*?)(?:/>|>(.*?)</c>)', re.S)
-_ARRAY_REF = re.compile(rb'<f t="array" ref="([A-Z]+[0-9]+)(?::([A-Z]+[0-9]+))?"')
 _VALUE = re.compile(rb"<v>([^<]*)</v>")
 _NUM_CACHE = re.compile(rb"<c:numCache>.*?</c:numCache>", re.S)
 _CHART_POINT = re.compile(rb"<c:v>([^<]*)</c:v>")
@@ -132,12 +131,11 @@ def _equal_to_rounding(a: float, b: float) -> bool:
 
 def _split_worksheet(xml: bytes) -> tuple[bytes, list[tuple[str, float]]]:
     """The sheet with every cached formula result replaced by a placeholder, and those results."""
-    arrays = _array_cells(xml)
     numbers: list[tuple[str, float]] = []
 
     def cell(match: re.Match) -> bytes:
         ref, attributes, body = match.group(1), match.group(2), match.group(3)
-        cached = body is not None and b" t=" not in attributes and (b"<f" in body or ref in arrays)
+        cached = body is not None and b" t=" not in attributes and b"<f" in body
         value = _VALUE.search(body) if cached else None
         if value is None:
             return match.group(0)
@@ -147,19 +145,6 @@ def _split_worksheet(xml: bytes) -> tuple[bytes, list[tuple[str, float]]]:
         return match.group(0)[:start - match.start()] + body + match.group(0)[end - match.start():]
 
     return _CELL.sub(cell, xml), numbers
-
-
-def _array_cells(xml: bytes) -> set[bytes]:
-    """Every cell reference covered by a legacy array formula of the sheet."""
-    from xlsxwriter.utility import xl_cell_to_rowcol, xl_rowcol_to_cell  # comparing files: generate's work
-
-    cells = set()
-    for first, last in _ARRAY_REF.findall(xml):
-        top, left = xl_cell_to_rowcol(first.decode())
-        bottom, right = xl_cell_to_rowcol((last or first).decode())
-        cells.update(xl_rowcol_to_cell(row, col).encode()
-                     for row in range(top, bottom + 1) for col in range(left, right + 1))
-    return cells
 
 
 def _split_chart(xml: bytes) -> tuple[bytes, list[tuple[str, float]]]:

@@ -35,6 +35,10 @@ CPU_PATHS = {
     "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
     "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "MKL_ENABLE_INSTRUCTIONS": "AVX512"},
 }
+# The path torch picks here by itself is the best this CPU runs. A path above it is not run: torch 2.13
+# takes ATEN_CPU_CAPABILITY=avx512 on a CPU without AVX-512 (an AMD EPYC here) and dies of SIGILL.
+NATIVE = torch.backends.cpu.get_cpu_capability().lower()
+RUNNABLE = list(CPU_PATHS)[:list(CPU_PATHS).index(NATIVE) + 1] if NATIVE in CPU_PATHS else list(CPU_PATHS)
 
 
 # --- what counts as the same workbook (no LibreOffice) ---------------------------------------------
@@ -55,20 +59,18 @@ def nudge_number(xml: str, pattern: str, factor: float) -> str:
 
 FORMULA_RESULT = r'<c r="[A-Z]+[0-9]+"[^>]*><f>[^<]*</f><v>([-0-9.eE]+)</v>'
 INPUT_NUMBER = r'<c r="[A-Z]+[0-9]+" s="[0-9]+"><v>([-0-9.eE]+)</v>'
-ARRAY_PADDING = r'<f t="array" ref="[A-Z]+[0-9]+:[A-Z]+[0-9]+">[^<]*</f><v>[^<]*</v></c><c r="[A-Z]+[0-9]+"[^>]*><v>([-0-9.eE]+)</v>'
 CHART_POINT = r'<c:pt idx="[0-9]+"><c:v>([-0-9.eE]+)</c:v>'
 LAST_BIT = 1 + 2.0 ** -52
 
 
 @pytest.fixture(scope="module")
 def collab(generated) -> Path:
-    """collab_filter: formula cells, legacy array formulas, inputs and a chart."""
+    """collab_filter: formula cells, inputs and a chart."""
     return generated["collab_filter"]
 
 
 @pytest.mark.parametrize("sheet, pattern", [
     ("dotprod", FORMULA_RESULT),
-    ("dotprod", ARRAY_PADDING),
     ("gd_steps", FORMULA_RESULT),
 ])
 def test_a_cached_result_off_in_its_last_bits_is_the_same_workbook(collab, tmp_path, sheet, pattern):
@@ -86,7 +88,6 @@ def test_a_chart_point_off_in_its_last_bits_is_the_same_workbook(collab, tmp_pat
 
 @pytest.mark.parametrize("sheet, pattern", [
     ("dotprod", FORMULA_RESULT),
-    ("dotprod", ARRAY_PADDING),
     ("gd_steps", FORMULA_RESULT),
 ])
 def test_a_cached_result_beyond_rounding_is_a_change_named_by_cell(collab, tmp_path, sheet, pattern):
@@ -152,6 +153,8 @@ def generated_on_each_cpu_path(tmp_path_factory) -> dict[str, tuple[subprocess.C
     folder that holds copies of the committed workbooks."""
     runs = {}
     for path_name, env in CPU_PATHS.items():
+        if path_name not in RUNNABLE:
+            continue
         folder = tmp_path_factory.mktemp(f"cpu_{path_name}")
         for name in NAMES:
             shutil.copyfile(COMMITTED / f"{name}.xlsx", folder / f"{name}.xlsx")
@@ -171,6 +174,8 @@ def generated_on_each_cpu_path(tmp_path_factory) -> dict[str, tuple[subprocess.C
 
 @pytest.mark.parametrize("cpu_path", CPU_PATHS)
 def test_generate_on_every_cpu_path_keeps_the_committed_workbooks(generated_on_each_cpu_path, cpu_path):
+    if cpu_path not in RUNNABLE:
+        pytest.skip(f"this CPU cannot run torch's {cpu_path} path (its best is {NATIVE})")
     result, folder = generated_on_each_cpu_path[cpu_path]
     assert result.returncode == 0, result.stderr
     capability = re.search(r"capability (\S+)", result.stdout).group(1)
