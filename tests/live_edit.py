@@ -1,6 +1,6 @@
 """A student's LibreOffice, driven through its API: open a workbook as a user does, edit one input, read
 what the sheet shows, press Recalculate Hard, read again. Run by a Python that can `import uno`
-(tests/test_live_edit.py starts it; it imports nothing of lessonxl).
+(tests/test_live_edit.py starts it; of lessonxl it imports only the bridge's helpers).
 
     python3 live_edit.py SOFFICE < edits.json > results.json
 
@@ -28,16 +28,12 @@ import tempfile
 import time
 
 import uno
-from com.sun.star.beans import PropertyValue
 from com.sun.star.connection import NoConnectException
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "lessonxl"))
+from unobridge import _column, _property  # noqa: E402  (the bridge's, which imports nothing of lessonxl)
+
 TOLERANCE = 1e-9
-
-
-def _property(name, value):
-    prop = PropertyValue()
-    prop.Name, prop.Value = name, value
-    return prop
 
 
 def start(soffice, profile):
@@ -77,15 +73,6 @@ def _close(a, b):
     if isinstance(a, float) and isinstance(b, float):
         return a == b or abs(a - b) <= TOLERANCE * (1 + abs(b)) or (math.isnan(a) and math.isnan(b))
     return a == b
-
-
-def _column(index):
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 def compare(before, seen, hard):
