@@ -17,7 +17,7 @@ import posixpath
 import re
 import zipfile
 from pathlib import Path
-from typing import Mapping
+from typing import Collection, Mapping
 from xml.sax.saxutils import escape, quoteattr
 
 from .errors import UsageError
@@ -57,9 +57,10 @@ def check_target(source: Path, target: Path) -> None:
 
 
 def write(source: Path, target: Path, parts: Mapping[str, str], marks: Mapping[tuple[str, int, int], str],
-          comments: Mapping[tuple[str, int, int], str]) -> None:
+          comments: Mapping[tuple[str, int, int], str], shown: Collection[tuple[str, int, int]] = ()) -> None:
     """Write `target`: the workbook `source` with each cell of `marks` ((sheet, row, col) -> RED or PINK)
-    filled, and each cell of `comments` given that comment. `parts`: worksheet part -> sheet."""
+    filled, and each cell of `comments` given that comment, shown open where in `shown` (else on
+    hovering). `parts`: worksheet part -> sheet."""
     by_sheet: dict[str, dict[tuple[int, int], str]] = {}
     for (sheet, row, col), color in marks.items():
         by_sheet.setdefault(sheet, {})[row, col] = color
@@ -106,7 +107,7 @@ def write(source: Path, target: Path, parts: Mapping[str, str], marks: Mapping[t
         data[part] = _with_legacy_drawing(xml, vml_rel).encode("utf-8")
         ordered = sorted(cells.items())
         added[comments_part] = _comments_xml(ordered).encode("utf-8")
-        added[vml_part] = _vml_xml(ordered, vml_id).encode("utf-8")
+        added[vml_part] = _vml_xml(ordered, vml_id, {place[1:] for place in shown if place[0] == sheet}).encode("utf-8")
         data["[Content_Types].xml"] = _content_types(data["[Content_Types].xml"].decode("utf-8"),
                                                      comments_part).encode("utf-8")
     if styles is not None:
@@ -281,20 +282,23 @@ def _comments_xml(cells: list[tuple[tuple[int, int], str]]) -> str:
             f'<authors><author>lessonxl verify</author></authors><commentList>{entries}</commentList></comments>')
 
 
-def _vml_xml(cells: list[tuple[tuple[int, int], str]], block: int) -> str:
+def _vml_xml(cells: list[tuple[tuple[int, int], str]], block: int, shown: Collection[tuple[int, int]] = ()) -> str:
+    """The VML drawing that shows the comments in Excel: a hidden note per cell (open where `shown`)."""
     shapes = []
     for index, ((row, col), _) in enumerate(cells):
         r, c = row - 1, col - 1  # 0-based, as the anchor counts
+        visible = (row, col) in shown
         shapes.append(
             f'<v:shape id="_x0000_s{block * 1024 + 1 + index}" type="#_x0000_t202" '
             'style="position:absolute;margin-left:59.25pt;margin-top:1.5pt;width:180pt;height:72pt;'
-            f'z-index:{index + 1};visibility:hidden" fillcolor="#ffffe1" o:insetmode="auto">'
-            '<v:fill color2="#ffffe1"/><v:shadow on="t" color="black" obscured="t"/>'
+            f'z-index:{index + 1};visibility:{"visible" if visible else "hidden"}" fillcolor="#ffffe1" '
+            'o:insetmode="auto"><v:fill color2="#ffffe1"/><v:shadow on="t" color="black" obscured="t"/>'
             '<v:path o:connecttype="none"/><v:textbox style="mso-direction-alt:auto">'
             '<div style="text-align:left"></div></v:textbox>'
             '<x:ClientData ObjectType="Note"><x:MoveWithCells/><x:SizeWithCells/>'
             f'<x:Anchor>{c + 1}, 15, {max(r - 1, 0)}, 10, {c + 4}, 15, {max(r - 1, 0) + 5}, 4</x:Anchor>'
-            f'<x:AutoFill>False</x:AutoFill><x:Row>{r}</x:Row><x:Column>{c}</x:Column></x:ClientData></v:shape>')
+            f'<x:AutoFill>False</x:AutoFill><x:Row>{r}</x:Row><x:Column>{c}</x:Column>'
+            f'{"<x:Visible/>" if visible else ""}</x:ClientData></v:shape>')
     return ('<xml xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office" '
             'xmlns:x="urn:schemas-microsoft-com:office:excel">'
             f'<o:shapelayout v:ext="edit"><o:idmap v:ext="edit" data="{block}"/></o:shapelayout>'

@@ -36,14 +36,18 @@ from . import formula as fx
 from .compare import Check, agrees, is_error
 from .reader import address
 
-FORMULA, TYPED, OWN = "formula", "typed", "own"
+#: The kinds of finding: a wrong formula; typed values where formulas belong; lessonxl's own formula that
+#: still differs; a formula that gives torch's value from torch's values as lessonxl computes it, but
+#: not as the spreadsheet engine does.
+FORMULA, TYPED, OWN, ENGINE = "formula", "typed", "own", "engine"
 
 
 @dataclass
 class Finding:
     """One mistake: a wrong formula (the same formula in each of `cells`), typed values where formulas
-    belong, or cells whose formula is lessonxl's own and still differ (`kind` FORMULA, TYPED, OWN). The
-    values are those of its first cell (in reading order)."""
+    belong, cells whose formula is lessonxl's own and still differ, or cells whose formula the engine
+    computes otherwise than lessonxl (`kind` FORMULA, TYPED, OWN, ENGINE). The values are those of its
+    first cell (in reading order)."""
 
     kind: str
     sheet: str
@@ -310,7 +314,8 @@ def diagnose(checks: list[Check], cells: Mapping[str, Mapping], truth_at: TruthA
     its neighbours give torch's values with is a mistake.) The same wrong formula filled down or across
     is one finding. A differing cell that reads no differing cell and whose formula is right reads cells
     that differ within the tolerance (a cancellation grows it): it inherits from the mistake above it,
-    or, when none is found there, it is a finding of its own kind (OWN).
+    or, when none is found there, it is a finding of its own kind (OWN for lessonxl's formula, ENGINE for
+    another).
     """
     return _Diagnoser(checks, cells, truth_at, quantity_at, formulas_of, names, layout, atol, rtol,
                       sheet_order).run()
@@ -458,7 +463,7 @@ class _Diagnoser:
         found = mistakes | typed
         own = set()
         for number, place in enumerate(sorted(roots - found)):
-            cause = self.upstream(place, found) if number < _UPSTREAM_SEARCHES else None
+            cause = self.upstream(place, found) if found and number < _UPSTREAM_SEARCHES else None
             if cause is not None:
                 dependents.setdefault(cause, []).append(place)
             else:
@@ -472,7 +477,8 @@ class _Diagnoser:
         for place in typed:
             groups.setdefault((TYPED, place[0], self.quantity_at(*place)), []).append(place)
         for place in own:
-            groups.setdefault((OWN, place[0], form.get(place, str(place))), []).append(place)
+            kind = OWN if place in lessonxls else ENGINE
+            groups.setdefault((kind, place[0], form.get(place, str(place))), []).append(place)
         findings, details = [], {}
         in_findings = found | own
         order = {sheet: index for index, sheet in enumerate(self.sheet_order)}
@@ -498,7 +504,7 @@ class _Diagnoser:
                     mask ^= low
         for finding, count in zip(findings, counts):
             finding.inherited = count
-        findings.sort(key=lambda f: ({FORMULA: 0, TYPED: 1, OWN: 2}[f.kind], order.get(f.sheet, len(order)),
+        findings.sort(key=lambda f: ({FORMULA: 0, TYPED: 1, ENGINE: 2, OWN: 3}[f.kind], order.get(f.sheet, len(order)),
                                      place_of(f.first)[1:]))
         inherited = differ - in_findings
         return Diagnosis(findings, len(inherited), inherited, details)

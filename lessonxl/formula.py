@@ -426,12 +426,16 @@ Values = Callable[[str, int, int], object]
 
 
 def evaluate(formula: str, sheet: str, row: int, col: int, values: Values, names: Names,
-             array_at: tuple[int, int] = (0, 0)):
+             array_at: tuple[int, int] = (0, 0), array: bool = False):
     """What `formula`, written in `sheet`'s cell (row, col), gives when the cells it reads hold `values`
     (sheet, row, col -> a number, text, a bool, None for blank, or an error value such as "#NUM!"): a
-    number, text, a bool, or an error value. `array_at`: the cell's place in a multi-cell array formula.
-    Raises Unsupported where the formula uses what this evaluator does not know."""
-    evaluator = _Evaluator(sheet, row, col, values, names)
+    number, text, a bool, or an error value. `array`: an array formula (`array_at`: the cell's place in
+    it), whose operators take whole ranges; in any other formula an operator or a function of one
+    number given a range takes the range's cell in the formula's row or column (#VALUE! where there is
+    none), as Excel 2010 and LibreOffice do, except inside the arguments of functions that take arrays
+    (SUMPRODUCT, MMULT, INDEX, MATCH, ...). Raises Unsupported where the formula uses what this evaluator
+    does not know."""
+    evaluator = _Evaluator(sheet, row, col, values, names, array)
     try:
         result = evaluator.run(parse(formula))
         if isinstance(result, Ref):
@@ -505,8 +509,9 @@ def _checked(value: float) -> float:
 
 
 class _Evaluator:
-    def __init__(self, sheet: str, row: int, col: int, values: Values, names: Names):
+    def __init__(self, sheet: str, row: int, col: int, values: Values, names: Names, array: bool = False):
         self.sheet, self.row, self.col = sheet, row, col
+        self.array_mode = array  # operators take whole ranges (an array formula, or an array argument)
         self.values, self.names = values, names
 
     def run(self, node):
@@ -573,8 +578,15 @@ class _Evaluator:
         grid[0, 0] = value
         return grid
 
+    def operands(self, operands: tuple) -> tuple:
+        """Ranges as an operator takes them: whole in array mode, else their cell in this row or column."""
+        if self.array_mode:
+            return operands
+        return tuple(self.implicit(o) if isinstance(o, Ref) else o for o in operands)
+
     def arithmetic(self, operation, *operands):
         """An elementwise arithmetic operation on scalars or arrays (ranges read), as numbers."""
+        operands = self.operands(operands)
         if not any(isinstance(o, (Ref, np.ndarray)) for o in operands):
             with np.errstate(all="ignore"):
                 return _checked(operation(*(_number(o) for o in operands)))
@@ -605,6 +617,7 @@ class _Evaluator:
         return self.elementwise(lambda a, b: _COMPARE[op](_order(a, b)), left, right)
 
     def elementwise(self, operation, *operands):
+        operands = self.operands(operands)
         if not any(isinstance(o, (Ref, np.ndarray)) for o in operands):
             return operation(*(_raise_if_error(o) for o in operands))
         grids = [self.array(o) for o in operands]
@@ -630,12 +643,25 @@ class _Evaluator:
         function = _FUNCTIONS.get(name)
         if function is None:
             raise Unsupported(f"the function {name}")
-        return function(self, [self.run(arg) for arg in args])
+        arrays = _ARRAY_ARGUMENTS.get(name, ())
+        return function(self, [self.argument(arg, arrays is all or index in arrays) for index, arg in enumerate(args)])
+
+    def argument(self, node, array: bool):
+        """A function's argument, evaluated in array mode where the function takes an array there."""
+        if not array or self.array_mode:
+            return self.run(node)
+        self.array_mode = True
+        try:
+            return self.run(node)
+        finally:
+            self.array_mode = False
 
     def if_(self, args):
         if not 1 <= len(args) <= 3:
             raise SpreadsheetError("#VALUE!")
         condition = self.run(args[0])
+        if isinstance(condition, Ref) and not self.array_mode:
+            condition = self.implicit(condition)
         if isinstance(condition, (Ref, np.ndarray)) and self.array(condition).size > 1:
             grid = self.array(condition)
             yes = self.run(args[1]) if len(args) > 1 else True
@@ -1010,6 +1036,11 @@ def _exp(x: float) -> float:
     except OverflowError:
         raise SpreadsheetError("#NUM!") from None
 
+
+#: The arguments where a function takes an array (all of them, or their places): an operator there
+#: works on whole ranges, even outside an array formula.
+_ARRAY_ARGUMENTS = {"SUMPRODUCT": all, "MMULT": all, "TRANSPOSE": all, "SUMXMY2": all, "INDEX": (0,),
+                    "MATCH": (1,), "LARGE": (0,), "SMALL": (0,), "ROWS": all, "COLUMNS": all}
 
 _FUNCTIONS = {
     "SUM": _sum, "SUMSQ": _sumsq, "COUNT": _count, "AVERAGE": _average, "MAX": _max, "MIN": _min,

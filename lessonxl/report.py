@@ -213,7 +213,7 @@ def finding_lines(report: Report, hint: bool = False, every: bool = False) -> li
     shown = findings if every else findings[:MISTAKES_SHOWN]
     lines = [f"  {_finding(finding, len(findings) == 1, hint)}" for finding in shown]
     if len(shown) < len(findings):
-        lines.append(f"  and {len(findings) - len(shown)} more mistakes (-v names them all)")
+        lines.append(f"  and {len(findings) - len(shown)} more (-v names them all)")
     if report.inherited:
         found = _finding_cells(report)
         quantities = [f"{check.sheet}!{check.name}" for check in report.checks
@@ -242,7 +242,7 @@ def _listed_quantities(quantities: list[str]) -> str:
 
 def _finding(finding: Finding, alone: bool, hint: bool) -> str:
     """One finding in one line."""
-    from .diagnose import OWN, TYPED
+    from .diagnose import ENGINE, OWN, TYPED
 
     count = len(finding.cells)
     shows, should = _pair(finding.sheet_value, finding.torch_value)
@@ -259,10 +259,17 @@ def _finding(finding: Finding, alone: bool, hint: bool) -> str:
         right = _pair(finding.sheet_value, finding.torch_value)
         return (f"{finding.where} {verb} where the workbook has a formula: a hard-coded answer is not a "
                 f"computed one{'' if right[0] == right[1] else f' ({finding.first}: {values})'}")
+    if finding.kind == ENGINE:
+        return (f"{finding.where}{f' ({count} cells)' if count > 1 else ''} "
+                f"differ{'s' if count == 1 else ''} from torch though {'it reads' if count == 1 else 'they read'} "
+                f"only cells that equal torch and, as lessonxl computes it, the formula ({finding.formula}) gives "
+                f"torch's value from them: LibreOffice computes it otherwise ({values})")
     if finding.kind == OWN:
-        many = f" ({count} cells)" if count > 1 else ""
-        return (f"{finding.where}{many} differs from torch though its formula is lessonxl's own "
-                f"({finding.formula}) and it reads only cells that equal torch: {values}")
+        if count == 1:
+            return (f"{finding.where} differs from torch though its formula is lessonxl's own "
+                    f"({finding.formula}) and it reads only cells that equal torch: {values}")
+        return (f"{finding.where} ({count} cells) differ from torch though their formula is lessonxl's own "
+                f"(first {finding.first}: {finding.formula}) and they read only cells that equal torch: {values}")
     article = "the" if alone else "a"
     if count == 1:
         return f"{article} mistake is at {finding.where} ({finding.formula}): {values}"
@@ -273,13 +280,16 @@ def _finding(finding: Finding, alone: bool, hint: bool) -> str:
 def cell_comment(finding: Finding, sheet_value, torch_value, expected, lessonxl_formula: str | None,
                  hint: bool = False) -> str:
     """The comment on one cell of a finding in a marked-up copy (`verify --annotate`)."""
-    from .diagnose import OWN, TYPED
+    from .diagnose import ENGINE, OWN, TYPED
 
     shows, should = _pair(sheet_value, torch_value)
     if finding.kind == TYPED:
         head = "a typed value where the workbook has a formula: a hard-coded answer is not a computed one"
     elif finding.kind == OWN:
         head = "differs from torch, though its formula is lessonxl's own and it reads only cells that equal torch"
+    elif finding.kind == ENGINE:
+        head = ("differs from torch, though it reads only cells that equal torch and its formula, as lessonxl "
+                "computes it, gives torch's value from them")
     elif len(finding.cells) > 1:
         head = f"the mistake: the same formula in {finding.where} ({len(finding.cells)} cells) differs from torch"
     else:

@@ -106,7 +106,11 @@ class _Job:
             checks, saved_checks = self._compare(computed.cells, atol, rtol, saved)
         self.report.checks = checks
         if not all(check.passed for check in checks):
-            self._diagnose(checks, atol, rtol)
+            try:
+                self._diagnose(checks, atol, rtol)
+            except Exception:  # noqa: BLE001 (a fault in the diagnosis must not cost the verdict: the
+                # report then lists the differing quantities, as before there was one)
+                self.diagnosis, self.report.findings, self.report.inherited = None, [], 0
         self.report.saved = SavedValues(saver.name, saver.evidence, saver.why_not, saved_checks,
                                         self._missing(saved) if saved is not None else 0)
         covered: dict[str, set] = {}
@@ -171,7 +175,7 @@ class _Job:
         removed)."""
         from . import annotate
         from .diagnose import place_of
-        from .report import cell_comment
+        from .report import MISTAKES_SHOWN, cell_comment
 
         target = folder / self.path.name
         if self.diagnosis is None or not self.diagnosis.findings:
@@ -187,7 +191,9 @@ class _Job:
                 place = place_of(where)
                 marks[place] = annotate.RED
                 comments[place] = cell_comment(finding, *self.diagnosis.details[place], hint)
-        annotate.write(self.staged.saved, target, self.outline.parts, marks, comments)
+        # The first cell of each finding (as many as the report names) shows its comment open.
+        shown = {place_of(finding.first) for finding in self.diagnosis.findings[:MISTAKES_SHOWN]}
+        annotate.write(self.staged.saved, target, self.outline.parts, marks, comments, shown)
         self.report.annotated = str(target)
 
     def _missing(self, saved: Mapping[str, Mapping]) -> int:
