@@ -129,6 +129,10 @@ class Lesson:
     #: Defined names a release renamed: the key now -> the key earlier releases wrote (their files
     #: still verify: the names are the workbook's public interface).
     former_names: ClassVar[dict[str, str]] = {}
+    #: The sheets as the files of earlier releases have them, where a release changed what a sheet
+    #: computes: a release -> the specs of files written before it (`registry.Earlier` takes the entry of
+    #: the first release at or after the one a file predates).
+    specs_before: ClassVar[dict[str, tuple[SheetSpec, ...]]] = {}
     #: How to get a workbook of another size (said when an edited workbook's inputs outgrow its formulas).
     resize_hint: ClassVar[str] = "keep the workbook's size and type your numbers into the cells it has"
 

@@ -9,7 +9,7 @@ from typing import Mapping
 import torch
 
 from .catalog import known
-from .collab import CollabFilter
+from .collab import SQUARINGS, CollabFilter
 from .entropy import Entropy
 from .errors import UsageError
 from .graddesc import GradDesc
@@ -25,8 +25,17 @@ LESSONS: tuple[Lesson, ...] = (CollabFilter(), GradDesc(), Entropy(), Regulariza
 #: file written before that release lacks them and is verified on what it has (see `by_sheets`). Add
 #: an entry here when you add a sheet, or an input or a verified quantity to an existing sheet.
 #: (Release 0.3.0 = commit fa05ff8; 0.2.0's collab_filter.xlsx, 6263b60, has neither of these.)
+#: 0.5.0: held-out ratings on the crosstab sheets and gd_steps, weight decay on gd_steps, and the principal
+#: components by repeated squaring (its sheets as 0.4.0 wrote them: `CollabFilter.specs_before`).
 ADDED: dict[str, dict[str, str]] = {
-    "collab_filter": {"interpret": "0.3.0", "dotprod!movie_titles": "0.3.0"},
+    "collab_filter": {
+        "interpret": "0.3.0", "dotprod!movie_titles": "0.3.0",
+        **{f"{sheet}!{name}": "0.5.0" for sheet in ("dotprod", "bias", "bias_yrange")
+           for name in ("valid", "train_rmse", "valid_rmse", "train_mean", "mean_rmse")},
+        **{f"gd_steps!{name}": "0.5.0" for name in ("valid", "wd", "train_mask", "n_train", "n_valid", "valid_rmse")},
+        **{f"interpret!pc{pc}_{name}": "0.5.0" for pc in (1, 2)
+           for name in (*(f"square_{j}" for j in range(1, SQUARINGS + 1)), "product")},
+    },
 }
 
 
@@ -115,7 +124,7 @@ class Earlier:
         view.__dict__.pop("_naming", None)  # cached from the whole lesson's sheets
         view.__class__ = type(f"{type(lesson).__name__}Before{since.replace('.', '_')}", (cls, type(lesson)), {})
         view.whole, view.since, view.absent = lesson, since, absent
-        view.specs = tuple(spec for spec in lesson.specs if spec.name not in absent)
+        view.specs = tuple(spec for spec in _specs_before(lesson, since) if spec.name not in absent)
         return view
 
     def __init__(self, lesson: Lesson, since: str):
@@ -160,6 +169,14 @@ class Earlier:
                 if key not in self.absent:
                     out[key] = value
         return out
+
+
+def _specs_before(lesson: Lesson, since: str) -> tuple:
+    """The lesson's sheets as files written before `since` have them: `Lesson.specs_before` of the first
+    release at or after `since` that changed a sheet (files before `since` are before it too), else its
+    sheets as they are."""
+    later = [release for release in lesson.specs_before if _version(release) >= _version(since)]
+    return lesson.specs_before[min(later, key=_version)] if later else lesson.specs
 
 
 class _Lacking(dict):

@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from lessonxl import collab
-from lessonxl.collab import (CROSSTAB_MODELS, GD_STEPS, MAX_ONE_HOT_CELLS, SOLVER_LR, CollabFilter, EmbeddingDot,
-                             EmbeddingDotBias, OneHotCap, all_pairs, fit, initial_weights, lookup, match_ids,
-                             model_from_sheet, rated_pairs, sheet_weights, train)
+from lessonxl.collab import (CROSSTAB_MODELS, CROSSTAB_RECIPE, GD_STEPS, MAX_ONE_HOT_CELLS, VALID_SHARE, CollabFilter,
+                             EmbeddingDot, EmbeddingDotBias, OneHotCap, Recipe, all_pairs, fit_one_cycle,
+                             held_out_cells, lesson_weights, lookup, match_ids, model_from_sheet, new_model,
+                             rated_pairs, sheet_weights, train)
 from lessonxl.errors import UsageError
 from lessonxl.movielens import load_ratings, synthetic_ratings, top_crosstab
 
@@ -78,66 +79,155 @@ def test_y_range_keeps_predictions_inside():
 
 def test_training_is_seeded_and_lowers_the_loss(collab_defaults):
     ratings = torch.tensor(collab_defaults["dotprod!ratings"])
-    model_a, losses = train(ratings, 5, seed=3, steps=100)
-    model_b, _ = train(ratings, 5, seed=3, steps=100)
-    assert losses[-1] < 0.1 * losses[0]
+    recipe = Recipe(epochs=20, lr=1e-2)
+    model_a, losses = train(ratings, 5, seed=3, y_range=(0.0, 5.5), recipe=recipe)
+    model_b, _ = train(ratings, 5, seed=3, y_range=(0.0, 5.5), recipe=recipe)
+    assert len(losses) == 20 and losses[-1] < 0.5 * losses[0]
     assert all(torch.equal(a, b) for a, b in zip(model_a.parameters(), model_b.parameters()))
-    with torch.no_grad():
-        prediction = model_a(*rated_pairs(ratings)[:2])
-    final = F.mse_loss(prediction, rated_pairs(ratings)[2])
-    assert final < losses[-1]  # the loss is recorded before each step
 
 
-def test_the_solver_replacement_is_torch_optim_adam(collab_defaults):
-    """`fit` (autograd and optim.Adam's update) takes the steps torch.optim.Adam takes."""
-    ratings = torch.tensor(collab_defaults["bias!ratings"])
-    users, movies, rated = rated_pairs(ratings)
-    ours, theirs = (EmbeddingDotBias(**initial_weights(1, *ratings.shape, 5), y_range=(0.0, 5.5)) for _ in range(2))
-    losses = fit(ours, users, movies, rated, steps=200)
-    adam = torch.optim.Adam(theirs.parameters(), lr=SOLVER_LR)
-    for step in range(200):
-        loss = F.mse_loss(theirs(users, movies), rated)
-        assert losses[step].item() == pytest.approx(loss.item(), rel=1e-12, abs=1e-12)
-        adam.zero_grad()
-        loss.backward()
-        adam.step()
-    for mine, torchs in zip(ours.parameters(), theirs.parameters()):
-        torch.testing.assert_close(mine, torchs, rtol=1e-11, atol=1e-12)
+def test_weights_start_as_fastai_draws_them():
+    """trunc_normal_(std=0.01): normal, fmod 2, times 0.01; every embedding, the biases too."""
+    weights = lesson_weights(0, 400, 500, 40)
+    for name, weight in weights.items():
+        assert weight.abs().max() <= 0.02 and 0.0085 < weight.std() < 0.0095, name  # truncation narrows N(0, 0.01)
+    gen = torch.Generator().manual_seed(0)
+    torch.testing.assert_close(weights["user_factors"], torch.randn(400, 40, generator=gen, dtype=torch.float64)
+                               .fmod(2) * 0.01, rtol=0, atol=0)
 
 
-def test_gd_steps_are_autograd_and_torch_optim_sgd(collab_defaults, collab_results):
-    values = {name: torch.tensor(collab_defaults[f"gd_steps!{name}"])
-              for name in ("user_factors", "movie_factors", "user_bias", "movie_bias")}
-    model = model_from_sheet(*values.values())
-    ratings = torch.tensor(collab_defaults["gd_steps!ratings"])
-    rated = ~torch.isnan(ratings)
-    sgd = torch.optim.SGD(model.parameters(), lr=float(collab_defaults["gd_steps!lr"][0, 0]))
-    users, movies = all_pairs(*ratings.shape, CPU)
-    for step in range(GD_STEPS):
-        loss = F.mse_loss(model(users, movies).reshape(ratings.shape)[rated], ratings[rated])
-        sgd.zero_grad()
-        loss.backward()
-        sgd.step()
-        for name, weight in sheet_weights(model).items():
-            np.testing.assert_allclose(collab_results[f"gd_steps!{name}_{step + 1}"], weight, rtol=1e-12,
-                                       atol=1e-12, err_msg=f"{name} after step {step + 1}")
+def _reference_fit(model, users, movies, ratings, recipe: Recipe, seed: int) -> None:
+    """The lesson's training in plain torch (no fastai): torch.optim.AdamW with fastai's betas and eps,
+    torch.optim.lr_scheduler.OneCycleLR with fit_one_cycle's pct_start, div and div_final (momentum cycled
+    between 0.95 and 0.85), MSE of shuffled minibatches, stepped after every batch."""
+    adamw = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.95, 0.99), eps=1e-5, weight_decay=recipe.wd)
+    steps = recipe.epochs * -(-len(ratings) // recipe.bs)
+    one_cycle = torch.optim.lr_scheduler.OneCycleLR(
+        adamw, max_lr=recipe.lr, total_steps=steps, pct_start=0.25, div_factor=25.0, final_div_factor=1e5 / 25.0,
+        base_momentum=0.85, max_momentum=0.95, anneal_strategy="cos", three_phase=False)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(recipe.epochs):
+        for batch in torch.randperm(len(ratings), generator=gen).split(recipe.bs):
+            loss = F.mse_loss(model(users[batch], movies[batch]), ratings[batch])
+            adamw.zero_grad()
+            loss.backward()
+            adamw.step()
+            one_cycle.step()
+
+
+@pytest.mark.parametrize("bias, y_range", [(False, None), (True, None), (True, (0.0, 5.5))])
+def test_the_lessons_recipe_is_torch_adamw_with_one_cycle(bias, y_range):
+    """`fit_one_cycle` (our AdamW step and schedule, no torch.optim) takes the steps torch.optim.AdamW and
+    OneCycleLR take: 3 epochs of 13 batches (the last one short), every weight within 1e-13."""
+    users, movies = torch.randint(0, 30, (200,), generator=torch.Generator().manual_seed(1)), \
+        torch.randint(0, 40, (200,), generator=torch.Generator().manual_seed(2))
+    ratings = torch.randint(1, 11, (200,), generator=torch.Generator().manual_seed(3)).double() / 2
+    recipe = Recipe(epochs=3, lr=2e-2, bs=16)
+    ours, theirs = (new_model(30, 40, 4, seed=5, bias=bias, y_range=y_range) for _ in range(2))
+    losses = fit_one_cycle(ours, users, movies, ratings, recipe, seed=7)
+    _reference_fit(theirs, users, movies, ratings, recipe, seed=7)
+    assert losses.shape == (3,) and losses[-1] < losses[0]
+    start = new_model(30, 40, 4, seed=5, bias=bias, y_range=y_range)
+    for mine, torchs, first in zip(ours.parameters(), theirs.parameters(), start.parameters()):
+        torch.testing.assert_close(mine, torchs, rtol=1e-12, atol=1e-13)
+        assert (mine - first).abs().max() > 1e-3  # training moved every weight
+
+
+def test_held_out_cells_are_a_seeded_share_of_the_rated_ones(collab_defaults):
+    ratings = collab_defaults["dotprod!ratings"]
+    mask = held_out_cells(ratings, VALID_SHARE, 0)
+    rated = ~np.isnan(ratings)
+    assert set(np.unique(mask)) == {0.0, 1.0} and not mask[~rated].any()
+    assert mask.sum() == round(VALID_SHARE * rated.sum())
+    np.testing.assert_array_equal(mask, held_out_cells(ratings, VALID_SHARE, 0))
+    assert not np.array_equal(mask, held_out_cells(ratings, VALID_SHARE, 1))
+    for sheet in ("dotprod", "bias", "bias_yrange", "gd_steps"):
+        np.testing.assert_array_equal(collab_defaults[f"{sheet}!valid"], mask)
+
+
+def test_the_crosstab_models_train_on_the_cells_not_held_out(collab_defaults):
+    """Changing a held-out rating changes nothing the training did; changing a trained-on one does."""
+    ratings = torch.tensor(collab_defaults["bias_yrange!ratings"])
+    mask = torch.tensor(collab_defaults["bias_yrange!valid"])
+    recipe = Recipe(epochs=5, lr=1e-2)
+    before, _ = train(ratings, 5, 0, True, (0.0, 5.5), recipe, mask)
+    for held, moves in ((1, False), (0, True)):
+        edited = ratings.clone()
+        cell = tuple(torch.nonzero((mask == held) & ~torch.isnan(ratings))[0])
+        edited[cell] = 5.5 - edited[cell]
+        after, _ = train(edited, 5, 0, True, (0.0, 5.5), recipe, mask)
+        same = all(torch.equal(a, b) for a, b in zip(before.parameters(), after.parameters()))
+        assert same != moves, (held, cell)
+
+
+def test_gd_steps_are_autograd_and_torch_optim_sgd_on_the_cells_trained_on(collab_defaults, collab_results):
+    for wd in (0.0, 0.1):
+        values = {name: torch.tensor(collab_defaults[f"gd_steps!{name}"])
+                  for name in ("user_factors", "movie_factors", "user_bias", "movie_bias")}
+        model = model_from_sheet(*values.values())
+        ratings = torch.tensor(collab_defaults["gd_steps!ratings"])
+        train_cells = ~torch.isnan(ratings) & (torch.tensor(collab_defaults["gd_steps!valid"]) == 0)
+        sgd = torch.optim.SGD(model.parameters(), lr=float(collab_defaults["gd_steps!lr"][0, 0]), weight_decay=wd)
+        users, movies = all_pairs(*ratings.shape, CPU)
+        inputs = dict(collab_defaults, **{"gd_steps!wd": np.array([[wd]])})
+        results = collab_results if wd == collab_defaults["gd_steps!wd"][0, 0] else LESSON.evaluate(inputs, CPU)
+        for step in range(GD_STEPS):
+            loss = F.mse_loss(model(users, movies).reshape(ratings.shape)[train_cells], ratings[train_cells])
+            sgd.zero_grad()
+            loss.backward()
+            sgd.step()
+            for name, weight in sheet_weights(model).items():
+                np.testing.assert_allclose(results[f"gd_steps!{name}_{step + 1}"], weight, rtol=1e-12,
+                                           atol=1e-12, err_msg=f"{name} after step {step + 1}, wd {wd}")
 
 
 def test_the_workbook_holds_the_trained_weights(collab_defaults, collab_results):
     ratings = torch.tensor(collab_defaults["bias!ratings"])
-    model, losses = train(ratings, 5, seed=0, bias=True)
+    model, losses = train(ratings, 5, seed=0, bias=True, recipe=CROSSTAB_RECIPE,
+                          held_out=torch.tensor(collab_defaults["bias!valid"]))
     np.testing.assert_allclose(collab_defaults["bias!movie_factors"], model.movie_factors.weight.detach().T,
                                atol=5e-7)  # rounded to 6 decimals
     with torch.no_grad():
         trained = F.mse_loss(model(*rated_pairs(ratings)[:2]), rated_pairs(ratings)[2]).sqrt().item()
     assert collab_results["bias!rmse"][0, 0] == pytest.approx(trained, abs=1e-5)
-    assert trained < losses[-1].sqrt()
+
+
+def test_every_model_beats_the_training_mean_on_held_out_ratings(collab_defaults, collab_results):
+    """The default workbook's point: on ratings no model saw, each predicts better than the training mean,
+    and the lesson's model (bias_yrange) best; each sheet's figures are what numpy makes of its cells."""
+    ratings = collab_defaults["dotprod!ratings"]
+    rated, held = ~np.isnan(ratings), collab_defaults["dotprod!valid"] == 1
+    known = np.nan_to_num(ratings)
+    mean = known[rated & ~held].mean()
+    mean_rmse = np.sqrt(((known - mean) ** 2)[rated & held].mean())
+    valid = {}
+    for model in CROSSTAB_MODELS:
+        squared = (collab_results[model.key("predictions")] - known) ** 2
+        for name, cells in (("train_rmse", rated & ~held), ("valid_rmse", rated & held)):
+            assert collab_results[model.key(name)][0, 0] == pytest.approx(np.sqrt(squared[cells].mean()), rel=1e-12)
+        assert collab_results[model.key("train_mean")][0, 0] == pytest.approx(mean, rel=1e-12)
+        assert collab_results[model.key("mean_rmse")][0, 0] == pytest.approx(mean_rmse, rel=1e-12)
+        valid[model.name] = collab_results[model.key("valid_rmse")][0, 0]
+        assert valid[model.name] < mean_rmse, model.name
+    assert min(valid, key=valid.get) == "bias_yrange"
+    assert collab_results["bias_yrange!valid_rmse"][0, 0] < 0.7 * mean_rmse
 
 
 def test_bias_beats_the_plain_dot_product(collab_results):
     dot, bias, y_range = (collab_results[model.key("rmse")][0, 0] for model in CROSSTAB_MODELS)
     assert bias < dot and y_range < dot
     assert 0 < y_range < 1
+
+
+def test_the_held_out_rmse_weighs_cells_as_the_formulas_do(collab_defaults):
+    """valid = 0.5 counts a cell half in training and half held out; all 0 leaves valid_rmse nan (#DIV/0!)."""
+    edited = {key: np.array(value, copy=True) for key, value in collab_defaults.items()}
+    edited["dotprod!valid"][:] = 0.5
+    results = LESSON.evaluate(edited, CPU)
+    assert results["dotprod!train_rmse"][0, 0] == pytest.approx(results["dotprod!rmse"][0, 0], rel=1e-12)
+    assert results["dotprod!valid_rmse"][0, 0] == pytest.approx(results["dotprod!rmse"][0, 0], rel=1e-12)
+    edited["dotprod!valid"][:] = 0.0
+    assert np.isnan(LESSON.evaluate(edited, CPU)["dotprod!valid_rmse"][0, 0])
 
 
 # ---------------------------------------------------------------- the sheets' quantities
@@ -170,28 +260,42 @@ def test_predictions_cover_every_cell_and_rmse_only_rated_ones(collab_defaults, 
         np.sqrt(np.mean((predictions - ratings)[rated] ** 2)), abs=1e-12)
 
 
-def test_gd_steps_equal_the_spreadsheet_gradient_formulas(collab_defaults, collab_results):
-    """The sheet's gradient formulas, written out in numpy, equal torch's."""
+@pytest.mark.parametrize("wd", [0.0, 0.1])
+def test_gd_steps_equal_the_spreadsheet_gradient_formulas(collab_defaults, collab_results, wd):
+    """The sheet's gradient formulas, written out in numpy, equal torch's: each cell weighed by its
+    training weight (0 where held out), weight decay added to the gradient in the update."""
     ratings = collab_defaults["gd_steps!ratings"]
     rated = ~np.isnan(ratings)
-    n = rated.sum()
+    train_weight = np.where(rated, 1 - collab_defaults["gd_steps!valid"], 0.0)
+    held = np.where(rated, collab_defaults["gd_steps!valid"], 0.0)
+    n = train_weight.sum()
     uf, mf = collab_defaults["gd_steps!user_factors"], collab_defaults["gd_steps!movie_factors"]
     ub, mb = collab_defaults["gd_steps!user_bias"], collab_defaults["gd_steps!movie_bias"]
     lr = collab_defaults["gd_steps!lr"][0, 0]
-    rmse = []
+    results = LESSON.evaluate(dict(collab_defaults, **{"gd_steps!wd": np.array([[wd]])}), CPU)
+    np.testing.assert_array_equal(results["gd_steps!train_mask"], train_weight)
+    assert results["gd_steps!n_train"][0, 0] == n and results["gd_steps!n_valid"][0, 0] == held.sum() > 0
+    rmse, valid_rmse = [], []
     for step in range(GD_STEPS + 1):
         error = np.where(rated, uf @ mf + ub + mb - np.nan_to_num(ratings), 0.0)
-        rmse.append(np.sqrt((error ** 2).sum() / n))
-        np.testing.assert_allclose(collab_results[f"gd_steps!error_{step}"], error, atol=1e-11)
+        rmse.append(np.sqrt((train_weight * error ** 2).sum() / n))
+        valid_rmse.append(np.sqrt((held * error ** 2).sum() / held.sum()))
+        np.testing.assert_allclose(results[f"gd_steps!error_{step}"], error, atol=1e-11)
         if step < GD_STEPS:
-            grads = 2 / n * error @ mf.T, 2 / n * uf.T @ error, 2 / n * error.sum(1, keepdims=True), \
-                2 / n * error.sum(0, keepdims=True)
+            weighted = train_weight * error
+            grads = 2 / n * weighted @ mf.T, 2 / n * uf.T @ weighted, 2 / n * weighted.sum(1, keepdims=True), \
+                2 / n * weighted.sum(0, keepdims=True)
             for name, grad in zip(("user_factors", "movie_factors", "user_bias", "movie_bias"), grads):
-                np.testing.assert_allclose(collab_results[f"gd_steps!grad_{name}_{step}"], grad, atol=1e-11)
-            uf, mf, ub, mb = (w - lr * g for w, g in zip((uf, mf, ub, mb), grads))
-            np.testing.assert_allclose(collab_results[f"gd_steps!user_factors_{step + 1}"], uf, atol=1e-11)
-    np.testing.assert_allclose(collab_results["gd_steps!rmse"].ravel(), rmse, atol=1e-11)
-    assert (np.diff(rmse) < 0).all() and rmse[-1] < 0.25 * rmse[0]
+                np.testing.assert_allclose(results[f"gd_steps!grad_{name}_{step}"], grad, atol=1e-11)
+            uf, mf, ub, mb = (w - lr * (g + wd * w) for w, g in zip((uf, mf, ub, mb), grads))
+            np.testing.assert_allclose(results[f"gd_steps!user_factors_{step + 1}"], uf, atol=1e-11)
+    np.testing.assert_allclose(results["gd_steps!rmse"].ravel(), rmse, atol=1e-11)
+    np.testing.assert_allclose(results["gd_steps!valid_rmse"].ravel(), valid_rmse, atol=1e-11)
+    assert rmse[-1] < 0.4 * rmse[0]
+    if wd == 0:
+        assert (np.diff(rmse) < 0).all()  # with decay the training RMSE turns up again after a few steps
+    if wd == collab_defaults["gd_steps!wd"][0, 0]:
+        np.testing.assert_array_equal(results["gd_steps!rmse"], collab_results["gd_steps!rmse"])
 
 
 def test_computed_from_the_workbooks_inputs(collab_defaults, collab_results):

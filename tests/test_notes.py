@@ -106,11 +106,16 @@ TRIES = [
         {("bias_yrange!movie_bias", 0, 7): 3.0},
         lambda b, a: a["interpret!bias_ranked"][0, 0] == 3.0 and b["interpret!bias_ranked"][0, 0] < 3.0
         and a["interpret!bias_ranked_id"][0, 0] == a["interpret!movie_id"][7, 0]),
-    Try("collab_filter", "Or set the start vector to 1 in its first cell and 0 in the others: every step "
-        "changes, the components do not",
+    Try("collab_filter", "Or set the start vector to 1 in its first cell and 0 in the others: the product "
+        "with the last square changes, the components do not",
         {("interpret!start", r, 0): float(r == 0) for r in range(5)},
-        lambda b, a: changed("interpret!pc1_steps")(b, a)
+        lambda b, a: changed("interpret!pc1_product")(b, a) and not changed("interpret!pc1_square_12")(b, a)
         and np.allclose(a["interpret!pc_loadings"], b["interpret!pc_loadings"], rtol=1e-9, atol=1e-12)),
+    Try("collab_filter", "Try wd = 0.1 (gd_steps_wd) against 0: every step also pulls each weight towards 0",
+        {("gd_steps!wd", 0, 0): 0.1},
+        lambda b, a: b["gd_steps!wd"][0, 0] == 0 and changed("gd_steps!user_factors_1")(b, a)
+        and a["gd_steps!rmse"][-1, 0] > b["gd_steps!rmse"][-1, 0]
+        and a["gd_steps!valid_rmse"][-1, 0] > b["gd_steps!valid_rmse"][-1, 0]),
     Try("collab_filter", "Raise gd_steps_lr (lr on gd_steps) until the RMSE blows up",
         {("gd_steps!lr", 0, 0): lambda v: v * 30},
         lambda b, a: not np.all(np.isfinite(a["gd_steps!rmse"])) or a["gd_steps!rmse"][-1, 0] > 10 * b["gd_steps!rmse"][0, 0]),

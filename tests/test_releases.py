@@ -4,9 +4,12 @@ sheets that release had (issue 20, item 6).
 The fixtures are each workbook as releases 0.1.0 to 0.4.0 committed it (git history: the commit that set
 each version), one input changed and the file saved by LibreOffice; identical bytes make one fixture.
 `scripts/make_release_fixtures.py` made them and says how. Only collab_filter's sheets changed across
-releases: 0.3.0 added `interpret` (and dotprod's `movie_titles`, which only interpret reads), recorded in
-`registry.ADDED`. So a collab_filter.xlsx of 0.2.0 (or of 0.1.0's last commit) is verified on its eight
-sheets, while a current one whose interpret was deleted is refused, naming the sheet.
+releases: 0.3.0 added `interpret` (and dotprod's `movie_titles`, which only interpret reads), 0.5.0 held-out
+ratings, weight decay on gd_steps and principal components by repeated squaring, all recorded in
+`registry.ADDED`; files before 0.5.0 are verified on their sheets as they were (`CollabFilter.specs_before`).
+So a collab_filter.xlsx of 0.2.0 (or of 0.1.0's last commit) is verified on its eight sheets, one of 0.3.0 or
+0.4.0 on its sheets without held-out cells, while a current one whose interpret was deleted is refused, naming
+the sheet.
 """
 
 from __future__ import annotations
@@ -51,7 +54,17 @@ EDITS = {
     "regularization_0.2.0_edited.xlsx": ("l2_vs_wd_adam!wd", (0, 0), 0.1, 0.01, "l2_vs_wd_adam!wd_slope"),
 }
 NO_INTERPRET = "collab_filter_0.3.0_no_interpret.xlsx"
+NO_INTERPRET_NOW = "collab_filter_no_interpret.xlsx"
 CPU = torch.device("cpu")
+
+
+def current_collab_filter(tmp_path_factory) -> Path:
+    """collab_filter.xlsx as this release generates it (made once per test session)."""
+    folder = tmp_path_factory.getbasetemp() / "releases_current"
+    path = folder / "collab_filter.xlsx"
+    if not path.exists():
+        by_name("collab_filter").write(folder, 0, CPU)
+    return path
 
 
 def without_sheet(source: Path, target: Path, sheet: str) -> None:
@@ -63,10 +76,11 @@ def without_sheet(source: Path, target: Path, sheet: str) -> None:
 
 @pytest.fixture(scope="module")
 def verified(tmp_path_factory):
-    """Every fixture, and the current collab_filter with interpret deleted, verified in one run."""
+    """Every fixture, and collab_filter of 0.4.0 and of today with interpret deleted, verified in one run."""
     folder = tmp_path_factory.mktemp("releases")
     without_sheet(FIXTURES / "collab_filter_0.3.0_edited.xlsx", folder / NO_INTERPRET, "interpret")
-    paths = [FIXTURES / name for name in EDITS] + [folder / NO_INTERPRET]
+    without_sheet(current_collab_filter(tmp_path_factory), folder / NO_INTERPRET_NOW, "interpret")
+    paths = [FIXTURES / name for name in EDITS] + [folder / NO_INTERPRET, folder / NO_INTERPRET_NOW]
     reports = verify_paths(paths, device="cpu")
     return {Path(report.path).name: report for report in reports}
 
@@ -128,20 +142,38 @@ def test_collab_filter_of_0_2_0_verifies_on_its_eight_sheets(verified):
     assert lesson.note == "written by lessonxl before 0.3.0: verified on the 7 sheets it has (interpret came in 0.3.0)"
 
 
-def test_a_current_file_with_interpret_deleted_is_refused_naming_it(verified):
-    report = verified[NO_INTERPRET]
+@pytest.mark.parametrize("name, release", [(NO_INTERPRET, "as lessonxl wrote it before 0.5.0"),
+                                           (NO_INTERPRET_NOW, "")])
+def test_a_file_of_0_4_0_or_today_with_interpret_deleted_is_refused_naming_it(verified, name, release):
+    report = verified[name]
     assert report.exit_code == 2
     assert "has no sheet interpret, which every collab_filter.xlsx has. Rename it back to interpret" in report.error
+    assert f"(the sheets of collab_filter.xlsx{' ' + release if release else ''}: notes, dotprod" in report.error
+
+
+def test_collab_filter_of_0_3_0_and_0_4_0_verifies_as_they_wrote_it(verified):
+    """0.5.0 held out cells on the crosstab sheets and gd_steps, gave gd_steps wd and replaced interpret's 150
+    power-iteration steps by repeated squaring: a file of 0.3.0 or 0.4.0 has none of that, and its sheets are
+    verified as those releases computed them (every rated cell trained on, no decay, plain power iteration)."""
+    report = verified["collab_filter_0.3.0_edited.xlsx"]
+    checked = {f"{check.sheet}!{check.name}" for check in report.checks}
+    assert {"gd_steps!n_rated", "interpret!pc1_steps", "interpret!pc2_products"} <= checked
+    assert not any(key.endswith(("valid_rmse", "train_rmse", "mean_rmse")) or "square" in key for key in checked)
+    outline = outline_of("collab_filter_0.3.0_edited.xlsx")
+    lesson = by_sheets(outline.sheetnames, "0.4.0", outline.names)
+    assert isinstance(lesson, Earlier) and lesson.since == "0.5.0"
+    assert not {"dotprod!valid", "gd_steps!valid", "gd_steps!wd"} & set(lesson.inputs)
+    assert lesson.note == "written by lessonxl before 0.5.0: verified on the 8 sheets it has"
 
 
 def outline_of(name: str) -> reader.Outline:
     return reader.outline(FIXTURES / name)
 
 
-def test_which_release_wrote_a_file_is_told_by_its_sheets_and_names():
+def test_which_release_wrote_a_file_is_told_by_its_sheets_and_names(tmp_path_factory):
     """A current file keeps today's refusal when a sheet is gone (it still has dotprod!movie_titles, which
     came with interpret); a file of 0.2.0 is an Earlier lesson, and a sheet renamed in it is named."""
-    current = outline_of("collab_filter_0.3.0_edited.xlsx")
+    current = reader.outline(current_collab_filter(tmp_path_factory))
     assert by_sheets(current.sheetnames, "new", current.names) is by_name("collab_filter")
     names = {key: area for key, area in current.names.items() if not key.startswith("interpret!")}
     sheets = [sheet for sheet in current.sheetnames if sheet != "interpret"]
@@ -160,16 +192,22 @@ def test_which_release_wrote_a_file_is_told_by_its_sheets_and_names():
 
 def test_every_current_workbook_is_its_own_release():
     for lesson in registry.LESSONS:
-        names = {spec.key(name): None for spec in lesson.specs for name in spec.inputs}
+        names = {spec.key(name): True for spec in lesson.specs for name in spec.inputs}  # a name's area
         assert by_sheets(list(lesson.sheets), lesson.filename, names) is lesson
 
 
-def test_added_names_sheets_and_inputs_the_lessons_have():
+def test_added_names_sheets_and_names_the_lessons_have(collab_defaults, collab_results):
+    """Every sheet ADDED records is a sheet of its lesson, every name an input or a computed quantity of it;
+    none of them is one of the sheets files before its release had (`Lesson.specs_before`)."""
+    names = {"collab_filter": set(collab_defaults) | set(collab_results)}
+    assert set(registry.ADDED) <= set(names)
     for workbook, added in registry.ADDED.items():
         lesson = by_name(workbook)
         for item, release in added.items():
-            assert item in lesson.sheets if "!" not in item else item in lesson.inputs, item
+            assert item in lesson.sheets if "!" not in item else item in names[workbook], item
             assert all(part.isdigit() for part in release.split(".")), release
+            view = Earlier(lesson, release)
+            assert item not in view.sheets and item not in view.inputs, item
 
 
 def test_an_earlier_lesson_computes_what_the_whole_lesson_does_on_its_sheets(monkeypatch):

@@ -8,32 +8,35 @@ lesson; torch keeps them movies x factors, as nn.Embedding does.
 One module per family of sheets, each a `SheetSpec` whose `compute` (torch) and `layout` (formulas)
 of the same quantities stand side by side:
 
-- `models`: the torch models and their training (the Solver's replacement);
-- `crosstab`: dotprod, bias and bias_yrange (`CrosstabModel`), and the crosstab's labels;
+- `models`: the torch models and their training, the lesson's recipe (the Solver's replacement);
+- `crosstab`: dotprod, bias and bias_yrange (`CrosstabModel`), the held-out ratings and the crosstab's labels;
 - `pairs`: movielens_1hot and movielens_emb (`RatedPairs`: `OneHotPairs`, `LookupPairs`; `OneHotCap`);
 - `training`: gd_steps, gradient descent unrolled in formulas (`GdSteps`);
-- `interpret`: the bias ranking and the principal components (`Interpret`);
+- `interpret`: the bias ranking and the principal components by repeated squaring (`Interpret`);
 - `words`: word_emb (`WordEmb`);
 - `lesson`: the workbook (`CollabFilter`): its sheets in order, default inputs and notes.
 """
 
-from .crosstab import BIAS, BIAS_YRANGE, CROSSTAB_MODELS, DOTPROD, INTERPRETED, CrosstabModel
-from .interpret import (INTERPRET, POWER_STEPS, RANKED, Interpret, fix_sign, genre_shares, power_iteration,
-                        principal_components, ranked_count, ranking)
+from .crosstab import (BIAS, BIAS_YRANGE, CROSSTAB_MODELS, CROSSTAB_RECIPE, DOTPROD, INTERPRETED, VALID_SHARE,
+                       CrosstabModel, held_out_rmse)
+from .interpret import (INTERPRET, POWER_STEPS, RANKED, SQUARINGS, Interpret, fix_sign, genre_shares,
+                        power_iteration, principal_components, ranked_count, ranking, repeated_squaring)
 from .lesson import MAX_CROSSTAB_CELLS, MAX_FACTORS, NOTES, CollabFilter
-from .models import (SOLVER_LR, SOLVER_STEPS, Y_RANGE, EmbeddingDot, EmbeddingDotBias, all_pairs, fit,
-                     initial_weights, lookup, match_ids, model_from_sheet, rated_pairs, sheet_weights,
-                     sigmoid_range, train)
+from .models import (LESSON_RECIPE, Y_RANGE, EmbeddingDot, EmbeddingDotBias, Recipe, all_pairs, fit_one_cycle,
+                     held_out_cells, initial_weights, lesson_weights, lookup, match_ids, model_from_sheet,
+                     new_model, rated_pairs, sheet_weights, sigmoid_range, train)
 from .pairs import LOOKUP_PAIRS, MAX_ONE_HOT_CELLS, ONE_HOT_PAIRS, LookupPairs, OneHotCap, OneHotPairs, RatedPairs
-from .training import GD, GD_LR, GD_STEPS, GdSteps
+from .training import GD, GD_LR, GD_STEPS, GD_WD, GdSteps
 from .words import WORDS, WordEmb
 
 __all__ = [
-    "BIAS", "BIAS_YRANGE", "CROSSTAB_MODELS", "DOTPROD", "INTERPRETED", "CrosstabModel", "INTERPRET",
-    "POWER_STEPS", "RANKED", "Interpret", "fix_sign", "genre_shares", "power_iteration",
-    "principal_components", "ranked_count", "ranking", "MAX_CROSSTAB_CELLS", "MAX_FACTORS", "NOTES",
-    "CollabFilter", "SOLVER_LR", "SOLVER_STEPS", "Y_RANGE", "EmbeddingDot", "EmbeddingDotBias", "all_pairs",
-    "fit", "initial_weights", "lookup", "match_ids", "model_from_sheet", "rated_pairs", "sheet_weights",
-    "sigmoid_range", "train", "LOOKUP_PAIRS", "MAX_ONE_HOT_CELLS", "ONE_HOT_PAIRS", "LookupPairs",
-    "OneHotCap", "OneHotPairs", "RatedPairs", "GD", "GD_LR", "GD_STEPS", "GdSteps", "WORDS", "WordEmb",
+    "BIAS", "BIAS_YRANGE", "CROSSTAB_MODELS", "CROSSTAB_RECIPE", "DOTPROD", "INTERPRETED", "VALID_SHARE",
+    "CrosstabModel", "held_out_rmse", "INTERPRET", "POWER_STEPS", "RANKED", "SQUARINGS", "Interpret",
+    "fix_sign", "genre_shares", "power_iteration", "principal_components", "ranked_count", "ranking",
+    "repeated_squaring", "MAX_CROSSTAB_CELLS", "MAX_FACTORS", "NOTES", "CollabFilter", "LESSON_RECIPE",
+    "Y_RANGE", "EmbeddingDot", "EmbeddingDotBias", "Recipe", "all_pairs", "fit_one_cycle", "held_out_cells",
+    "initial_weights", "lesson_weights", "lookup", "match_ids", "model_from_sheet", "new_model",
+    "rated_pairs", "sheet_weights", "sigmoid_range", "train", "LOOKUP_PAIRS", "MAX_ONE_HOT_CELLS",
+    "ONE_HOT_PAIRS", "LookupPairs", "OneHotCap", "OneHotPairs", "RatedPairs", "GD", "GD_LR", "GD_STEPS",
+    "GD_WD", "GdSteps", "WORDS", "WordEmb",
 ]

@@ -1,9 +1,12 @@
 """collab_filter's interpret: what the lesson's model learned. Movies ranked by learned bias, and the
-first two principal components of the movie factors by power iteration, in torch and in formulas."""
+first two principal components of the movie factors by repeated squaring of their covariance (power
+iteration, 2^k steps at a time), in torch and in formulas."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,7 +18,11 @@ from .crosstab import DOTPROD, INTERPRETED, factor_labels
 if TYPE_CHECKING:  # the file writer: needed to generate, not to verify
     from ..sheets import Block, Cursor, Sheet
 
-POWER_STEPS = 150  # power-iteration steps per component (see test_interpret for why enough)
+#: Squarings per component: the covariance raised to the power 2^12 = 4,096, so many power-iteration steps.
+#: The error shrinks like (next variance / this one)^4096: below 1e-18 even where they are 1% apart, where
+#: the 150 plain steps of releases before 0.5.0 (POWER_STEPS) left 2.7e-5 on real data (ratio 0.93).
+SQUARINGS = 12
+POWER_STEPS = 150  # power-iteration steps per component in files written before 0.5.0
 RANKED = 5        # movies shown at each end of a ranking
 
 
@@ -31,6 +38,19 @@ def power_iteration(matrix: torch.Tensor, start: torch.Tensor, steps: int
         products.append(w)
         vectors.append(v)
     return torch.stack(products, 1), torch.stack(vectors, 1)
+
+
+def repeated_squaring(matrix: torch.Tensor, start: torch.Tensor, squarings: int = SQUARINGS
+                       ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Power iteration 2^k steps at a time, as the sheet writes it: M_0 = matrix, M_j = M_(j-1)^2 /
+    SUMSQ(M_(j-1)) (the sum of squares of a symmetric matrix is the trace of its square, so every M_j has
+    trace 1: no overflow), then M_k x start. M_j is matrix^(2^j) scaled, so M_k x start is the start after
+    2^k power-iteration steps. The squares, and the product M_k x start (a column)."""
+    squares, m = [], matrix
+    for _ in range(squarings):
+        m = m.T @ m / m.square().sum()  # each cell SUMPRODUCT of two columns of the symmetric matrix
+        squares.append(m)
+    return squares, m.T @ start
 
 
 def fix_sign(v: torch.Tensor) -> torch.Tensor:
@@ -54,11 +74,12 @@ def ranking(values: torch.Tensor, movie_ids: torch.Tensor, n: int) -> tuple[torc
     return picked.reshape(-1, 1), position.reshape(-1, 1), ids.reshape(-1, 1)
 
 
-def principal_components(centred: torch.Tensor, start: torch.Tensor, steps: int = POWER_STEPS
+def principal_components(centred: torch.Tensor, start: torch.Tensor, squaring: bool = True
                          ) -> dict[str, torch.Tensor]:
     """The first two principal components of the rows of `centred`, as the sheet computes them:
-    covariance, power iteration, sign fixed, variance (Rayleigh quotient), deflation, again. The
-    components are the rows of `pc_loadings`."""
+    covariance, repeated squaring (`squaring`; else, as files before 0.5.0, POWER_STEPS plain power-iteration
+    steps), sign fixed, variance (Rayleigh quotient), deflation, again. The components are the rows of
+    `pc_loadings`."""
     covariance = centred.T @ centred / (centred.shape[0] - 1)
     out = {"covariance": covariance}
     matrix, loadings, variances = covariance, [], []
@@ -66,8 +87,15 @@ def principal_components(centred: torch.Tensor, start: torch.Tensor, steps: int 
         if pc == 2:
             matrix = covariance - variances[0] * loadings[0].T @ loadings[0]
             out["deflated"] = matrix
-        out[f"pc{pc}_products"], out[f"pc{pc}_steps"] = power_iteration(matrix, start, steps)
-        loadings.append(fix_sign(out[f"pc{pc}_steps"][:, -1:]).T)
+        if squaring:
+            squares, product = repeated_squaring(matrix, start)
+            out |= {f"pc{pc}_square_{j + 1}": square for j, square in enumerate(squares)}
+            out[f"pc{pc}_product"] = product
+            vector = product / product.square().sum().sqrt()
+        else:
+            out[f"pc{pc}_products"], out[f"pc{pc}_steps"] = power_iteration(matrix, start, POWER_STEPS)
+            vector = out[f"pc{pc}_steps"][:, -1:]
+        loadings.append(fix_sign(vector).T)
         variances.append(loadings[-1] @ matrix @ loadings[-1].T)
     out["pc_loadings"] = torch.cat(loadings, dim=0)
     out["pc_variance"] = torch.cat(variances, dim=0)
@@ -81,19 +109,22 @@ def ranked_count(movies: int) -> int:
     return min(RANKED, movies // 2)
 
 
+@dataclass(frozen=True)
 class Interpret(SheetSpec):
     """`interpret`: what the lesson's model (bias_yrange) learned. Its movies ranked by learned bias,
     and the first two principal components of its movie factors, worked out in formulas: centred
-    factors, covariance (MMULT), power iteration, the sign fixed, deflation; each movie's scores on
-    the components, their rankings and a chart."""
+    factors, covariance (MMULT), repeated squaring, the sign fixed, deflation; each movie's scores on
+    the components, their rankings and a chart. `squaring=False`: the sheet of files before 0.5.0, which
+    took POWER_STEPS plain power-iteration steps (`CollabFilter.specs_before`)."""
 
+    squaring: bool = True
     name = "interpret"
     title = "Interpreting the embeddings: bias ranking and principal components"
     subtitle = (f"The lesson's model ({INTERPRETED.name}): movies ranked by learned bias, and the first two "
-                f"principal components of the movie factors, by {POWER_STEPS} power-iteration steps each, in "
-                "formulas.")
+                f"principal components of the movie factors, by power iteration in formulas: the covariance "
+                f"squared {SQUARINGS} times is {2 ** SQUARINGS:,} steps.")
     teaches = ("movies ranked by learned bias; principal components of the movie factors by power iteration "
-               "in formulas")
+               "(repeated squaring) in formulas")
     inputs = ("genre", "start")
     text_inputs = frozenset({"genre"})
 
@@ -104,7 +135,7 @@ class Interpret(SheetSpec):
         mean = factors.mean(dim=0, keepdim=True)
         centred = factors - mean
         out = {"movie_id": movie_ids.T, "movie_bias": bias, "factor_mean": mean, "centred": centred,
-               **principal_components(centred, values["start"])}
+               **principal_components(centred, values["start"], self.squaring)}
         n = ranked_count(len(bias))
         for what, column in (("bias", bias), ("pc1", out["pc_scores"][:, :1]), ("pc2", out["pc_scores"][:, 1:])):
             for suffix, value in zip(("", "_movie", "_id"), ranking(column, movie_ids, n)):
@@ -113,7 +144,7 @@ class Interpret(SheetSpec):
 
     def layout(self, sheet: Sheet) -> None:
         """The movies with their bias and component scores, the chart and the rankings on top; below,
-        the components worked out: centred factors, covariance, power iteration, sign, deflation."""
+        the components worked out: centred factors, covariance, repeated squaring, sign, deflation."""
         movie_ids = sheet.find(DOTPROD.name, "movie_ids")
         model_bias = sheet.find(INTERPRETED.name, "movie_bias")
         titles = [str(t) for t in sheet.find(DOTPROD.name, "movie_titles").values.ravel()]
@@ -157,9 +188,9 @@ def _ranking_blocks(place: Cursor, what: str, column: str, movie_ids: Block, n: 
 
 
 def _component_blocks(sheet: Sheet, movie_factors: Block, titles: list[str], top: int) -> tuple[Block, Block]:
-    """The factors' mean, the centred factors, their covariance, the start vector, both power
-    iterations, the deflated covariance, the components and their variances. Returns the centred
-    factors and the components (`pc_loadings`)."""
+    """The factors' mean, the centred factors, their covariance, the start vector, both components'
+    squarings, the deflated covariance, the components and their variances. Returns the centred factors and
+    the components (`pc_loadings`)."""
     factor_names = factor_labels(movie_factors.rows)
     mean = sheet.block("factor_mean", top, 1, headers=factor_names, row_labels=["mean"],
                        caption=f"principal components of {movie_factors.sheet.name}'s movie factors: each "
@@ -174,6 +205,7 @@ def _component_blocks(sheet: Sheet, movie_factors: Block, titles: list[str], top
         caption="covariance = centred^T x centred / (movies - 1): SUMPRODUCT of two columns",
         formula=centred.matmul(centred, transpose=True, scale=f"1/(ROWS({centred.ref})-1)"))
     start = place.block("start", gap=2, headers=["start"], row_labels=factor_names, caption="start vector (edit it)")
+    products = [place.area(f"pc{pc}_product", gap=2 if pc == 1 else 0) for pc in (1, 2)]
     loadings = place.area("pc_loadings", gap=2)
     variance = place.area("pc_variance", gap=1)
     deflated = sheet.block(
@@ -181,16 +213,21 @@ def _component_blocks(sheet: Sheet, movie_factors: Block, titles: list[str], top
         caption="deflated = covariance - variance of PC1 x PC1 x PC1 transposed",
         formula=lambda r, c: f"={covariance.cell(r, c)}-{variance.cell(0)}*{loadings.cell(0, r)}"
                              f"*{loadings.cell(0, c)}")
-    steps_top = max(centred.bottom + 1, deflated.bottom) + 5
-    matrices, last = (covariance, deflated), []
-    for pc, matrix in enumerate(matrices, start=1):
-        steps = _power_blocks(sheet, pc, matrix, start, steps_top, factor_names)
-        last.append(steps.column(POWER_STEPS - 1))
-        steps_top = steps.bottom + 5
+    squares_top = max(centred.bottom + 1, deflated.bottom) + 5
+    matrices = (covariance, deflated)
+    for pc, (matrix, product) in enumerate(zip(matrices, products), start=1):
+        last = _squaring_blocks(sheet, pc, matrix, squares_top, 1 + (pc - 1) * (len(factor_names) + 2),
+                                factor_names)
+        products[pc - 1] = sheet.block(
+            product.name, product.top, product.left, headers=[f"PC{pc} x start"],
+            row_labels=factor_names if pc == 1 else None,
+            caption="last square x start" if pc == 1 else None,
+            formula=lambda r, c, last=last: f"=SUMPRODUCT({last.column(r)},{start.column(0)})")
     loadings = sheet.block(
         "pc_loadings", loadings.top, loadings.left, headers=factor_names, row_labels=["PC1", "PC2"],
-        caption="the components: each one's last step, its sign fixed",
-        formula=lambda r, c: f"=INDEX({last[r]},{c + 1})*IF(MAX({last[r]})>=-MIN({last[r]}),1,-1)")
+        caption="the components: each product over its length, its sign fixed",
+        formula=lambda r, c: f"=INDEX({products[r].ref},{c + 1})/SQRT(SUMSQ({products[r].ref}))"
+                             f"*IF(MAX({products[r].ref})>=-MIN({products[r].ref}),1,-1)")
     variance = sheet.block(
         "pc_variance", variance.top, variance.left, headers=["variance"],
         formula=lambda r, c: f"=SUMPRODUCT({loadings.row(r)},MMULT({loadings.row(r)},{matrices[r].ref}))")
@@ -199,23 +236,19 @@ def _component_blocks(sheet: Sheet, movie_factors: Block, titles: list[str], top
     return centred, loadings
 
 
-def _power_blocks(sheet: Sheet, pc: int, matrix: Block, start: Block, top: int, factor_names) -> Block:
-    """One component's power iteration, a column per step: w = matrix x v, then v = w / |w|.
-    Returns the block of the normalised vectors."""
-    steps = [f"step {j + 1}" for j in range(POWER_STEPS)]
-    place = sheet.down(top, 1)
-    products = place.area(f"pc{pc}_products")
-    vectors = place.area(f"pc{pc}_steps", gap=4)  # below a blank row, a caption and the headers
-    previous = [start.column(0)] + [vectors.column(j) for j in range(POWER_STEPS - 1)]
+def _squaring_blocks(sheet: Sheet, pc: int, matrix: Block, top: int, left: int, factor_names) -> Block:
+    """One component's repeated squaring, one matrix below the other from (top, left): M_j = M_(j-1) x
+    M_(j-1) / SUMSQ(M_(j-1)), each cell a SUMPRODUCT of two columns of the symmetric M_(j-1). Returns the last."""
     what = "covariance" if pc == 1 else "deflated covariance"
-    products = sheet.block(
-        products.name, products.top, products.left, headers=steps, row_labels=factor_names,
-        caption=f"PC{pc}: power iteration on the {what}; w = {what} x v, one column per step "
-                "(SUMPRODUCT of a column of the symmetric matrix and the last v)",
-        formula=lambda r, c: f"=SUMPRODUCT({matrix.column(r)},{previous[c]})")
-    return sheet.block(vectors.name, vectors.top, vectors.left, headers=steps, row_labels=factor_names,
-                       caption="v = w / SQRT(SUMSQ(w)): the normalised step",
-                       formula=lambda r, c: f"={products.cell(r, c)}/SQRT(SUMSQ({products.column(c)}))")
+    place, previous = sheet.down(top, left), matrix
+    for j in range(1, SQUARINGS + 1):
+        caption = (f"PC{pc}: the {what} squared, / SUMSQ: its power {2 ** j:,}, trace 1" if j == 1
+                   else f"squared again: power {2 ** j:,}")
+        previous = place.block(
+            f"pc{pc}_square_{j}", gap=3 if j > 1 else 0, headers=factor_names,
+            row_labels=factor_names if pc == 1 else None, caption=caption,
+            formula=lambda r, c, m=previous: f"=SUMPRODUCT({m.column(r)},{m.column(c)})/SUMSQ({m.ref})")
+    return previous
 
 
 INTERPRET = Interpret()
@@ -225,7 +258,8 @@ def interpret_note(values) -> str:
     """What `interpret` shows, with the convergence and genre figures measured on this data."""
     variances = torch.linalg.eigvalsh(torch.as_tensor(values[INTERPRET.key("covariance")])).flip(0)
     ratios = [(variances[i + 1] / variances[i]).item() for i in range(min(2, len(variances) - 1))]
-    shrink = " and ".join(f"{ratio:.2f}^{POWER_STEPS} = {ratio ** POWER_STEPS:.0e}" for ratio in ratios)
+    steps = 2 ** SQUARINGS
+    shrink = " and ".join(f"{ratio:.2f}^{steps:,} = {_power_of_ten(ratio, steps)}" for ratio in ratios)
     shrink = f", {shrink} here" if shrink else ""
     genres = genre_shares(values[INTERPRET.key("genre")].ravel(),
                           np.asarray(values[INTERPRET.key("pc_scores")])[:, 0],
@@ -235,16 +269,26 @@ def interpret_note(values) -> str:
         "model thinks good or bad whoever watches them (the top and bottom five by LARGE and SMALL, each "
         "one's row by exact MATCH, its id by INDEX). The factors have no names, but their principal "
         "components can be named: the sheet centres the movie factors, builds their covariance with MMULT, "
-        f"and finds the first component by {POWER_STEPS} steps of power iteration (multiply by the "
-        "covariance, divide by the length), the second the same way after taking the first out (deflation); "
-        "each component's sign makes its largest entry positive. That many steps are enough: the error "
-        f"shrinks like the ratio of the next variance to this one per step{shrink} (the tests check "
-        "the components against torch.linalg.eigh and svd). "
+        "and finds the first component by power iteration (multiply a vector by the covariance, again and "
+        f"again): squaring the covariance {SQUARINGS} times raises it to the power {steps:,} (each square "
+        "divided by its sum of squares, so nothing overflows), and that times the start vector is "
+        f"{steps:,} steps at once. The second component is found the same way after taking the first out "
+        "(deflation); each component's sign makes its largest entry positive. That many steps are enough: "
+        f"the error shrinks like the ratio of the next variance to this one per step{shrink} (the tests "
+        "check the components against torch.linalg.eigh and svd). "
         + (f"Genres at the two ends of the first component ({genres}). " if genres else "")
         + "The chart puts every movie on the two components. Try: on bias_yrange, set one movie's bias to 3: "
         "it tops the bias ranking here. Or set the start vector to 1 in its first cell and 0 in the others: "
-        "every step changes, the components do not."
+        "the product with the last square changes, the components do not."
     )
+
+
+def _power_of_ten(ratio: float, power: int) -> str:
+    """ratio^power in words a float cannot hold: 1e-442 for 0.78^4096."""
+    if ratio <= 0:
+        return "0"
+    exponent = power * math.log10(ratio)
+    return f"{ratio ** power:.0e}" if exponent > -300 else f"1e{round(exponent)}"
 
 
 def genre_shares(genres, scores: np.ndarray, n: int) -> str:

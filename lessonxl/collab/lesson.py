@@ -4,17 +4,20 @@ on them) and its notes."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 import numpy as np
+import torch
 
 from ..errors import UsageError
-from ..lesson import Lesson
+from ..lesson import Lesson, SheetValues
 from ..movielens import (load_movies, load_ratings, synthetic_movies, synthetic_ratings, titles_and_genres,
                          top_crosstab)
-from .crosstab import BIAS, BIAS_YRANGE, CROSSTAB_MODELS, DOTPROD
+from .crosstab import BIAS, BIAS_YRANGE, CROSSTAB_MODELS, DOTPROD, VALID_SHARE
 from .interpret import INTERPRET, interpret_note
+from .models import held_out_cells
 from .pairs import LOOKUP_PAIRS, ONE_HOT_PAIRS, OneHotCap, pairs_note
-from .training import GD
+from .training import GD, GD_STEPS
 from .words import WORDS
 
 #: The largest crosstab (users x movies) and factor count a workbook is made for. The other sheets grow
@@ -38,6 +41,10 @@ class CollabFilter(Lesson):
     resize_hint = ("generate one of the size you need: lessonxl generate --users N --movies N "
                    "[--ratings FILE] collab_filter")
     specs = (DOTPROD, ONE_HOT_PAIRS, LOOKUP_PAIRS, BIAS, BIAS_YRANGE, GD, INTERPRET, WORDS)
+    #: Files written before 0.5.0: no held-out cells, no weight decay on gd_steps, plain power iteration.
+    specs_before = {"0.5.0": tuple(
+        replace(spec, held_out=False) if spec in (*CROSSTAB_MODELS, GD)
+        else replace(spec, squaring=False) if spec is INTERPRET else spec for spec in specs)}
 
     def default_inputs(self, seed: int, ratings=None, users: int = 15, movies: int = 15,
                        factors: int = 5) -> dict[str, np.ndarray]:
@@ -61,7 +68,9 @@ class CollabFilter(Lesson):
             movie_table, source = synthetic_movies(seed, n_movies), "the built-in data"
         user_ids, movie_ids, grid = top_crosstab(table, users, movies, source)
         titles, genres = titles_and_genres(movie_table, movie_ids)
-        out = {key: value for spec in CROSSTAB_MODELS for key, value in spec.defaults(grid, factors, seed).items()}
+        valid = held_out_cells(grid, VALID_SHARE, seed)
+        out = {key: value for spec in CROSSTAB_MODELS
+               for key, value in spec.defaults(grid, valid, factors, seed).items()}
         out |= {DOTPROD.key("user_ids"): user_ids.reshape(-1, 1),
                 DOTPROD.key("movie_ids"): movie_ids.reshape(1, -1),
                 DOTPROD.key("movie_titles"): np.array(titles, dtype=object).reshape(1, -1),
@@ -69,14 +78,16 @@ class CollabFilter(Lesson):
                 INTERPRET.key("start"): np.ones((factors, 1))}
         for spec in (ONE_HOT_PAIRS, LOOKUP_PAIRS):
             out |= spec.defaults(user_ids, movie_ids, grid)
-        return out | GD.defaults(grid, factors, seed) | WORDS.defaults(seed)
+        return out | GD.defaults(grid, valid, factors, seed) | WORDS.defaults(seed)
 
     def notes(self, values) -> tuple[str, ...]:
-        """NOTES with the paragraph on `interpret` before word_emb's, and the one on the pair sheets
-        saying so when movielens_1hot shows only some of the pairs."""
+        """NOTES with the figures measured on this workbook's data: the held-out RMSEs after the paragraph
+        on the bias sheets, weight decay's effect on gd_steps in its paragraph, the paragraph on `interpret`
+        before word_emb's; the one on the pair sheets saying so when movielens_1hot shows only some pairs."""
         cap = OneHotCap.in_values(values)
-        notes = NOTES if not cap.capped else NOTES[:2] + (pairs_note(cap),) + NOTES[3:]
-        return notes[:-2] + (interpret_note(values),) + notes[-2:]
+        intro, dotprod, pairs, bias, gd, words, try_ = NOTES
+        return (intro, dotprod, pairs if not cap.capped else pairs_note(cap), bias + " " + held_out_note(values),
+                gd + " " + decay_note(values), interpret_note(values), words, try_)
 
     def generate_notes(self, inputs: Mapping[str, object]) -> tuple[str, ...]:
         """What `lessonxl generate` should tell the user about the workbook of these inputs, besides
@@ -92,19 +103,25 @@ NOTES = (
     "factor may end up measuring 'action' in a movie and the taste for it in a user).",
     "dotprod: the ratings crosstab of the most active users and the most-rated movies (blank = not "
     "rated), the factors, a prediction for every cell and the RMSE over the rated cells. The factors "
-    "were trained by torch (Adam, full batch, seeded), replacing the original's Excel Solver.",
+    "were trained by torch the lesson's way, replacing the original's Excel Solver: fastai's collab_learner "
+    "(every weight drawn from N(0, 0.01), Adam with weight decay 0.1, batches of 64) and fit_one_cycle (the "
+    "learning rate up, then down). Some rated cells were held out of training, as the lesson holds out a "
+    "validation set: 1 in valid, orange in the crosstab. train RMSE is over the cells trained on; valid "
+    "RMSE over the held-out ones, ratings the model never saw; mean RMSE predicts each held-out rating by "
+    "the mean training rating (train mean): the baseline a model must beat.",
     "movielens_1hot and movielens_emb: an embedding is a one-hot row times a weight matrix, which "
     "just picks out one row, so a lookup (INDEX) gives the same numbers with no big matrix of zeros. "
     "Both sheets reach dotprod's RMSE exactly; torch: F.one_hot(i) @ W and nn.Embedding.",
-    "bias: a user bias and a movie bias on top of the dot product (some movies everyone likes); the "
-    "RMSE drops. bias_yrange squashes the prediction into y_lo..y_hi with a sigmoid, as the lesson's "
+    "bias: a user bias and a movie bias on top of the dot product (some movies everyone likes). "
+    "bias_yrange squashes the prediction into y_lo..y_hi with a sigmoid, as the lesson's "
     "model does; the range is a little wider than 0.5..5 so a 5 is reachable.",
     "gd_steps: training inside the workbook, with no Solver and no macros. Each step computes the "
-    "error (prediction - rating, 0 where not rated), the gradients of the mean squared error (for the "
-    "user factors 2/n error x movie factors^T, each cell a SUMPRODUCT of an error row and a factor row) "
-    "and the new weights = weights - lr x "
-    "gradient. The chart shows the RMSE falling. torch does the same steps with autograd and "
-    "torch.optim.SGD.",
+    "error (prediction - rating, 0 where not rated), the gradients of the mean squared error over the cells "
+    "trained on (for the user factors 2/n (error x training weight) x movie factors^T, each cell a SUMPRODUCT "
+    "of an error row, a training-weight row and a factor row) and the new weights = weights - lr x (gradient "
+    "+ wd x weights): wd is weight decay, torch.optim.SGD's weight_decay (the same as adding wd/2 x the sum "
+    "of the squared weights to the loss). The chart shows the RMSE falling on the cells trained on and on "
+    "the held-out ones. torch does the same steps with autograd and torch.optim.SGD.",
     "word_emb: the same lookup for words: a word's id is its row in the vocabulary, its vector that "
     "row of the embedding matrix.",
     "Try: change a factor, a rating (or blank one out), the learning rate or y_hi (the names gd_steps_lr "
@@ -112,3 +129,33 @@ NOTES = (
     "`lessonxl verify collab_filter.xlsx`: torch recomputes everything from your numbers and compares "
     "every formula cell. Raise gd_steps_lr (lr on gd_steps) until the RMSE blows up.",
 )
+
+
+def held_out_note(values) -> str:
+    """The held-out RMSEs of the three crosstab sheets against the mean's, measured on this workbook."""
+    def figure(sheet: str, name: str) -> str:
+        return f"{float(np.asarray(values[f'{sheet}!{name}']).ravel()[0]):.2f}"
+    sheets = ", ".join(f"{spec.name} {figure(spec.name, 'valid_rmse')}" for spec in CROSSTAB_MODELS)
+    return (f"On the held-out cells here the valid RMSE is {sheets}, against {figure(DOTPROD.name, 'mean_rmse')} "
+            "for the mean (mean RMSE).")
+
+
+def decay_note(values) -> str:
+    """gd_steps' "Try" on weight decay, with the RMSEs after the last step at wd 0 and 0.1, measured here."""
+    inputs = {key: torch.as_tensor(np.asarray(values[key], dtype=np.float64)) for key in
+              (GD.key(name) for name in GD.inputs)}
+    ends = []
+    for wd in (0.0, 0.1):
+        inputs[GD.key("wd")] = torch.tensor([[wd]], dtype=torch.float64)
+        out = GD.compute(SheetValues(inputs, GD.name))
+        ends.append((out["rmse"][-1, 0].item(), out["valid_rmse"][-1, 0].item()))
+    (train_0, valid_0), (train_1, valid_1) = ends
+    mean = float(np.asarray(values[DOTPROD.key("train_mean")]).ravel()[0])
+    why = (f"weight decay restrains a model that overfits; here it only holds the weights back, the biases above "
+           f"all, which must carry the mean rating ({mean:.2f})" if valid_1 > valid_0
+           else "the decay keeps the weights from fitting the noise of the cells trained on")
+    return (f"Try wd = 0.1 (gd_steps_wd) against 0: every step also pulls each weight towards 0. Here, after "
+            f"step {GD_STEPS}, the RMSE on the cells trained on goes from {train_0:.2f} to {train_1:.2f} and on "
+            f"the held-out cells from {valid_0:.2f} to {valid_1:.2f}: {why}.")
+
+

@@ -1,10 +1,15 @@
 """collab_filter's torch models and their training: embeddings looked up or as one-hot matmuls, the
-dot-product model with and without biases and a sigmoid range, and the Solver's replacement (Adam on
-every rated cell). Movie weights are movies x factors here, as nn.Embedding keeps them; the sheets
-show them factors x movies (`model_from_sheet`, `sheet_weights` turn them round)."""
+dot-product model with and without biases and a sigmoid range (fastai's EmbeddingDotBias), and the Solver's
+replacement: the lesson's recipe (`Recipe`: fastai's collab_learner and fit_one_cycle, in plain torch) on the
+ratings not held out. Movie weights are movies x factors here, as nn.Embedding keeps them; the sheets show
+them factors x movies (`model_from_sheet`, `sheet_weights` turn them round)."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,7 +18,6 @@ from .. import optim
 from ..errors import UsageError
 
 Y_RANGE = (0.0, 5.5)
-SOLVER_STEPS, SOLVER_LR = 500, 0.05
 
 
 def lookup(embedding: nn.Embedding, index: torch.Tensor, one_hot: bool = False) -> torch.Tensor:
@@ -90,32 +94,124 @@ def initial_weights(seed: int, n_users: int, n_movies: int, factors: int) -> dic
     }
 
 
-def fit(model: nn.Module, users, movies, ratings, steps: int = SOLVER_STEPS, lr: float = SOLVER_LR) -> torch.Tensor:
-    """Train in place on all pairs at once (what Solver did): MSE, gradients by autograd, and the update
-    of `optim.Adam` (torch.optim.Adam's twin, with its default betas and eps); the loss before each step."""
+@dataclass(frozen=True)
+class Recipe:
+    """How the lesson trains its collab model, in plain torch: fastai's `collab_learner(dls, n_factors,
+    y_range=(0, 5.5), wd=0.1)` then `learn.fit_one_cycle(epochs, lr_max)`. Embeddings (biases too) start
+    N(0, 0.01), truncated at 2 standard deviations as fastai's `trunc_normal_` does; the loss is the mean
+    squared error of a shuffled minibatch; the optimizer Adam with decoupled weight decay
+    (`torch.optim.AdamW`, fastai's default `Adam(betas=(0.9, 0.99), eps=1e-5)` with `true_wd`), every
+    weight decayed, biases included; the schedule one cycle per batch (`torch.optim.lr_scheduler.
+    OneCycleLR`: lr up from lr / div to lr over the first pct_start of the steps, then down to lr /
+    div_final, cosine both ways, β1 down from 0.95 to 0.85 and back), as fastai's `fit_one_cycle`."""
+
+    epochs: int = 5
+    lr: float = 5e-3
+    wd: float = 0.1
+    bs: int = 64
+    pct_start: float = 0.25
+    div: float = 25.0
+    div_final: float = 1e5
+    moms: tuple[float, float] = (0.95, 0.85)
+    beta2: float = 0.99
+    eps: float = 1e-5
+    std: float = 0.01
+
+    def steps(self, n: int) -> int:
+        """The optimizer steps of training on `n` ratings: every batch of every epoch (the last batch of
+        an epoch may be short)."""
+        return self.epochs * math.ceil(n / self.bs)
+
+
+#: fit_one_cycle(5, 5e-3) with wd=0.1: the lesson's own run on MovieLens 100k.
+LESSON_RECIPE = Recipe()
+
+
+def lesson_weights(seed: int, n_users: int, n_movies: int, factors: int, std: float = 0.01
+                   ) -> dict[str, torch.Tensor]:
+    """Seeded starting weights as fastai draws them: N(0, std) truncated at 2 std (`trunc_normal_`:
+    normal, fmod 2, times std), user factors, movie factors, user bias, movie bias in that order."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def draw(*shape) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen, dtype=torch.float64).fmod(2) * std
+    return {"user_factors": draw(n_users, factors), "movie_factors": draw(n_movies, factors),
+            "user_bias": draw(n_users), "movie_bias": draw(n_movies)}
+
+
+def one_cycle(recipe: Recipe, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The learning rate and β1 of each of `steps` optimizer steps: OneCycleLR's (`optim.OneCycle`, which
+    graddesc's onecycle sheet writes in cells), peak lr `recipe.lr`."""
+    given = {name: torch.tensor(value, dtype=torch.float64) for name, value in {
+        "lr": recipe.lr, "pct_start": recipe.pct_start, "div_factor": recipe.div,
+        "final_div_factor": recipe.div_final / recipe.div, "base_momentum": recipe.moms[1],
+        "max_momentum": recipe.moms[0]}.items()}
+    schedule = optim.OneCycle().values(given, steps, 1)
+    return schedule["lr_t"][:, 0], schedule["beta1"][:, 0]
+
+
+def fit_one_cycle(model: nn.Module, users, movies, ratings, recipe: Recipe = LESSON_RECIPE, seed: int = 0
+                  ) -> torch.Tensor:
+    """Train `model` in place on the pairs (users[i], movies[i]) -> ratings[i] by `recipe`, each epoch in
+    minibatches shuffled by a generator seeded with `seed`; the mean training loss of each epoch.
+
+    The update is torch.optim.AdamW's, stepped by OneCycleLR (tests/test_collab.py holds them equal): Adam's
+    step (`optim.Adam`, with this step's lr and β1) minus lr x wd x the weight. Written out rather than
+    calling torch.optim, whose first optimizer imports torch._dynamo: seconds at every generate."""
     params = list(model.parameters())
-    hyper = {name: torch.tensor(value, dtype=torch.float64)
-             for name, value in {"lr": lr, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}.items()}
-    states = [{"m": torch.zeros_like(p), "v": torch.zeros_like(p)} for p in params]
-    losses = []
-    for t in range(1, steps + 1):
-        loss = F.mse_loss(model(users, movies), ratings)
-        grads = torch.autograd.grad(loss, params)
-        with torch.no_grad():
-            for i, (param, grad) in enumerate(zip(params, grads)):
-                new, states[i] = optim.Adam.step(param, grad, states[i], t, **hyper)
-                param.copy_(new)
-        losses.append(loss.detach())
-    return torch.stack(losses)
+    lrs, beta1s = one_cycle(recipe, recipe.steps(len(ratings)))
+    beta2, eps = (torch.tensor(value, dtype=torch.float64) for value in (recipe.beta2, recipe.eps))
+    # Adam works weight by weight: one step on all the weights laid end to end is the same step
+    flat = torch.cat([param.detach().reshape(-1) for param in params])
+    state = {"m": torch.zeros_like(flat), "v": torch.zeros_like(flat)}
+    sizes = [param.numel() for param in params]
+    gen = torch.Generator().manual_seed(seed)
+    losses, t = [], 0
+    for _ in range(recipe.epochs):
+        order, total = torch.randperm(len(ratings), generator=gen), 0.0
+        for batch in order.split(recipe.bs):
+            loss = F.mse_loss(model(users[batch], movies[batch]), ratings[batch])
+            grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
+            lr, beta1 = lrs[t], beta1s[t]
+            t += 1
+            new, state = optim.Adam.step(flat, grad, state, t, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+            flat = new - lr * recipe.wd * flat
+            with torch.no_grad():
+                for param, value in zip(params, flat.split(sizes)):
+                    param.copy_(value.reshape(param.shape))
+            total += loss.item() * len(batch)
+        losses.append(total / len(ratings))
+    return torch.tensor(losses, dtype=torch.float64)
+
+
+def new_model(n_users: int, n_movies: int, factors: int, seed: int, bias: bool = True, y_range=None,
+              std: float = 0.01) -> EmbeddingDot:
+    """An untrained model, its weights drawn as fastai draws them (`lesson_weights`)."""
+    weights = lesson_weights(seed, n_users, n_movies, factors, std)
+    if not bias:
+        return EmbeddingDot(weights["user_factors"], weights["movie_factors"])
+    return EmbeddingDotBias(**weights, y_range=y_range)
 
 
 def train(ratings: torch.Tensor, factors: int, seed: int, bias: bool = True, y_range=None,
-          **options) -> tuple[EmbeddingDot, torch.Tensor]:
-    """A seeded model fitted to a crosstab's rated cells: the model and its loss per step."""
-    weights = initial_weights(seed, *ratings.shape, factors)
-    model = (EmbeddingDotBias(**weights, y_range=y_range) if bias
-             else EmbeddingDot(weights["user_factors"], weights["movie_factors"]))
-    return model, fit(model, *rated_pairs(ratings), **options)
+          recipe: Recipe = LESSON_RECIPE, held_out: torch.Tensor | None = None) -> tuple[EmbeddingDot, torch.Tensor]:
+    """A seeded model trained the lesson's way on a crosstab's rated cells, those `held_out` (nonzero)
+    left out: the model and its training loss per epoch."""
+    train_cells = ~torch.isnan(ratings) if held_out is None else ~torch.isnan(ratings) & (held_out == 0)
+    users, movies = torch.nonzero(train_cells, as_tuple=True)
+    model = new_model(*ratings.shape, factors, seed, bias, y_range, recipe.std)
+    return model, fit_one_cycle(model, users, movies, ratings[users, movies], recipe, seed)
+
+
+def held_out_cells(ratings: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """A seeded validation split of the crosstab's rated cells: 1 where a rated cell is held out (round(share
+    x rated) of them, drawn without replacement), 0 elsewhere."""
+    rated = np.flatnonzero(~np.isnan(ratings))
+    gen = torch.Generator().manual_seed(seed)
+    picked = rated[torch.randperm(len(rated), generator=gen)[:round(share * len(rated))].numpy()]
+    mask = np.zeros(ratings.shape)
+    mask.flat[np.sort(picked)] = 1.0
+    return mask
 
 
 def model_from_sheet(user_factors, movie_factors, user_bias=None, movie_bias=None,
