@@ -9,6 +9,7 @@ planted genre that drives the ratings; a MovieLens folder has them beside the ra
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -105,40 +106,93 @@ def genre_factors(genres, factors: int) -> torch.Tensor:
     return directions[:, :factors]
 
 
+U_DATA = "user, item, rating and timestamp separated by tabs, as ml-100k's u.data"
+RATINGS_CSV = "userId,movieId,rating[,timestamp] under a userId,movieId,rating header, as ratings.csv"
+
+
 def load_ratings(path: str | Path) -> pd.DataFrame:
-    """A MovieLens ratings file: the 100k `u.data` (tab-separated, no header) or `ratings.csv`."""
+    """A MovieLens ratings file: the 100k `u.data` (tab-separated, no header) or `ratings.csv`, as people
+    have them: a byte-order mark (Excel's "CSV UTF-8"), Windows line ends, blank lines, spaces or a tab at
+    the end of a line are all read; a line that is not a rating is refused naming its number and content."""
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"{path}: is a folder, not a ratings file")
     if not path.is_file():
         raise UsageError(f"{path}: no such ratings file")
-    try:
-        # utf-8-sig: Excel's "CSV UTF-8" begins with a byte-order mark
-        with path.open(encoding="utf-8-sig", errors="replace") as handle:
-            first = handle.readline().strip()
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read it ({error.strerror})") from None
-    if not first:
+    first = _first_line(path)
+    if first is None:
         raise UsageError(f"{path}: the ratings file is empty")
-    try:
-        if "\t" in first:
-            table = pd.read_csv(path, sep="\t", header=None, encoding="utf-8-sig")
-            table = table.set_axis(RATINGS_COLUMNS[:table.shape[1]], axis=1) if table.shape[1] in (3, 4) else None
-        elif [name.strip() for name in first.split(",")[:3]] == RATINGS_COLUMNS[:3]:
-            table = pd.read_csv(path, encoding="utf-8-sig")
-        else:
-            table = None
-        if table is not None:
-            table = table[RATINGS_COLUMNS[:3]].apply(pd.to_numeric, errors="raise").dropna()
-    except (ValueError, pd.errors.ParserError):
-        table = None
-    if table is None:
-        raise UsageError(f"{path}: not a MovieLens ratings file (expected the 100k u.data format: "
-                         "user, item, rating, timestamp separated by tabs; or ratings.csv with a "
-                         "userId,movieId,rating header)")
+    number, line = first
+    fields = [field.strip() for field in line.split(",")]
+    if fields[:3] == RATINGS_COLUMNS[:3]:
+        kind, options = RATINGS_CSV, {"index_col": False, "skipinitialspace": True}
+    elif len(line.split()) in (3, 4) and _numbers(line.split()[:3]):
+        kind, options = U_DATA, {"sep": r"\s+", "header": None, "names": RATINGS_COLUMNS, "index_col": False}
+    else:
+        raise UsageError(f"{path}: not a MovieLens ratings file: line {number} is {_shown(line)} (expected "
+                         f"{U_DATA}; or {RATINGS_CSV})")
+    try:  # pandas reads the usual files fast; a file it stumbles on is read line by line
+        table = pd.read_csv(path, encoding="utf-8-sig", encoding_errors="replace", **options)
+        table = table.rename(columns=lambda name: str(name).strip())[RATINGS_COLUMNS[:3]]
+        table = table.apply(lambda column: column if pd.api.types.is_numeric_dtype(column)
+                            else pd.to_numeric(column.str.strip(), errors="coerce"))
+        if table.isna().any(axis=None):
+            raise ValueError("a field is not a number")
+    except (ValueError, KeyError, pd.errors.ParserError):
+        table = _read_lines(path, kind)
     if table.empty:
         raise UsageError(f"{path}: the ratings file holds no ratings")
     return table
+
+
+def _lines(path: Path, encoding: str = "utf-8-sig"):
+    """(number, text) of each line, counted from 1 as an editor counts them: any line end, a byte-order
+    mark dropped, bytes the encoding lacks replaced."""
+    try:
+        with path.open(encoding=encoding, errors="replace", newline=None) as handle:
+            yield from enumerate((line.rstrip("\n") for line in handle), start=1)
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read it ({error.strerror})") from None
+
+
+def _first_line(path: Path) -> tuple[int, str] | None:
+    """The first line that is not blank, or None."""
+    return next(((number, line) for number, line in _lines(path) if line.strip()), None)
+
+
+def _numbers(fields) -> bool:
+    try:
+        return all(np.isfinite(float(field)) for field in fields)
+    except ValueError:
+        return False
+
+
+def _read_lines(path: Path, kind: str) -> pd.DataFrame:
+    """A ratings file of `kind` read line by line, as `load_ratings` reads it; the first line that is not a
+    rating refused, naming its number and content."""
+    csv = kind == RATINGS_CSV
+    header, rows = None, []
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        fields = [field.strip() for field in line.split(",")] if csv else line.split()
+        if csv and header is None:
+            header = fields
+            continue
+        if csv and len(fields) == len(header) + 1 and not fields[-1]:
+            fields = fields[:-1]  # a comma at the end of the line
+        if not (len(fields) == len(header) if csv else len(fields) in (3, 4)) or not _numbers(fields[:3]):
+            raise UsageError(f"{path}: line {number} is not a rating: {_shown(line)} (expected {kind})")
+        rows.append([float(field) for field in fields[:3]])
+    return pd.DataFrame(rows, columns=RATINGS_COLUMNS[:3])
+
+
+def _shown(line: str, most: int = 60) -> str:
+    """A line of a file as a message quotes it: a tab as \\t, another control character as \\xNN, cut at
+    `most` characters."""
+    text = "".join(c if c.isprintable() else "\\t" if c == "\t" else f"\\x{ord(c):02x}"
+                   for c in line.strip("\r\n"))
+    return '"' + (text if len(text) <= most else text[:most] + "...") + '"'
 
 
 def load_movies(ratings: str | Path) -> pd.DataFrame | None:
@@ -158,9 +212,39 @@ def load_movies(ratings: str | Path) -> pd.DataFrame | None:
     if table is None or table.empty:
         expected = ("movie id | title | release date | ... separated by |" if path.name == "u.item"
                     else "a movieId,title,genres header")
-        raise UsageError(f"{path}: not a MovieLens titles file (expected {expected})")
+        bad = _bad_title_line(path)
+        raise UsageError(f"{path}: not a MovieLens titles file{f': {bad}' if bad else ''} (expected {expected})")
     table.attrs["source"] = str(path)
     return table
+
+
+def _bad_title_line(path: Path) -> str:
+    """'line N is "..."': the first line of a titles file that is not a movie (no whole-number id, or no
+    title; in movies.csv, the header when it lacks movieId or title); empty when none is."""
+    u_item = path.name == "u.item"
+    lines = _lines(path, "latin-1" if u_item else "utf-8-sig")
+    rows = ((number, line, line.split("|")) for number, line in lines) if u_item else _csv_rows(lines)
+    header = None
+    for number, line, fields in rows:
+        fields = [field.strip() for field in fields]
+        if not any(fields):
+            continue
+        if not u_item and header is None:
+            header = fields
+            if not {"movieId", "title"} <= set(header):
+                return f"line {number} is {_shown(line)}"
+            continue
+        named = dict(zip(("movieId", "title"), fields)) if u_item else dict(zip(header, fields))
+        movie, title = named.get("movieId", ""), named.get("title", "")
+        if not title or not _numbers([movie]) or float(movie) % 1:
+            return f"line {number} is not a movie: {_shown(line)}"
+    return ""
+
+
+def _csv_rows(lines):
+    """(number, text, fields) of each line of a CSV file (a quoted field may hold commas)."""
+    for number, line in lines:
+        yield number, line, next(csv.reader([line]), [])
 
 
 def _read_u_item(path: Path) -> pd.DataFrame | None:

@@ -405,6 +405,46 @@ def test_unusable_files_are_one_line_usage_errors(tmp_path, content, message):
     assert str(path) in str(error.value) and "\n" not in str(error.value)
 
 
+CLEAN_U_DATA = "1\t10\t4\t881250949\n2\t20\t3\t881250950\n3\t10\t5\t881250951\n"
+CLEAN_CSV = "userId,movieId,rating,timestamp\n1,10,4,1\n2,20,3,2\n3,10,5,3\n"
+
+
+@pytest.mark.parametrize("name, content", [
+    ("u.data", CLEAN_U_DATA.replace("\n", "\t\n")),                      # a tab at the end of each line
+    ("u.data", CLEAN_U_DATA.replace("\n", "\r\n")),                      # Windows line ends
+    ("u.data", "\ufeff" + CLEAN_U_DATA),                                  # a byte-order mark
+    ("u.data", "\n" + CLEAN_U_DATA.replace("\n", "\n\n") + "\n\n"),      # blank lines
+    ("u.data", CLEAN_U_DATA.replace("\n", "  \n").replace("2\t20", " 2\t20")),  # spaces around
+    ("u.data", CLEAN_U_DATA.replace("\t881250949", "").replace("\t881250950", "").replace("\t881250951", "")),
+    ("ratings.csv", "\ufeff" + CLEAN_CSV.replace("\n", "\r\n")),          # Excel's "CSV UTF-8"
+    ("ratings.csv", CLEAN_CSV.replace("\n", ",\n")),                      # a comma at the end of each line
+    ("ratings.csv", CLEAN_CSV.replace("2,20,3,2\n", "2, 20 ,3,2,\n\n")),  # one line with spaces, a comma, blanks
+    ("ratings.csv", CLEAN_CSV.replace("userId,movieId", "userId , movieId")),
+])
+def test_ratings_files_are_read_as_people_have_them(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content.encode("utf-8"))
+    table = load_ratings(path)
+    assert table.to_numpy(np.float64).tolist() == [[1, 10, 4], [2, 20, 3], [3, 10, 5]]
+
+
+@pytest.mark.parametrize("name, content, line", [
+    ("u.data", CLEAN_U_DATA.replace("\t3\t", "\tthree\t"), '2 is not a rating: "2\\t20\\tthree\\t881250950"'),
+    ("u.data", CLEAN_U_DATA + "4\t30\n", '4 is not a rating: "4\\t30"'),
+    ("u.data", "\n\n" + CLEAN_U_DATA + "4\t30\t5\t1\t9\n", '6 is not a rating: "4\\t30\\t5\\t1\\t9"'),
+    ("ratings.csv", CLEAN_CSV.replace("2,20,3,2", "2,20,,2"), '3 is not a rating: "2,20,,2"'),
+    ("ratings.csv", CLEAN_CSV.replace("\r", "").replace("3,10,5,3", "3;10;5;3"), '4 is not a rating: "3;10;5;3"'),
+    ("ratings.csv", CLEAN_CSV.replace("\n", "\r\n") + "x,1,1,1\r\n", '5 is not a rating: "x,1,1,1"'),
+])
+def test_a_line_that_is_not_a_rating_is_named_with_its_number_and_content(tmp_path, name, content, line):
+    path = tmp_path / name
+    path.write_bytes(content.encode("utf-8"))
+    with pytest.raises(UsageError) as error:
+        load_ratings(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: line {line} (expected ") and "\n" not in message, message
+
+
 def test_too_few_users_or_bad_sizes_are_usage_errors(tmp_path):
     _write_u_data(tmp_path / "u.data", users=10, movies=30)
     with pytest.raises(UsageError, match=r"u\.data: \d+ users have ratings, 15 are needed"):

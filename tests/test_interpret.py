@@ -366,6 +366,44 @@ def test_unusable_titles_files_are_one_line_usage_errors(tmp_path, name, content
     assert str(tmp_path / name) in str(error.value) and "\n" not in str(error.value)
 
 
+def test_titles_files_are_read_as_people_have_them(tmp_path):
+    """u.item with Windows line ends, blank lines and spaces; movies.csv with a byte-order mark and a quoted
+    title holding a comma."""
+    _ratings_folder(tmp_path)
+    lines = [_u_item_line(m, f"Film {m} (1995)") + (" " if m % 3 else "") for m in range(1, 21)]
+    (tmp_path / "u.item").write_bytes(("\r\n\r\n".join(lines) + "\r\n").encode("latin-1"))
+    inputs = LESSON.default_inputs(0, ratings=tmp_path / "u.data", users=6, movies=8, factors=3)
+    assert list(inputs["dotprod!movie_titles"].ravel()) == [f"Film {int(m)} (1995)"
+                                                             for m in inputs["dotprod!movie_ids"].ravel()]
+    assert set(inputs[KEY("genre")].ravel()) == {"Comedy"}
+
+    rows = _ratings_folder(tmp_path)
+    rows.to_csv(tmp_path / "ratings.csv", index=False)
+    text = "movieId,title,genres\r\n" + "".join(f'{m},"Story, part {m} (2001)",Drama\r\n' for m in range(1, 21))
+    (tmp_path / "movies.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    inputs = LESSON.default_inputs(0, ratings=tmp_path / "ratings.csv", users=6, movies=8, factors=3)
+    assert inputs["dotprod!movie_titles"][0, 0] == f"Story, part {int(inputs['dotprod!movie_ids'][0, 0])} (2001)"
+
+
+@pytest.mark.parametrize("name, content, line", [
+    ("u.item", _u_item_line(1, "One (1995)") + "\n\nx2|Two (1995)|x\n", 'line 3 is not a movie: "x2|Two (1995)|x"'),
+    ("u.item", _u_item_line(1, "One (1995)") + "\n2| |x\n", 'line 2 is not a movie: "2| |x"'),
+    ("movies.csv", 'movieId,title,genres\n1,"One, The (1995)",Drama\n2.5,Two (1995),Drama\n',
+     'line 3 is not a movie: "2.5,Two (1995),Drama"'),
+    ("movies.csv", "name,price\napple,3\n", 'line 1 is "name,price"'),
+])
+def test_a_line_that_is_not_a_movie_is_named(tmp_path, name, content, line):
+    rows = _ratings_folder(tmp_path)
+    ratings = tmp_path / "u.data"
+    if name == "movies.csv":
+        ratings = tmp_path / "ratings.csv"
+        rows.to_csv(ratings, index=False)
+    (tmp_path / name).write_bytes(content.encode("latin-1"))
+    with pytest.raises(UsageError) as error:
+        LESSON.default_inputs(0, ratings=ratings, users=6, movies=8, factors=3)
+    assert str(error.value).startswith(f"{tmp_path / name}: not a MovieLens titles file: {line} (expected ")
+
+
 def test_the_crosstab_titles_follow_the_chosen_movies():
     table = synthetic_ratings(0, 105, 210)
     _, movie_ids, _ = top_crosstab(table, 15, 15)
