@@ -8,7 +8,7 @@ from typing import Iterable
 
 from .errors import UsageError
 
-NAMES = ("collab_filter", "graddesc", "entropy_example", "regularization")
+NAMES = ("collab_filter", "graddesc", "entropy_example", "regularization", "mnist_sgd")
 
 
 def known(name: str) -> str:

@@ -14,11 +14,12 @@ from .entropy import Entropy
 from .errors import UsageError
 from .graddesc import GradDesc
 from .lesson import Lesson, SheetValues
+from .mnist import MnistSgd
 from .regularization import Regularization
 from .values import defined_name
 
-# In the order of the lesson: embeddings, optimizers, cross-entropy, then regularization.
-LESSONS: tuple[Lesson, ...] = (CollabFilter(), GradDesc(), Entropy(), Regularization())
+# In the order of the lesson: embeddings, optimizers, cross-entropy, regularization, then the MNIST notebook.
+LESSONS: tuple[Lesson, ...] = (CollabFilter(), GradDesc(), Entropy(), Regularization(), MnistSgd())
 
 #: What each workbook gained after release 0.1.0, with the release that first wrote it: a sheet (by its
 #: name), or a defined name on a sheet that earlier releases already had (by its key, `sheet!name`). A

@@ -119,6 +119,19 @@ TRIES = [
     Try("collab_filter", "Raise gd_steps_lr (lr on gd_steps) until the RMSE blows up",
         {("gd_steps!lr", 0, 0): lambda v: v * 30},
         lambda b, a: not np.all(np.isfinite(a["gd_steps!rmse"])) or a["gd_steps!rmse"][-1, 0] > 10 * b["gd_steps!rmse"][0, 0]),
+    # mnist_sgd
+    Try("mnist_sgd", "Change digits_shown_image (1 to 500) to draw another training image and its label",
+        {("digits!shown_image", 0, 0): 2.0},
+        lambda b, a: changed("digits!shown_pixels")(b, a)
+        and np.array_equal(a["digits!shown_pixels"].ravel(), a["train_x"][1])),
+    Try("mnist_sgd", "Try the notebook's logistic_lr = 0.02: after 20 steps the held-out accuracy has barely "
+        "left chance",
+        {("logistic!lr", 0, 0): 0.02},
+        lambda b, a: b["logistic!valid_accuracy"][-1, 0] >= 0.8 and a["logistic!valid_accuracy"][-1, 0] < 0.3),
+    Try("mnist_sgd", "Raise net_adam_lr (Adam's learning rate on net_adam) to 10 and it diverges",
+        {("net_adam!lr", 0, 0): 10.0},
+        lambda b, a: np.isfinite(b["net_adam!loss"]).all() and np.isnan(a["net_adam!loss"][1:]).all()
+        and np.isfinite(a["net_sgd!loss"]).all()),
 ]
 
 
