@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from lessonxl import collab
-from lessonxl.collab import (CROSSTAB_MODELS, CROSSTAB_RECIPE, GD_STEPS, MAX_ONE_HOT_CELLS, VALID_SHARE, CollabFilter,
+from lessonxl.collab import (CROSSTAB_MODELS, GD_STEPS, MAX_ONE_HOT_CELLS, VALID_SHARE, CollabFilter, crosstab_recipe,
                              EmbeddingDot, EmbeddingDotBias, OneHotCap, Recipe, all_pairs, fit_one_cycle,
                              held_out_cells, lesson_weights, lookup, match_ids, model_from_sheet, new_model,
                              rated_pairs, sheet_weights, train)
@@ -183,8 +183,10 @@ def test_gd_steps_are_autograd_and_torch_optim_sgd_on_the_cells_trained_on(colla
 
 def test_the_workbook_holds_the_trained_weights(collab_defaults, collab_results):
     ratings = torch.tensor(collab_defaults["bias!ratings"])
-    model, losses = train(ratings, 5, seed=0, bias=True, recipe=CROSSTAB_RECIPE,
-                          held_out=torch.tensor(collab_defaults["bias!valid"]))
+    held_out = torch.tensor(collab_defaults["bias!valid"])
+    n_train = int((~torch.isnan(ratings) & (held_out == 0)).sum())
+    assert crosstab_recipe(n_train).epochs == 100  # 3 batches an epoch, 300 steps
+    model, losses = train(ratings, 5, seed=0, bias=True, recipe=crosstab_recipe(n_train), held_out=held_out)
     np.testing.assert_allclose(collab_defaults["bias!movie_factors"], model.movie_factors.weight.detach().T,
                                atol=5e-7)  # rounded to 6 decimals
     with torch.no_grad():

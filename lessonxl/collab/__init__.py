@@ -17,8 +17,8 @@ of the same quantities stand side by side:
 - `lesson`: the workbook (`CollabFilter`): its sheets in order, default inputs and notes.
 """
 
-from .crosstab import (BIAS, BIAS_YRANGE, CROSSTAB_MODELS, CROSSTAB_RECIPE, DOTPROD, INTERPRETED, VALID_SHARE,
-                       CrosstabModel, held_out_rmse)
+from .crosstab import (BIAS, BIAS_YRANGE, CROSSTAB_MODELS, CROSSTAB_STEPS, DOTPROD, INTERPRETED, VALID_SHARE,
+                       CrosstabModel, crosstab_recipe, held_out_rmse)
 from .interpret import (INTERPRET, POWER_STEPS, RANKED, SQUARINGS, Interpret, fix_sign, genre_shares,
                         power_iteration, principal_components, ranked_count, ranking, repeated_squaring)
 from .lesson import MAX_CROSSTAB_CELLS, MAX_FACTORS, NOTES, CollabFilter
@@ -30,8 +30,8 @@ from .training import GD, GD_LR, GD_STEPS, GD_WD, GdSteps
 from .words import WORDS, WordEmb
 
 __all__ = [
-    "BIAS", "BIAS_YRANGE", "CROSSTAB_MODELS", "CROSSTAB_RECIPE", "DOTPROD", "INTERPRETED", "VALID_SHARE",
-    "CrosstabModel", "held_out_rmse", "INTERPRET", "POWER_STEPS", "RANKED", "SQUARINGS", "Interpret",
+    "BIAS", "BIAS_YRANGE", "CROSSTAB_MODELS", "CROSSTAB_STEPS", "DOTPROD", "INTERPRETED", "VALID_SHARE",
+    "CrosstabModel", "crosstab_recipe", "held_out_rmse", "INTERPRET", "POWER_STEPS", "RANKED", "SQUARINGS", "Interpret",
     "fix_sign", "genre_shares", "power_iteration", "principal_components", "ranked_count", "ranking",
     "repeated_squaring", "MAX_CROSSTAB_CELLS", "MAX_FACTORS", "NOTES", "CollabFilter", "LESSON_RECIPE",
     "Y_RANGE", "EmbeddingDot", "EmbeddingDotBias", "Recipe", "all_pairs", "fit_one_cycle", "held_out_cells",

@@ -3,6 +3,7 @@ predicted from latent factors, and the labels the other sheets give the crosstab
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,11 +21,18 @@ RATINGS_CAPTION = "ratings (blank = not rated)"
 #: ratings: a crosstab of 190 holds so few that a fifth is held out, 38 on the default workbook).
 VALID_SHARE = 0.2
 #: How torch trains the crosstab's models: the lesson's recipe (fastai's collab_learner, wd 0.1, batches
-#: of 64, one cycle), over 100 epochs at lr 1e-2 instead of 5 at 5e-3: the crosstab's ~150 training ratings
-#: make 3 batches an epoch, where the lesson's 90,000 made 1,400. Measured on the built-in data (seeds 0-4,
-#: 15 x 15, a fifth held out): held-out RMSE of bias_yrange 0.72 on average against 1.06 for the training
-#: mean; the lesson's own 5 epochs at 5e-3 leave every prediction near the sigmoid's middle.
-CROSSTAB_RECIPE = Recipe(epochs=100, lr=1e-2)
+#: of 64, one cycle) at lr 1e-2 instead of 5e-3, for 5 epochs or CROSSTAB_STEPS optimizer steps, whichever
+#: is more (`crosstab_recipe`): the default crosstab's ~150 training ratings make 3 batches an epoch where
+#: the lesson's 90,000 made 1,400, so it takes 100 epochs. Measured on the built-in data (seeds 0-4, 15 x 15,
+#: a fifth held out): held-out RMSE of bias_yrange 0.72 on average against 1.06 for the training mean; the
+#: lesson's own 5 epochs at 5e-3 leave every prediction near the sigmoid's middle.
+CROSSTAB_STEPS = 300
+
+
+def crosstab_recipe(n_train: int) -> Recipe:
+    """The recipe for a crosstab of `n_train` training ratings (see CROSSTAB_STEPS)."""
+    batches = math.ceil(n_train / Recipe.bs)
+    return Recipe(epochs=max(Recipe.epochs, math.ceil(CROSSTAB_STEPS / batches)), lr=1e-2)
 
 
 def id_labels(ids: np.ndarray) -> list[str]:
@@ -171,10 +179,11 @@ class CrosstabModel(SheetSpec):
 
     def defaults(self, ratings: np.ndarray, valid: np.ndarray, factors: int, seed: int) -> dict[str, np.ndarray]:
         """The ratings, the held-out cells `valid` and the weights torch trains on the others the lesson's way
-        (`CROSSTAB_RECIPE`: the Solver's job), to 6 decimals: the same file on any machine, whatever its
+        (`crosstab_recipe`: the Solver's job), to 6 decimals: the same file on any machine, whatever its
         last-bit rounding during training; y_lo and y_hi."""
         y_range = Y_RANGE if self.y_range else None
-        model, _ = train(torch.tensor(ratings), factors, seed, self.bias, y_range, CROSSTAB_RECIPE,
+        n_train = int(((~np.isnan(ratings)) & (valid == 0)).sum())
+        model, _ = train(torch.tensor(ratings), factors, seed, self.bias, y_range, crosstab_recipe(n_train),
                          torch.tensor(valid))
         weights = {self.key(name): np.round(w.numpy(), 6) for name, w in sheet_weights(model).items()}
         out = {self.key("ratings"): ratings, self.key("valid"): valid, **weights}
