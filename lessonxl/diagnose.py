@@ -1,20 +1,24 @@
-"""Where a failing workbook's mistakes are: the cells that differ from torch on their own, not because
-something they read differs.
+"""Where a failing workbook's mistakes are: the cells that differ from torch because their own formula
+is wrong, not because something they read differs.
 
-A formula cell that differs from torch while every cell it reads agrees with torch (or is an input) is a
-*root*: the mistake is there. A cell that differs only because a cell it reads differs *inherits* the
-difference. One wrong formula early in graddesc's Adam table makes 5,896 cells differ; one of them is a
-root.
+One wrong formula early in graddesc's Adam table makes 5,896 cells differ; one of them is the mistake.
+A differing formula cell is a mistake when its formula, given torch's value in every verified cell it
+reads, does not give torch's value (`formula.evaluate`, judged by `compare`'s rule): the formula itself
+is wrong, whatever it reads, so a mistake below another one is found too, and so is one whose difference
+an error value read from above hides. A formula the evaluator cannot compute is a mistake where it reads
+no differing cell (a *root*) and the same formula elsewhere in its column or row does not give torch's
+values. The same wrong formula filled down or across (the same R1C1 form) is one finding; typed values
+where formulas belong are findings too. Every other differing cell *inherits*: it reads, through
+differing cells, a finding; or it reads none and its difference is one within the tolerance above it,
+grown by a cancellation (graddesc's prediction - y), traced up to the finding it comes from.
 
 The cells a formula reads come from the formulas as the file holds them (`formula.precedents`: cell
 references, ranges, defined names of the file, sheet-scoped ones of earlier releases included; a range
-given to INDEX, OFFSET or MATCH counts as wholly read). Roots whose formulas are the same in R1C1 form
-(the same formula filled down or across) are one finding. Where lessonxl can lay the workbook out again
+given to INDEX, OFFSET or MATCH counts as wholly read). Where lessonxl can lay the workbook out again
 from the file's own inputs (`Lesson.layout`, with the same defined names in the same places), each cell
-has lessonxl's own formula: a cell whose formula is not lessonxl's and gives another value from the same
-cells is a mistake too, even below another one (a fill-down mistake is all its cells, not its first); and
-beside each mistake stands what lessonxl's formula gives from the values the user's sheet holds
-(`formula.evaluate`), which shows how far off the user's formula is at that cell.
+has lessonxl's own formula: a cell holding it is no mistake, and beside each mistake stands what
+lessonxl's formula gives from the values the user's sheet holds, which shows how far off the user's
+formula is at that cell.
 """
 
 from __future__ import annotations
@@ -85,11 +89,12 @@ _ATTRIBUTE = re.compile(r'\b(t|ref|si)="([^"]*)"')
 
 
 class Written(NamedTuple):
-    """A formula as a cell of the file holds it: its text ("=..."), and for a cell of a multi-cell array
-    formula its place in the array."""
+    """A formula as a cell of the file holds it: its text ("=..."), whether it is an array formula, and
+    for a cell of a multi-cell array formula its place in the array."""
 
     text: str
     array_at: tuple[int, int] = (0, 0)
+    array: bool = False
 
 
 def read_formulas(path: Path, parts: Mapping[str, str], sheets: Iterable[str]) -> dict[str, dict]:
@@ -136,7 +141,7 @@ def _formulas_of(xml: str) -> dict[tuple[int, int], Written]:
             (r0, _, c0, _), (r1, _, c1, _) = fx.corners(bounds) if bounds else ((row, 0, col, 0),) * 2
             for r in range(r0, r1 + 1):
                 for c in range(c0, c1 + 1):
-                    formulas[r, c] = Written("=" + text, (r - r0, c - c0))
+                    formulas[r, c] = Written("=" + text, (r - r0, c - c0), True)
         elif text and kind != "dataTable":
             formulas[row, col] = Written("=" + text)
     for row, col, index in pending:
@@ -384,7 +389,8 @@ class _Diagnoser:
         """Whether the cell's formula, on torch's values, misses torch's value (None: not evaluable)."""
         written = self.written(place)
         try:
-            result = fx.evaluate(written.text, *place, self.torch_world, self.names, written.array_at)
+            result = fx.evaluate(written.text, *place, self.torch_world, self.names, written.array_at,
+                                 written.array)
         except fx.Unsupported:
             return None
         return not self.agrees(place, result)

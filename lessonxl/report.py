@@ -442,7 +442,9 @@ def as_json(reports: Sequence[Report], hint: bool = True) -> list[dict]:
             return [clean(v) for v in value]
         if isinstance(value, dict):
             return {k: clean(v) for k, v in value.items()}
-        return value
+        if value is None or isinstance(value, (str, int, float, bool)):
+            return value
+        return reader.describe(value)  # a cell's value JSON has no type for (a date): as a user says it
     out = [clean({**asdict(report), "ok": report.ok}) for report in reports]
     if not hint:
         for data in out:
