@@ -91,8 +91,9 @@ def test_every_release_has_a_fixture_of_each_workbook():
         for name in workbooks.values():
             assert (FIXTURES / name).is_file() and name in EDITS
     assert {name for workbooks in RELEASES.values() for name in workbooks.values()} == set(EDITS)
+    # every workbook a release wrote (mnist_sgd came after 0.4.0: no release wrote it yet)
     assert {w for release in ("0.2.0", "0.3.0", "0.4.0") for w in RELEASES[release]} == \
-        {lesson.name for lesson in registry.LESSONS}
+        {lesson.name for lesson in registry.LESSONS} - {"mnist_sgd"}
 
 
 @pytest.mark.parametrize("name", list(EDITS))
