@@ -75,12 +75,19 @@ class Report:
                      "mistakes": "", "inherited": None}]
         else:
             saved = self.saved.checks if self.saved else []
-            found = _finding_cells(self)
-            rows = [_row(check, RECALCULATED, found) for check in self.checks]
+            rows = [_row(check, RECALCULATED, self.findings) for check in self.checks]
             rows += [_row(check, self.saved.application) for check in saved]
         frame = pd.DataFrame(rows, columns=FRAME_COLUMNS[1:])
         frame.insert(0, "workbook", self.path)
         return frame
+
+    def findings_frame(self):
+        """One row per finding (`diagnose`): its kind, where (a range for a formula filled down), how many
+        cells, the first and its formula, the sheet's and torch's values there, what lessonxl's formula
+        gives there, and how many cells differ because of it."""
+        import pandas as pd
+
+        return pd.DataFrame(_finding_rows(self), columns=FINDING_COLUMNS)
 
     def _repr_html_(self) -> str:
         return Reports([self])._repr_html_()
@@ -91,18 +98,31 @@ FRAME_COLUMNS = ["workbook", "computed_by", "sheet", "quantity", "cells", "max_a
 RECALCULATED = "LibreOffice (verify's recalculation)"
 
 
-def _row(check: Check, computed_by: str, found: set[str] | None = None) -> dict:
-    """One quantity's row; with `found` (the cells of the findings: LibreOffice's recalculation), the
-    quantity's cells that are mistakes (`mistakes`) and the number that differ only through them."""
+def _row(check: Check, computed_by: str, findings: list[Finding] | None = None) -> dict:
+    """One quantity's row; with `findings` (LibreOffice's recalculation), where its mistakes are (each
+    finding with a cell in it, as the report names it: adam!K29:K627) and how many of its cells differ
+    only through them."""
     row = {"computed_by": computed_by, "sheet": check.sheet, "quantity": check.name, "cells": check.cells,
            "max_abs_err": check.max_abs, "max_rel_err": check.max_rel, "worst_cell": check.worst,
            "result": "pass" if check.passed else "FAIL", "detail": _failure(check) if not check.passed else "",
            "mistakes": "", "inherited": None}
-    if found is not None:
-        mistakes = [cell for cell in check.mismatches if cell in found]
-        row["mistakes"] = _listed(mistakes)
-        row["inherited"] = len(check.mismatches) - len(mistakes)
+    if findings is not None:
+        differ = set(check.mismatches)
+        mine = [finding for finding in findings if differ.intersection(finding.cells)]
+        row["mistakes"] = "; ".join(finding.where for finding in mine)
+        row["inherited"] = len(differ - {cell for finding in mine for cell in finding.cells})
     return row
+
+
+FINDING_COLUMNS = ["workbook", "kind", "where", "cells", "first", "formula", "sheet_value", "torch_value",
+                   "expected", "inherited"]
+
+
+def _finding_rows(report: Report) -> list[dict]:
+    return [{"workbook": report.path, "kind": finding.kind, "where": finding.where, "cells": len(finding.cells),
+             "first": finding.first, "formula": finding.formula, "sheet_value": finding.sheet_value,
+             "torch_value": finding.torch_value, "expected": finding.expected, "inherited": finding.inherited}
+            for finding in report.findings]
 
 
 def _finding_cells(report: Report) -> set[str]:
@@ -126,6 +146,12 @@ class Reports(list):
 
         frames = [report.to_frame() for report in self]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=FRAME_COLUMNS)
+
+    def findings_frame(self):
+        """Every report's findings in one pandas DataFrame (see `Report.findings_frame`)."""
+        import pandas as pd
+
+        return pd.DataFrame([row for report in self for row in _finding_rows(report)], columns=FINDING_COLUMNS)
 
     def _repr_html_(self) -> str:
         """For a notebook: one line per workbook with its findings below it, then each failing

@@ -140,6 +140,8 @@ def test_json_and_frames_carry_the_findings():
     frame = report.to_frame()
     assert frame[["quantity", "mistakes", "inherited"]].values.tolist() == [
         ["v_intercept", "adam!K40", 587], ["intercept", "", 588]]
+    assert Reports([report]).findings_frame()[["where", "cells", "first", "inherited"]].values.tolist() == [
+        ["adam!K40", 1, "adam!K40", 1175]]
 
 
 def test_the_notebook_shows_the_findings_first_and_the_path_once():
@@ -330,6 +332,8 @@ def test_a_fill_down_mistake_is_one_finding(diagnosed):
     _, _, report = diagnosed["fill_down"]
     [finding] = report.findings
     assert finding.where == "adam!K29:K627" and len(finding.cells) == 599
+    frame = report.to_frame()
+    assert frame.query("sheet == 'adam' and quantity == 'v_intercept'")["mistakes"].tolist() == ["adam!K29:K627"]
     assert format_summary(report).splitlines()[1].startswith(
         "  the mistake is the same formula in adam!K29:K627 (599 cells), first adam!K29 (=adam_beta2*K28+")
 
