@@ -137,10 +137,11 @@ def test_held_out_cells_are_a_seeded_share_of_the_rated_ones(collab_defaults):
     ratings = collab_defaults["dotprod!ratings"]
     mask = held_out_cells(ratings, VALID_SHARE, 0)
     rated = ~np.isnan(ratings)
-    assert set(np.unique(mask)) == {0.0, 1.0} and not mask[~rated].any()
-    assert mask.sum() == round(VALID_SHARE * rated.sum())
+    held = mask == 1
+    assert np.isnan(mask[~held]).all() and not held[~rated].any()  # blank (trained on) but where held out
+    assert held.sum() == round(VALID_SHARE * rated.sum())
     np.testing.assert_array_equal(mask, held_out_cells(ratings, VALID_SHARE, 0))
-    assert not np.array_equal(mask, held_out_cells(ratings, VALID_SHARE, 1))
+    assert not np.array_equal(mask, held_out_cells(ratings, VALID_SHARE, 1), equal_nan=True)
     for sheet in ("dotprod", "bias", "bias_yrange", "gd_steps"):
         np.testing.assert_array_equal(collab_defaults[f"{sheet}!valid"], mask)
 
@@ -153,7 +154,7 @@ def test_the_crosstab_models_train_on_the_cells_not_held_out(collab_defaults):
     before, _ = train(ratings, 5, 0, True, (0.0, 5.5), recipe, mask)
     for held, moves in ((1, False), (0, True)):
         edited = ratings.clone()
-        cell = tuple(torch.nonzero((mask == held) & ~torch.isnan(ratings))[0])
+        cell = tuple(torch.nonzero((torch.nan_to_num(mask) == held) & ~torch.isnan(ratings))[0])
         edited[cell] = 5.5 - edited[cell]
         after, _ = train(edited, 5, 0, True, (0.0, 5.5), recipe, mask)
         same = all(torch.equal(a, b) for a, b in zip(before.parameters(), after.parameters()))
@@ -166,7 +167,7 @@ def test_gd_steps_are_autograd_and_torch_optim_sgd_on_the_cells_trained_on(colla
                   for name in ("user_factors", "movie_factors", "user_bias", "movie_bias")}
         model = model_from_sheet(*values.values())
         ratings = torch.tensor(collab_defaults["gd_steps!ratings"])
-        train_cells = ~torch.isnan(ratings) & (torch.tensor(collab_defaults["gd_steps!valid"]) == 0)
+        train_cells = ~torch.isnan(ratings) & torch.isnan(torch.tensor(collab_defaults["gd_steps!valid"]))
         sgd = torch.optim.SGD(model.parameters(), lr=float(collab_defaults["gd_steps!lr"][0, 0]), weight_decay=wd)
         users, movies = all_pairs(*ratings.shape, CPU)
         inputs = dict(collab_defaults, **{"gd_steps!wd": np.array([[wd]])})
@@ -184,7 +185,7 @@ def test_gd_steps_are_autograd_and_torch_optim_sgd_on_the_cells_trained_on(colla
 def test_the_workbook_holds_the_trained_weights(collab_defaults, collab_results):
     ratings = torch.tensor(collab_defaults["bias!ratings"])
     held_out = torch.tensor(collab_defaults["bias!valid"])
-    n_train = int((~torch.isnan(ratings) & (held_out == 0)).sum())
+    n_train = int((~torch.isnan(ratings) & torch.isnan(held_out)).sum())
     assert crosstab_recipe(n_train).epochs == 100  # 3 batches an epoch, 300 steps
     model, losses = train(ratings, 5, seed=0, bias=True, recipe=crosstab_recipe(n_train), held_out=held_out)
     np.testing.assert_allclose(collab_defaults["bias!movie_factors"], model.movie_factors.weight.detach().T,
@@ -222,14 +223,18 @@ def test_bias_beats_the_plain_dot_product(collab_results):
 
 
 def test_the_held_out_rmse_weighs_cells_as_the_formulas_do(collab_defaults):
-    """valid = 0.5 counts a cell half in training and half held out; all 0 leaves valid_rmse nan (#DIV/0!)."""
+    """valid = 0.5 counts a cell half in training and half held out; all 0 (or blank) leaves valid_rmse nan
+    (#DIV/0!)."""
     edited = {key: np.array(value, copy=True) for key, value in collab_defaults.items()}
     edited["dotprod!valid"][:] = 0.5
     results = LESSON.evaluate(edited, CPU)
     assert results["dotprod!train_rmse"][0, 0] == pytest.approx(results["dotprod!rmse"][0, 0], rel=1e-12)
     assert results["dotprod!valid_rmse"][0, 0] == pytest.approx(results["dotprod!rmse"][0, 0], rel=1e-12)
-    edited["dotprod!valid"][:] = 0.0
-    assert np.isnan(LESSON.evaluate(edited, CPU)["dotprod!valid_rmse"][0, 0])
+    for nothing_held_out in (0.0, np.nan):
+        edited["dotprod!valid"][:] = nothing_held_out
+        results = LESSON.evaluate(edited, CPU)
+        assert np.isnan(results["dotprod!valid_rmse"][0, 0])
+        assert results["dotprod!train_rmse"][0, 0] == pytest.approx(results["dotprod!rmse"][0, 0], rel=1e-12)
 
 
 # ---------------------------------------------------------------- the sheets' quantities
@@ -268,8 +273,9 @@ def test_gd_steps_equal_the_spreadsheet_gradient_formulas(collab_defaults, colla
     training weight (0 where held out), weight decay added to the gradient in the update."""
     ratings = collab_defaults["gd_steps!ratings"]
     rated = ~np.isnan(ratings)
-    train_weight = np.where(rated, 1 - collab_defaults["gd_steps!valid"], 0.0)
-    held = np.where(rated, collab_defaults["gd_steps!valid"], 0.0)
+    valid = np.nan_to_num(collab_defaults["gd_steps!valid"])  # blank: trained on
+    train_weight = np.where(rated, 1 - valid, 0.0)
+    held = np.where(rated, valid, 0.0)
     n = train_weight.sum()
     uf, mf = collab_defaults["gd_steps!user_factors"], collab_defaults["gd_steps!movie_factors"]
     ub, mb = collab_defaults["gd_steps!user_bias"], collab_defaults["gd_steps!movie_bias"]

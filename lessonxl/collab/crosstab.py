@@ -78,7 +78,6 @@ class CrosstabModel(SheetSpec):
     y_range: bool = False
     holds_ids: bool = False  # the crosstab's user ids, movie ids and titles are this sheet's inputs
     held_out: bool = True    # a validation split of the rated cells, and the RMSEs it gives
-    blank_inputs = frozenset({"ratings"})
 
     @property
     def weights(self) -> tuple[str, ...]:
@@ -93,6 +92,11 @@ class CrosstabModel(SheetSpec):
     @property
     def params(self) -> frozenset[str]:
         return frozenset(self.weights)
+
+    @property
+    def blank_inputs(self) -> frozenset[str]:
+        """Unrated cells are blank, and so are the cells of `valid` not held out."""
+        return frozenset({"ratings", "valid"} if self.held_out else {"ratings"})
 
     @property
     def text_inputs(self) -> frozenset[str]:
@@ -115,7 +119,7 @@ class CrosstabModel(SheetSpec):
             if self.bias:
                 out["dot"] = model.dot(*pairs).reshape(ratings.shape)
         if self.held_out:
-            out |= held_out_rmse(ratings, values["valid"], predictions)
+            out |= held_out_rmse(ratings, torch.nan_to_num(values["valid"]), predictions)
         return out
 
     def layout(self, sheet: Sheet) -> None:
@@ -182,7 +186,7 @@ class CrosstabModel(SheetSpec):
         (`crosstab_recipe`: the Solver's job), to 6 decimals: the same file on any machine, whatever its
         last-bit rounding during training; y_lo and y_hi."""
         y_range = Y_RANGE if self.y_range else None
-        n_train = int(((~np.isnan(ratings)) & (valid == 0)).sum())
+        n_train = int((~np.isnan(ratings) & np.isnan(valid)).sum())
         model, _ = train(torch.tensor(ratings), factors, seed, self.bias, y_range, crosstab_recipe(n_train),
                          torch.tensor(valid))
         weights = {self.key(name): np.round(w.numpy(), 6) for name, w in sheet_weights(model).items()}
@@ -231,11 +235,12 @@ def held_out_rmse(ratings: torch.Tensor, valid: torch.Tensor, predictions: torch
 
 
 def held_out_mask(sheet: Sheet, ratings: Block) -> Block:
-    """The input `valid` right of the ratings (1 = held out of training), and the held-out ratings marked
-    in the crosstab (a conditional format: edit the mask, the marks follow)."""
+    """The input `valid` right of the ratings (1 = held out of training, blank = trained on: every formula
+    takes a blank for 0), and the held-out ratings marked in the crosstab (a conditional format: edit the
+    mask, the marks follow)."""
     _, movie_labels = crosstab_labels(sheet)
     valid = sheet.block("valid", ratings.top, ratings.right + 2, headers=movie_labels, num_format="0",
-                        caption="valid: 1 = held out of training (orange in the ratings), 0 = trained on")
+                        caption="valid: 1 = held out of training (orange in the ratings), blank or 0 = trained on")
     marked = sheet.book.workbook.add_format({"bg_color": "#F8CBAD", "font_color": "#833C0B", "bold": True})
     sheet.ws.conditional_format(ratings.top, ratings.left, ratings.bottom, ratings.right, {
         "type": "formula", "criteria": f'=AND({ratings.cell()}<>"",{valid.cell()}=1)', "format": marked})
@@ -248,7 +253,7 @@ def held_out_blocks(sheet: Sheet, ratings: Block, valid: Block, predictions: Blo
     train, held = f'({r}<>"")*(1-{v})', f'({r}<>"")*{v}'
     rows = (
         ("train_rmse", "train RMSE", False, f"=SQRT(SUMPRODUCT({train}*({r}-{p})^2)/SUMPRODUCT({train}))",
-         "over the rated cells trained on (valid = 0)"),
+         "over the rated cells trained on (valid blank or 0)"),
         ("valid_rmse", "valid RMSE", True, f"=SQRT(SUMPRODUCT({held}*({r}-{p})^2)/SUMPRODUCT({held}))",
          "over the held-out cells (valid = 1): ratings training never saw"),
         ("train_mean", "train mean", False, f"=SUMPRODUCT({train}*{r})/SUMPRODUCT({train})",

@@ -195,9 +195,11 @@ def new_model(n_users: int, n_movies: int, factors: int, seed: int, bias: bool =
 
 def train(ratings: torch.Tensor, factors: int, seed: int, bias: bool = True, y_range=None,
           recipe: Recipe = LESSON_RECIPE, held_out: torch.Tensor | None = None) -> tuple[EmbeddingDot, torch.Tensor]:
-    """A seeded model trained the lesson's way on a crosstab's rated cells, those `held_out` (nonzero)
-    left out: the model and its training loss per epoch."""
-    train_cells = ~torch.isnan(ratings) if held_out is None else ~torch.isnan(ratings) & (held_out == 0)
+    """A seeded model trained the lesson's way on a crosstab's rated cells, those `held_out` (nonzero; blank,
+    NaN, is 0) left out: the model and its training loss per epoch."""
+    train_cells = ~torch.isnan(ratings)
+    if held_out is not None:
+        train_cells &= torch.nan_to_num(held_out) == 0
     users, movies = torch.nonzero(train_cells, as_tuple=True)
     model = new_model(*ratings.shape, factors, seed, bias, y_range, recipe.std)
     return model, fit_one_cycle(model, users, movies, ratings[users, movies], recipe, seed)
@@ -205,11 +207,11 @@ def train(ratings: torch.Tensor, factors: int, seed: int, bias: bool = True, y_r
 
 def held_out_cells(ratings: np.ndarray, share: float, seed: int) -> np.ndarray:
     """A seeded validation split of the crosstab's rated cells: 1 where a rated cell is held out (round(share
-    x rated) of them, drawn without replacement), 0 elsewhere."""
+    x rated) of them, drawn without replacement), NaN (a blank cell: trained on) elsewhere."""
     rated = np.flatnonzero(~np.isnan(ratings))
     gen = torch.Generator().manual_seed(seed)
     picked = rated[torch.randperm(len(rated), generator=gen)[:round(share * len(rated))].numpy()]
-    mask = np.zeros(ratings.shape)
+    mask = np.full(ratings.shape, np.nan)
     mask.flat[np.sort(picked)] = 1.0
     return mask
 

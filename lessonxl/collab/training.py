@@ -40,7 +40,6 @@ class GdSteps(SheetSpec):
     teaches = "gradient descent unrolled in formulas, with weight decay and held-out ratings, checked against " \
               "autograd and torch.optim.SGD"
     weights = ("user_factors", "movie_factors", "user_bias", "movie_bias")
-    blank_inputs = frozenset({"ratings"})
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -50,12 +49,17 @@ class GdSteps(SheetSpec):
     def params(self) -> frozenset[str]:
         return frozenset(self.weights)
 
+    @property
+    def blank_inputs(self) -> frozenset[str]:
+        """Unrated cells are blank, and so are the cells of `valid` not held out."""
+        return frozenset({"ratings", "valid"} if self.held_out else {"ratings"})
+
     def compute(self, values) -> dict[str, torch.Tensor]:
         ratings = values["ratings"]
         model = model_from_sheet(*(values[name] for name in self.weights))
         params, lr = list(model.parameters()), values["lr"].reshape(())
         wd = values["wd"].reshape(()) if self.held_out else torch.zeros_like(lr)
-        valid = values["valid"] if self.held_out else torch.zeros_like(ratings)
+        valid = torch.nan_to_num(values["valid"]) if self.held_out else torch.zeros_like(ratings)
         users, movies = all_pairs(*ratings.shape, ratings.device)
         rated = ~torch.isnan(ratings)
         known = torch.nan_to_num(ratings)
