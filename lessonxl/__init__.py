@@ -13,7 +13,7 @@ In Python (a notebook, a script):
 Every problem raises `lessonxl.LessonxlError`, whose message is the command line's one line.
 """
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 from .api import Workbook, generate, read, verify, watch  # noqa: E402
 from .errors import UsageError as LessonxlError  # noqa: E402
