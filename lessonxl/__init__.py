@@ -15,8 +15,21 @@ Every problem raises `lessonxl.LessonxlError`, whose message is the command line
 
 __version__ = "0.5.0"
 
-from .api import Workbook, generate, read, verify, watch  # noqa: E402
-from .errors import UsageError as LessonxlError  # noqa: E402
-from .report import Report, Reports  # noqa: E402
-
 __all__ = ["generate", "verify", "watch", "read", "Workbook", "Report", "Reports", "LessonxlError", "__version__"]
+
+
+def __getattr__(name: str):
+    """The public API, imported on first use: `import lessonxl` and the command line's `list` and
+    `--help` stay quick, without torch, numpy or openpyxl."""
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import api, errors, report
+
+    globals().update(generate=api.generate, verify=api.verify, watch=api.watch, read=api.read,
+                     Workbook=api.Workbook, Report=report.Report, Reports=report.Reports,
+                     LessonxlError=errors.UsageError)
+    return globals()[name]
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

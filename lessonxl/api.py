@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 import numpy as np
 
 from . import catalog, files, reader, workers
+from .catalog import DEFAULT_FOLDER
 from .errors import UsageError as LessonxlError
 from .recalc import DEFAULT_TIMEOUT, Engine
 from .sameness import KEPT
@@ -33,7 +34,6 @@ from .watch import watch as watch_files  # imported here: `lessonxl.watch` stays
 if TYPE_CHECKING:
     from .lesson import Written
 
-DEFAULT_FOLDER = Path("workbooks")
 
 
 def generate(names: Sequence[str] = (), out: str | Path = DEFAULT_FOLDER, seed: int = 0,

@@ -13,10 +13,9 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .api import DEFAULT_FOLDER
+from .catalog import CONTENTS, DEFAULT_FOLDER, DEFAULT_TOL
 from .errors import UsageError
 from .recalc import DEFAULT_TIMEOUT
-from .compare import DEFAULT_TOL
 
 
 GENERATE_EXAMPLE = """example:
@@ -245,11 +244,9 @@ class Progress:
 
 
 def _list(args) -> int:
-    from .registry import LESSONS
-
-    for lesson in LESSONS:
-        print(f"{lesson.filename}: {lesson.title}")
-        for sheet, what in lesson.sheets.items():
+    for name, (title, sheets) in CONTENTS.items():
+        print(f"{name}.xlsx: {title}")
+        for sheet, what in sheets.items():
             print(f"  {sheet:<18} {what}")
     return 0
 
@@ -272,9 +269,13 @@ def main(argv=None) -> int:
         code = 2
     except KeyboardInterrupt:
         code = 130
-    if argv is None:
-        _exit_now(code)
     return code
+
+
+def console() -> None:
+    """The `lessonxl` console script: `main`, then an immediate exit. (`python -m lessonxl` and callers of
+    `main` exit as Python does, so that coverage, atexit handlers and the caller's own code still run.)"""
+    _exit_now(main())
 
 
 def _exit_now(code: int) -> None:

@@ -18,8 +18,8 @@ from typing import Container, Mapping
 import numpy as np
 
 from . import reader
+from .catalog import DEFAULT_TOL
 
-DEFAULT_TOL = 1e-9
 
 
 @dataclass

@@ -196,12 +196,6 @@ def test_an_unknown_name_is_refused_before_any_worker_starts(tmp_path, servers):
     assert servers == [] and not list(tmp_path.iterdir())
 
 
-def test_the_catalog_names_the_registered_workbooks_in_order():
-    from lessonxl import catalog
-    from lessonxl.registry import LESSONS
-    assert catalog.NAMES == tuple(lesson.name for lesson in LESSONS)
-
-
 def test_where_fork_is_unsafe_the_workbooks_are_made_in_this_process(tmp_path, monkeypatch):
     started = []
     monkeypatch.setattr(workers, "Server", lambda: started.append(1))
