@@ -21,12 +21,11 @@ from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 import numpy as np
 
 from . import catalog, files, reader, workers
-from .catalog import DEFAULT_FOLDER
+from .catalog import DEFAULT_FOLDER, DEFAULT_TOL
 from .errors import UsageError as LessonxlError
 from .recalc import DEFAULT_TIMEOUT, Engine
 from .sameness import KEPT
 from .values import defined_name, name_of
-from .compare import DEFAULT_TOL
 from .report import Reports
 from .verify import verify_paths
 from .watch import watch as watch_files  # imported here: `lessonxl.watch` stays the function below

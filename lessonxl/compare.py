@@ -18,7 +18,6 @@ from typing import Container, Mapping
 import numpy as np
 
 from . import reader
-from .catalog import DEFAULT_TOL
 
 
 
@@ -61,6 +60,8 @@ def compare(values: Mapping[tuple[int, int], object], area: reader.Area, name: s
     positions = [cell for cell in area.cells() if only is None or cell in only]
     if not positions:
         return Check(area.sheet, name, 0, 0.0, 0.0, "", True)
+    if np.asarray(truth.value).dtype == object:
+        return _compare_labels(values, area, name, truth, positions, formulas)
     actual = [values.get(cell) for cell in positions]
     flat = [(row - area.min_row) * area.shape[1] + (col - area.min_col) for row, col in positions]
     want = np.asarray(truth.value, dtype=np.float64).reshape(-1)[flat]
@@ -97,6 +98,26 @@ def compare(values: Mapping[tuple[int, int], object], area: reader.Area, name: s
     typed = [where(k) for k in np.flatnonzero(typed_mask)]
     return Check(area.sheet, name, len(positions), max_abs, max_rel, where(at), not mismatches, mismatches,
                  (actual[at], float(want[at])), int((~finite).sum()), int(error_value.sum()), typed)
+
+
+def _compare_labels(values: Mapping[tuple[int, int], object], area: reader.Area, name: str, truth: Truth,
+                    positions: list[tuple[int, int]], formulas: Container[tuple[int, int]] | None) -> Check:
+    """`compare` for a quantity of labels (titles a formula looks up): a cell equals torch's text ignoring
+    case, as = and MATCH compare text; a number, a blank or an error value where a label belongs differs,
+    and so does a typed label where the workbook has a formula."""
+    grid = np.asarray(truth.value)
+    want = {cell: str(grid[cell[0] - area.min_row, cell[1] - area.min_col]) for cell in positions}
+    mismatches, typed, worst = [], [], positions[0]
+    for cell in positions:
+        got, where = values.get(cell), reader.address(area.sheet, *cell)
+        hard_coded = formulas is not None and cell not in formulas
+        if hard_coded:
+            typed.append(where)
+        if hard_coded or not (isinstance(got, str) and not is_error(got) and got.casefold() == want[cell].casefold()):
+            worst = worst if mismatches else cell
+            mismatches.append(where)
+    return Check(area.sheet, name, len(positions), 0.0, 0.0, reader.address(area.sheet, *worst), not mismatches,
+                 mismatches, (values.get(worst), want[worst]), typed=typed)
 
 
 def is_error(value) -> bool:

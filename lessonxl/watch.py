@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .compare import DEFAULT_TOL
+from .catalog import DEFAULT_TOL
 from .report import Reports
 from .verify import verify_in
 from .recalc import DEFAULT_TIMEOUT, Engine

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from lessonxl import reader
-from lessonxl.compare import DEFAULT_TOL, Truth, compare, is_error
+from lessonxl.catalog import DEFAULT_TOL
+from lessonxl.compare import Truth, compare, is_error
 
 INF, NAN = math.inf, math.nan
 
