@@ -18,7 +18,8 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from . import files, reader
-from .compare import DEFAULT_TOL, Check, Truth, compare
+from .catalog import DEFAULT_TOL
+from .compare import Check, Truth, compare
 from .errors import UsageError
 from .recalc import DEFAULT_TIMEOUT, Engine, EngineFailure
 from .report import Report, Reports, SavedValues
