@@ -11,9 +11,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 from . import reader
-from .compare import Check, is_error
+from .compare import Check
 from .diagnose import Finding
 from .saved import LESSONXL
+from .values import is_error
 
 MISMATCHES_SHOWN = 5
 MISTAKES_SHOWN = 5  # findings named by the default report; -v and --json have them all
@@ -92,6 +93,10 @@ class Report:
     def _repr_html_(self) -> str:
         return Reports([self])._repr_html_()
 
+    def __repr__(self) -> str:
+        """One line, as `lessonxl verify` prints it; the detail is in `to_frame()` and `findings_frame()`."""
+        return f"<Report {summary_line(self)}>"
+
 
 FRAME_COLUMNS = ["workbook", "computed_by", "sheet", "quantity", "cells", "max_abs_err", "max_rel_err",
                  "worst_cell", "result", "detail", "mistakes", "inherited"]
@@ -139,6 +144,15 @@ class Reports(list):
     @property
     def exit_code(self) -> int:
         return exit_code(self)
+
+    def __repr__(self) -> str:
+        """The counts, and the first file that did not pass (its line as `lessonxl verify` prints it)."""
+        errors = sum(1 for report in self if report.error)
+        passed = sum(1 for report in self if report.passed)
+        failed = len(self) - passed - errors
+        counts = f"<Reports: {len(self)} files, {passed} passed, {failed} failed, {errors} unusable"
+        first = next((report for report in self if not report.passed), None)
+        return f"{counts}; first: {summary_line(first)}>" if first else f"{counts}>"
 
     def to_frame(self):
         """Every report's rows in one pandas DataFrame (see `Report.to_frame`)."""

@@ -35,6 +35,7 @@ def test_generate_verify_read_back_and_report_frames(generated, tmp_path):
                                    "max_rel_err", "worst_cell", "result", "detail", "mistakes", "inherited"]
     assert len(frame) == sum(len(report.checks) for report in reports) and set(frame["result"]) == {"pass"}
     assert "<table" not in reports._repr_html_() and "249 of 249 formula cells equal torch" in reports._repr_html_()
+    assert repr(reports) == "<Reports: 2 files, 2 passed, 0 failed, 0 unusable>"
     book = lessonxl.read(edited)
     # the recalculated softmax of the edited row, against torch's own softmax of the inputs read back
     logits = book.tensor("softmax!logits")
@@ -56,6 +57,11 @@ def test_a_failing_report_shows_failures_first(generated, tmp_path):
     assert not report.passed and report.exit_code == 1
     html = report._repr_html_()
     assert "<table" in html and "FAIL" in html and "softmax!K6" in html
+    shown = repr(report)  # one line (the dataclass's own repr of a failing report ran to 100 KB)
+    assert shown.startswith(f"<Report FAIL {mutant}: entropy_example, 7 of ") and "\n" not in shown \
+        and len(shown) < 300, shown
+    listed = repr(lessonxl.Reports([report, lessonxl.Report("broken.xlsx", error="broken.xlsx: not a workbook")]))
+    assert listed == f"<Reports: 2 files, 0 passed, 1 failed, 1 unusable; first: {shown[len('<Report '):-1]}>"
     failing = report.to_frame().query("result == 'FAIL'")
     assert list(failing["quantity"]) == ["exp_logits", "sum_exp", "probs"]  # the change and what it feeds
     assert "softmax!K6" in failing["detail"].iloc[0]
