@@ -93,6 +93,16 @@ def find_uno_python(soffice: str) -> str:
     raise UsageError(BRIDGE_HINT.format(python="no Python found"))
 
 
+def check_uno(python: str) -> None:
+    """Refuse, before LibreOffice starts and once for the whole run, a `python` that cannot `import uno`."""
+    try:
+        works = subprocess.run([python, "-c", "import uno"], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        works = False
+    if not works:
+        raise UsageError(BRIDGE_HINT.format(python=python))
+
+
 def soffice_command(sources: Sequence[Path], outdir: Path, profile: Path, target: str = "xlsx") -> list[str]:
     """The command that converts `sources` into `outdir` with the throw-away `profile`."""
     return [find_soffice(), f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
@@ -140,6 +150,7 @@ class Engine:
         self.timeout = timeout
         soffice = find_soffice()
         self.python = find_uno_python(soffice)
+        check_uno(self.python)
         profile = make_profile(workdir / "profile")
         name = f"lessonxl_{os.getpid()}_{uuid.uuid4().hex[:12]}"
         # LibreOffice listens on two sockets in /tmp: the one named after its profile (single instance)

@@ -147,18 +147,27 @@ def _one_line(result, *needles):
         assert needle in result.stderr, result.stderr
 
 
-def test_a_python_without_the_bridge_says_how_to_install_it(generated):
-    """A Python that cannot import uno (this venv's own): one line, how to install python3-uno."""
-    env = {**os.environ, "LESSONXL_UNO_PYTHON": sys.executable}
-    _one_line(run_cli("verify", "--device", "cpu", generated["entropy_example"], env=env),
-              str(generated["entropy_example"]), "apt-get install python3-uno", "LESSONXL_UNO_PYTHON")
-    env["LESSONXL_UNO_PYTHON"] = "/no/such/python"
+def fake_bridge(folder: Path, body: str) -> Path:
+    """A stand-in for the bridge's Python: it passes the engine's `import uno` probe, then runs `body`."""
+    return fake_soffice(folder, '[ "$1" = "-c" ] && exit 0\n' + body)
+
+
+def test_a_python_without_the_bridge_says_how_to_install_it_once_before_libreoffice_starts(generated, tmp_path):
+    """A Python that cannot import uno (this venv's own): one line for the whole run, how to install
+    python3-uno, and LibreOffice (a script leaving a mark) never started."""
+    mark = tmp_path / "started"
+    env = {**os.environ, "LESSONXL_UNO_PYTHON": sys.executable,
+           "LESSONXL_SOFFICE": str(fake_soffice(tmp_path, f"touch '{mark}'\nsleep 30"))}
+    _one_line(run_cli("verify", "--device", "cpu", generated["entropy_example"], generated["graddesc"], env=env),
+              f"{sys.executable} cannot import uno", "apt-get install python3-uno", "LESSONXL_UNO_PYTHON")
+    assert not mark.exists()
+    env = {**os.environ, "LESSONXL_UNO_PYTHON": "/no/such/python"}
     _one_line(run_cli("verify", "--device", "cpu", generated["entropy_example"], env=env),
               "LESSONXL_UNO_PYTHON=/no/such/python is not an executable", "python3-uno")
 
 
 def test_a_crashed_bridge_is_one_line(generated, tmp_path):
-    bridge = fake_soffice(tmp_path, "echo 'bridge: something went wrong' >&2\nexit 3")
+    bridge = fake_bridge(tmp_path, "echo 'bridge: something went wrong' >&2\nexit 3")
     env = {**os.environ, "LESSONXL_UNO_PYTHON": str(bridge)}
     _one_line(run_cli("verify", "--device", "cpu", generated["entropy_example"], env=env),
               "LibreOffice's bridge", "stopped: bridge: something went wrong")
@@ -167,7 +176,7 @@ def test_a_crashed_bridge_is_one_line(generated, tmp_path):
 def test_a_bridge_that_writes_no_json_fails_at_once_saying_what_it_read(generated, tmp_path):
     """A line that is not the bridge's JSON (a library printing to stdout) ends the run at once, quoting
     the line, instead of waiting out --timeout for a reply that never comes."""
-    bridge = fake_soffice(tmp_path, "echo 'Warning: something printed this'\nsleep 300")
+    bridge = fake_bridge(tmp_path, "echo 'Warning: something printed this'\nsleep 300")
     env = {**os.environ, "LESSONXL_UNO_PYTHON": str(bridge)}
     result = run_cli("verify", "--device", "cpu", "--timeout", "100", generated["entropy_example"], env=env)
     _one_line(result, "wrote a line that is not its JSON: 'Warning: something printed this'")
