@@ -18,6 +18,7 @@ from typing import Container, Mapping
 import numpy as np
 
 from . import reader
+from .values import is_error
 
 
 
@@ -118,11 +119,6 @@ def _compare_labels(values: Mapping[tuple[int, int], object], area: reader.Area,
             mismatches.append(where)
     return Check(area.sheet, name, len(positions), 0.0, 0.0, reader.address(area.sheet, *worst), not mismatches,
                  mismatches, (values.get(worst), want[worst]), typed=typed)
-
-
-def is_error(value) -> bool:
-    """Whether a cell's value is a spreadsheet error value (#NUM!, #DIV/0!, ...)."""
-    return isinstance(value, str) and value.startswith("#")
 
 
 _ONE = reader.Area("", 1, 1, 1, 1)

@@ -3,7 +3,7 @@ is wrong, not because something they read differs.
 
 One wrong formula early in graddesc's Adam table makes 5,896 cells differ; one of them is the mistake.
 A differing formula cell is a mistake when its formula, given torch's value in every verified cell it
-reads, does not give torch's value (`formula.evaluate`, judged by `compare`'s rule): the formula itself
+reads, does not give torch's value (`evaluator.evaluate`, judged by `compare`'s rule): the formula itself
 is wrong, whatever it reads, so a mistake below another one is found too, and so is one whose difference
 an error value read from above hides. A formula the evaluator cannot compute is a mistake where it reads
 no differing cell (a *root*) and the same formula elsewhere in its column or row does not give torch's
@@ -12,7 +12,7 @@ where formulas belong are findings too. Every other differing cell *inherits*: i
 differing cells, a finding; or it reads none and its difference is one within the tolerance above it,
 grown by a cancellation (graddesc's prediction - y), traced up to the finding it comes from.
 
-The cells a formula reads come from the formulas as the file holds them (`formula.precedents`: cell
+The cells a formula reads come from the formulas as the file holds them (`references.precedents`: cell
 references, ranges, defined names of the file, sheet-scoped ones of earlier releases included; a range
 given to INDEX, OFFSET or MATCH counts as wholly read). Where lessonxl can lay the workbook out again
 from the file's own inputs (`Lesson.layout`, with the same defined names in the same places), each cell
@@ -23,7 +23,6 @@ formula is at that cell.
 
 from __future__ import annotations
 
-import functools
 import html
 import io
 import re
@@ -36,9 +35,12 @@ from typing import Callable, Iterable, Mapping, NamedTuple
 
 import numpy as np
 
-from . import formula as fx
-from .compare import Check, agrees, is_error
+from .compare import Check, agrees
+from .evaluator import evaluate
 from .reader import address
+from .references import (Names, Reader, Ref, Token, Unsupported, column_number, corners, ref_rect, row_col,
+                         shifted)
+from .values import is_error
 
 #: The kinds of finding: a wrong formula; typed values where formulas belong; lessonxl's own formula that
 #: still differs; a formula that gives torch's value from torch's values as lessonxl computes it, but
@@ -114,17 +116,12 @@ def read_formulas(path: Path, parts: Mapping[str, str], sheets: Iterable[str]) -
     return out
 
 
-@functools.lru_cache(maxsize=None)
-def _column(letters: str) -> int:
-    return fx._column(letters)
-
-
 def _formulas_of(xml: str) -> dict[tuple[int, int], Written]:
     formulas: dict[tuple[int, int], Written] = {}
     shared: dict[str, tuple[str, int, int]] = {}
     pending: list[tuple[int, int, str]] = []
     for found in _FORMULA_CELL.finditer(xml):
-        row, col = int(found.group(2)), _column(found.group(1))
+        row, col = int(found.group(2)), column_number(found.group(1))
         attributes = dict(_ATTRIBUTE.findall(found.group(3))) if found.group(3) else {}
         text = found.group(4) or ""
         if "&" in text:
@@ -138,7 +135,7 @@ def _formulas_of(xml: str) -> dict[tuple[int, int], Written]:
                 pending.append((row, col, attributes.get("si", "")))
         elif kind == "array" and text:
             bounds = attributes.get("ref", "")
-            (r0, _, c0, _), (r1, _, c1, _) = fx.corners(bounds) if bounds else ((row, 0, col, 0),) * 2
+            (r0, _, c0, _), (r1, _, c1, _) = corners(bounds) if bounds else ((row, 0, col, 0),) * 2
             for r in range(r0, r1 + 1):
                 for c in range(c0, c1 + 1):
                     formulas[r, c] = Written("=" + text, (r - r0, c - c0), True)
@@ -148,8 +145,8 @@ def _formulas_of(xml: str) -> dict[tuple[int, int], Written]:
         if index in shared:
             text, r0, c0 = shared[index]
             try:
-                formulas[row, col] = Written("=" + fx.shifted(text, row - r0, col - c0))
-            except fx.Unsupported:
+                formulas[row, col] = Written("=" + shifted(text, row - r0, col - c0))
+            except Unsupported:
                 pass
     return formulas
 
@@ -157,7 +154,7 @@ def _formulas_of(xml: str) -> dict[tuple[int, int], Written]:
 _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 
 
-def file_names(path: Path) -> fx.Names:
+def file_names(path: Path) -> Names:
     """How the file's formulas resolve a defined name: a name scoped to the formula's sheet (or to the
     sheet written before it, `Sheet!name`) first, then the workbook-wide one. Names of several ranges,
     or of none, resolve to nothing."""
@@ -166,7 +163,7 @@ def file_names(path: Path) -> fx.Names:
     with zipfile.ZipFile(path) as archive:
         root = ET.fromstring(archive.read("xl/workbook.xml"))
     sheets = [sheet.get("name") for sheet in root.iter(f"{_MAIN}sheet")]
-    scoped: dict[tuple[str | None, str], fx.Ref] = {}
+    scoped: dict[tuple[str | None, str], Ref] = {}
     for element in root.iter(f"{_MAIN}definedName"):
         name, local = element.get("name", ""), element.get("localSheetId")
         try:
@@ -178,15 +175,15 @@ def file_names(path: Path) -> fx.Names:
             continue
         sheet, reference = destinations[0]
         try:
-            rect = fx.ref_rect(fx.Token("ref", reference.replace("$", "")), sheet)
+            rect = ref_rect(Token("ref", reference.replace("$", "")), sheet)
         except (AttributeError, ValueError):
             continue
         scoped[scope, name.lower()] = rect
     return _resolver(scoped)
 
 
-def _resolver(scoped: Mapping[tuple[str | None, str], fx.Ref]) -> fx.Names:
-    def names(sheet: str, prefix: str | None, name: str) -> fx.Ref | None:
+def _resolver(scoped: Mapping[tuple[str | None, str], Ref]) -> Names:
+    def names(sheet: str, prefix: str | None, name: str) -> Ref | None:
         key = name.lower()
         if prefix is not None:
             return scoped.get((prefix, key))
@@ -201,7 +198,7 @@ class Layout:
     """lessonxl's formula for each cell of a workbook laid out from given inputs, and its names."""
 
     formulas: dict[str, dict[tuple[int, int], str]]
-    names: fx.Names
+    names: Names
 
 
 def lessonxl_layout(lesson, values: Mapping[str, object], file_areas: Mapping[str, object]) -> Layout | None:
@@ -227,11 +224,11 @@ def lessonxl_layout(lesson, values: Mapping[str, object], file_areas: Mapping[st
     except Exception:  # a lesson that cannot lay these values out: no formulas to offer, no verdict changed
         return None
     formulas: dict[str, dict[tuple[int, int], str]] = {}
-    scoped: dict[tuple[str | None, str], fx.Ref] = {}
+    scoped: dict[tuple[str | None, str], Ref] = {}
     for sheet in book.sheets:
         for block in sheet.blocks.values():
             area = lesson.find(file_areas, block.key)
-            rect = fx.Ref(sheet.name, block.top + 1, block.left + 1, block.bottom + 1, block.right + 1)
+            rect = Ref(sheet.name, block.top + 1, block.left + 1, block.bottom + 1, block.right + 1)
             if area is None or (area.sheet, area.min_row, area.min_col, area.max_row, area.max_col) != \
                     (rect.sheet, rect.r0, rect.c0, rect.r1, rect.c1):
                 return None
@@ -274,7 +271,7 @@ class _Differing:
                 grid[r, c] = True
             self.grids[sheet] = grid
 
-    def within(self, rect: fx.Ref) -> list[tuple[str, int, int]]:
+    def within(self, rect: Ref) -> list[tuple[str, int, int]]:
         grid = self.grids.get(rect.sheet)
         if grid is None or rect.r0 >= grid.shape[0] or rect.c0 >= grid.shape[1]:
             return []
@@ -304,7 +301,7 @@ _UPSTREAM_CELLS = 20_000    # cells each such search may visit
 
 def diagnose(checks: list[Check], cells: Mapping[str, Mapping], truth_at: TruthAt,
              quantity_at: Callable[[str, int, int], str], formulas_of: Callable[[str], Mapping[tuple[int, int], Written]],
-             names: fx.Names, layout: Layout | None, atol: float, rtol: float, sheet_order: list[str]) -> Diagnosis:
+             names: Names, layout: Layout | None, atol: float, rtol: float, sheet_order: list[str]) -> Diagnosis:
     """The findings of a workbook whose `checks` (LibreOffice's recalculation against torch) failed.
 
     `cells`: the recalculated workbook's values, by sheet and (row, col); `truth_at`, `quantity_at`:
@@ -331,8 +328,8 @@ class _Diagnoser:
         self.checks, self.cells, self.truth_at, self.quantity_at = checks, cells, truth_at, quantity_at
         self.formulas_of, self.names, self.layout = formulas_of, names, layout
         self.atol, self.rtol, self.sheet_order = atol, rtol, sheet_order
-        self.reading = fx.Reader(names)
-        self.theirs = fx.Reader(layout.names) if layout else None
+        self.reading = Reader(names)
+        self.theirs = Reader(layout.names) if layout else None
         self._formulas: dict[str, Mapping] = {}
 
     # values
@@ -372,7 +369,7 @@ class _Diagnoser:
             return True
         try:
             return self.theirs.read(theirs, *place)[1] == form
-        except fx.Unsupported:
+        except Unsupported:
             return False
 
     def expected(self, place):
@@ -381,17 +378,17 @@ class _Diagnoser:
         if text is None:
             return None
         try:
-            return fx.evaluate(text, *place, self.value, self.layout.names)
-        except fx.Unsupported:
+            return evaluate(text, *place, self.value, self.layout.names)
+        except Unsupported:
             return None
 
     def wrong(self, place) -> bool | None:
         """Whether the cell's formula, on torch's values, misses torch's value (None: not evaluable)."""
         written = self.written(place)
         try:
-            result = fx.evaluate(written.text, *place, self.torch_world, self.names, written.array_at,
+            result = evaluate(written.text, *place, self.torch_world, self.names, written.array_at,
                                  written.array)
-        except fx.Unsupported:
+        except Unsupported:
             return None
         return not self.agrees(place, result)
 
@@ -407,7 +404,7 @@ class _Diagnoser:
                     if (c if line[0] == "col" else r) == line[1] and (sheet, r, c) not in self.differ:
                         try:
                             found.add(self.reading.read(text.text, sheet, r, c)[1])
-                        except fx.Unsupported:
+                        except Unsupported:
                             pass
                 self.forms[key] = found
             if form in self.forms[key]:
@@ -433,9 +430,9 @@ class _Diagnoser:
             written = self.written(place)
             try:
                 if written is None:
-                    raise fx.Unsupported("no formula")
+                    raise Unsupported("no formula")
                 rects, form[place] = self.reading.read(written.text, *place)
-            except fx.Unsupported:
+            except Unsupported:
                 unreadable.add(place)
                 reads[place] = []
                 continue
@@ -526,7 +523,7 @@ class _Diagnoser:
                 continue
             try:
                 rects = self.reading.read(written.text, *place)[0]
-            except fx.Unsupported:
+            except Unsupported:
                 continue
             for rect in rects:
                 for other in self.formula_cells(rect):
@@ -537,7 +534,7 @@ class _Diagnoser:
                         queue.append(other)
         return None
 
-    def formula_cells(self, rect: fx.Ref) -> list[tuple]:
+    def formula_cells(self, rect: Ref) -> list[tuple]:
         formulas = self.formulas_of(rect.sheet)
         if (rect.r1 - rect.r0 + 1) * (rect.c1 - rect.c0 + 1) > len(formulas):
             return [(rect.sheet, r, c) for r, c in formulas if rect.r0 <= r <= rect.r1 and rect.c0 <= c <= rect.c1]
@@ -571,15 +568,7 @@ def _causes(groups: list[list[tuple]], dependents: Mapping[tuple, list[tuple]], 
 def place_of(where: str) -> tuple[str, int, int]:
     """(sheet, row, col) of a cell's address `sheet!K40`."""
     sheet, _, cell = where.rpartition("!")
-    return (sheet, *_place(cell))
-
-
-_A1 = re.compile(r"([A-Za-z]{1,3})([0-9]+)")
-
-
-def _place(cell: str) -> tuple[int, int]:
-    letters, digits = _A1.fullmatch(cell).groups()
-    return int(digits), fx._column(letters)
+    return (sheet, *row_col(cell))
 
 
 def _where(sheet: str, places: list[tuple]) -> str:

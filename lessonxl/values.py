@@ -57,3 +57,15 @@ def as_grid(values) -> np.ndarray:
     if grid.ndim == 1:
         return grid.reshape(-1, 1)
     return grid
+
+
+#: The error values a cell can hold, as an .xlsx file and a formula write them (#GETTING_DATA: Excel's,
+#: while an external query runs). LibreOffice's own codes (Err:502, ...) are translated to these by the
+#: bridge (`unobridge.XLSX_ERRORS`, which runs outside lessonxl and cannot import this).
+ERRORS = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#GETTING_DATA")
+
+
+def is_error(value) -> bool:
+    """Whether a cell's value, as read back, is a spreadsheet error value (#NUM!, #DIV/0!, ...): any text
+    that starts with #, so that an error value not in `ERRORS` counts too."""
+    return isinstance(value, str) and value.startswith("#")

@@ -5,7 +5,8 @@ mistake is (its formula as written, the values that show the difference, what le
 there), counts the rest as inherited, groups a formula filled down into one finding, and writes a marked-up
 copy on request. The mutated workbooks of this file are verified in one run (one LibreOffice).
 
-The formula evaluator and the report's words are checked first, without LibreOffice.
+Formulas read from a file's XML and the report's words are checked first, without LibreOffice
+(formulas read as text and evaluated: tests/test_formulas.py).
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ import re
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import openpyxl
 import pytest
 
-from lessonxl import formula as fx
 from lessonxl.diagnose import FORMULA, TYPED, Finding
+from lessonxl.references import Token, tokens, written
 from lessonxl.report import Report, Reports, as_json, format_report, format_summary
 from lessonxl.verify import verify_paths
 
@@ -32,64 +32,7 @@ from conftest import NAMES, cell_of, set_cells, sheet_parts
 FIXTURES = Path(__file__).with_name("fixtures")
 
 
-# --- formulas read as text (no LibreOffice) ---------------------------------------------------------
-
-def names_of(mapping: dict) -> fx.Names:
-    return lambda sheet, prefix, name: mapping.get((prefix or sheet, name)) or mapping.get((None, name))
-
-
-NAMES_HERE = names_of({("adam", "beta2"): fx.Ref("adam", 8, 2, 8, 2), (None, "adam_beta2"): fx.Ref("adam", 8, 2, 8, 2),
-                       (None, "data_x"): fx.Ref("data", 9, 2, 38, 2)})
-
-
-def test_precedents_are_refs_ranges_and_names_whole():
-    rects = fx.precedents("=adam_beta2*K39+(1-adam_beta2)*G40^2+SUM(data!B2:C3)+INDEX(data_x,A1)", "adam",
-                          NAMES_HERE)
-    assert rects == [fx.Ref("adam", 8, 2, 8, 2), fx.Ref("adam", 39, 11, 39, 11), fx.Ref("adam", 8, 2, 8, 2),
-                     fx.Ref("adam", 40, 7, 40, 7), fx.Ref("data", 2, 2, 3, 3), fx.Ref("data", 9, 2, 38, 2),
-                     fx.Ref("adam", 1, 1, 1, 1)]
-    assert fx.precedents("='my sheet'!$A$1+SUM(B:B)", "s", NAMES_HERE) == [
-        fx.Ref("my sheet", 1, 1, 1, 1), fx.Ref("s", 1, 2, fx.MAX_ROW, 2)]
-
-
-def test_the_same_formula_filled_down_has_one_canonical_form_and_names_resolve():
-    # A sheet-scoped beta2 (files up to 0.4.0) and the workbook-wide adam_beta2 point at the same cell.
-    old = fx.canonical("=beta2*K39+(1-beta2)*G40^2", "adam", 40, 11, NAMES_HERE)
-    new = fx.canonical("=adam_beta2 * K40 + (1 - adam_beta2) * G41 ^ 2", "adam", 41, 11, NAMES_HERE)
-    assert old == new
-    assert fx.canonical("=K39", "adam", 40, 11, NAMES_HERE) != fx.canonical("=K38", "adam", 40, 11, NAMES_HERE)
-    assert fx.shifted("K39+$A$1+data!B$2", 3, 1) == "L42+$A$1+data!C$2"
-    reading = fx.Reader(NAMES_HERE)  # the quick path gives what the slow one gives
-    for row in (40, 41, 300):
-        text = f"=adam_beta2*K{row - 1}+(1-adam_beta2)*G{row}^2+$A$5"
-        assert reading.read(text, "adam", row, 11) == fx.read(text, "adam", row, 11, NAMES_HERE)
-
-
-CELLS = {("s", 1, 1): 2.0, ("s", 2, 1): 3.0, ("s", 3, 1): None, ("s", 1, 2): "Dog", ("s", 2, 2): "cat",
-         ("s", 3, 2): 4.0, ("s", 1, 3): -1.0}
-
-
-@pytest.mark.parametrize("text, value", [
-    ("=A1+A2*2^2", 14.0), ("=-2^2", 4.0), ("=10%", 0.1), ("=SUM(A1:A3)", 5.0), ("=A3+1", 1.0),
-    ("=SUMPRODUCT((A1:A3<>\"\")*(A1:A3-1)^2)", 5.0), ("=MMULT(A1:B1,A2:A2)", "#VALUE!"),
-    ("=INDEX(A1:A3,2)", 3.0), ("=MATCH(\"dog\",B1:B2,0)", 1.0), ("=OFFSET(A1,1,0,1,1)", 3.0),
-    ("=IF(A1>A2,\"yes\",\"no\")", "no"), ("=SQRT(C1)", "#NUM!"), ("=A1/0", "#DIV/0!"), ("=LN(A1)", np.log(2)),
-    ("=EXP(1000)", "#NUM!"), ("=COUNT(A1:B3)", 3.0), ("=AVERAGE(A1:A3)", 2.5), ("=SUMSQ(A1:A2)", 13.0),
-    ("=B1=\"DOG\"", True), ("=COS(PI())", -1.0), ("=INT(-1.5)", -2.0), ("=MAX(A1:A2)-MIN(A1:A2)", 1.0),
-    ("=ROWS(A1:B3)", 3.0), ("=LARGE(A1:A2,1)", 3.0), ("=LOG(100)", 2.0), ("=ABS(C1)", 1.0),
-    # Outside an array formula, an operator given a range takes its cell in the formula's row (here 5: none),
-    # except in the arguments of functions that take arrays.
-    ("=SUM((A1:A3<>\"\")*A1:A3)", "#VALUE!"), ("=SUMPRODUCT((A1:A3<>\"\")*A1:A3)", 5.0), ("=SQRT(A1:A3)", "#VALUE!"),
-    ("=A1:A9*2", 0.0),
-])
-def test_the_evaluator_computes_as_a_spreadsheet(text, value):
-    got = fx.evaluate(text, "s", 5, 5, lambda sheet, row, col: CELLS.get((sheet, row, col)), NAMES_HERE)
-    assert got == pytest.approx(value) if isinstance(value, float) else got == value
-
-
-def test_an_unknown_function_is_said_not_guessed():
-    with pytest.raises(fx.Unsupported):
-        fx.evaluate("=LAMBDA(1)", "s", 1, 1, lambda *a: None, NAMES_HERE)
+# --- formulas read from a file's XML (no LibreOffice) ---------------------------------------------
 
 
 def test_formulas_are_read_from_the_xml_shared_and_array_formulas_filled():
@@ -166,14 +109,14 @@ def _sign(text: str) -> str | None:
 def _row_off(text: str) -> str | None:
     """The first relative cell reference moved one row up (a reference one row off)."""
     out, done = [], False
-    for token in fx.tokens(text):
-        written = fx._written(token)
+    for token in tokens(text):
+        text_of = written(token)
         if not done and token.kind == "ref" and ":" not in token.text:
             side = re.fullmatch(r"(\$?[A-Z]+)([0-9]+)", token.text)
             if side and int(side.group(2)) > 1:
-                written = fx._written(fx.Token("ref", f"{side.group(1)}{int(side.group(2)) - 1}", token.sheet))
+                text_of = written(Token("ref", f"{side.group(1)}{int(side.group(2)) - 1}", token.sheet))
                 done = True
-        out.append(written)
+        out.append(text_of)
     return "".join(out) if done else None
 
 
