@@ -21,6 +21,7 @@ from typing import Collection, Mapping
 from xml.sax.saxutils import escape, quoteattr
 
 from .errors import UsageError
+from .references import a1, row_col
 
 MARK = b"lessonxl verify --annotate"  # the zip comment of a copy, so that only such a file is replaced
 RED, PINK = "FFFF6B6B", "FFFFD6D6"
@@ -203,24 +204,18 @@ def _with_attributes(element: str, **attributes: str) -> str:
 
 
 _CELL_TAG = re.compile(r'<((?:\w+:)?)c\b([^>]*?)(/?)>')
-_R = re.compile(r'\br="([A-Za-z]{1,3})([0-9]+)"')
+_R = re.compile(r'\br="([^"]*)"')
 _S = re.compile(r'\ss="(\d+)"')
-
-
-def _column(letters: str) -> int:
-    number = 0
-    for letter in letters.upper():
-        number = number * 26 + ord(letter) - 64
-    return number
 
 
 def _restyle(xml: str, cells: Mapping[tuple[int, int], str], styles: _Styles) -> str:
     """The worksheet with each cell of `cells` given the filled twin of its format."""
     def edit(match: re.Match) -> str:
         at = _R.search(match.group(2))
-        if at is None:
-            return match.group(0)
-        color = cells.get((int(at.group(2)), _column(at.group(1))))
+        try:
+            color = cells.get(row_col(at.group(1))) if at else None
+        except ValueError:  # an r attribute that is no cell address: not a cell to mark
+            color = None
         if color is None:
             return match.group(0)
         found = _S.search(match.group(2))
@@ -265,17 +260,9 @@ def _vml_ids(data: Mapping[str, bytes]) -> list[int]:
     return ids
 
 
-def _a1(row: int, col: int) -> str:
-    letters = ""
-    while col > 0:
-        col, rest = divmod(col - 1, 26)
-        letters = chr(65 + rest) + letters
-    return f"{letters}{row}"
-
-
 def _comments_xml(cells: list[tuple[tuple[int, int], str]]) -> str:
     entries = "".join(
-        f'<comment ref="{_a1(row, col)}" authorId="0"><text><r><rPr><sz val="9"/><rFont val="Tahoma"/></rPr>'
+        f'<comment ref="{a1(row, col)}" authorId="0"><text><r><rPr><sz val="9"/><rFont val="Tahoma"/></rPr>'
         f'<t xml:space="preserve">{escape(text)}</t></r></text></comment>' for (row, col), text in cells)
     return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
             '<comments xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
