@@ -76,6 +76,16 @@ def known(name: str) -> str:
     return stem
 
 
+def recognise(sheet_names: Iterable[str], shown: str) -> None:
+    """Refuse the file `shown` when it has none of the sheets (the notes aside) of any workbook: it was not
+    made by lessonxl. Said before LibreOffice starts; `registry.by_sheets` then finds which workbook it is."""
+    present = set(sheet_names) - {"notes"}
+    if not any(present.intersection(sheets) for _, sheets in CONTENTS.values()):
+        examples = [sheet for sheet in CONTENTS[NAMES[0]][1] if sheet != "notes"][:3]
+        raise UsageError(f"{shown}: was not made by lessonxl (it has none of the sheets of its workbooks, such "
+                         f"as {', '.join(examples)})")
+
+
 def check(names: Iterable[str]) -> None:
     """Refuse the first name that is no workbook's."""
     for name in names:

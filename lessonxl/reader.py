@@ -154,21 +154,34 @@ class Outline:
     parts: dict[str, str] = field(default_factory=dict)  # worksheet part (xl/worksheets/sheet1.xml) -> sheet
 
 
+def _workbook_part(path: Path, shown: Path, part: str = "xl/workbook.xml", needed: bool = True):
+    """The parsed XML of a small part of the workbook (None when it is absent and not `needed`)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            try:
+                return ET.fromstring(archive.read(part))
+            except KeyError:
+                if needed:
+                    raise
+                return None
+    except (KeyError, zipfile.BadZipFile, ET.ParseError, OSError) as error:
+        raise UsageError(f"{shown}: cannot be read as a workbook ({type(error).__name__}: {error})") from None
+
+
+def sheet_names(path: Path, shown_as: Path | None = None) -> list[str]:
+    """The workbook's sheets in order, from xl/workbook.xml, without the lessons (or torch) that `outline`
+    needs to key its defined names."""
+    return [sheet.get("name") for sheet in _workbook_part(path, shown_as or path).iter(f"{_MAIN}sheet")]
+
+
 def outline(path: Path, shown_as: Path | None = None) -> Outline:
     """The sheets and defined names of a workbook, from its xl/workbook.xml alone (a small part: nothing
     else of the file is read)."""
     from openpyxl.workbook.defined_name import DefinedName
 
     shown = shown_as or path
-    try:
-        with zipfile.ZipFile(path) as archive:
-            root = ET.fromstring(archive.read("xl/workbook.xml"))
-            try:
-                relations = ET.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
-            except KeyError:
-                relations = None
-    except (KeyError, zipfile.BadZipFile, ET.ParseError, OSError) as error:
-        raise UsageError(f"{shown}: cannot be read as a workbook ({type(error).__name__}: {error})") from None
+    root = _workbook_part(path, shown)
+    relations = _workbook_part(path, shown, "xl/_rels/workbook.xml.rels", needed=False)
     sheetnames = [sheet.get("name") for sheet in root.iter(f"{_MAIN}sheet")]
     targets = {} if relations is None else {
         relation.get("Id"): relation.get("Target", "") for relation in relations}
