@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     collab.add_argument("--users", type=int, metavar="N", help="most active users to keep (default: 15)")
     collab.add_argument("--movies", type=int, metavar="N", help="most rated movies to keep (default: 15)")
     collab.add_argument("--factors", type=int, metavar="N", help="latent factors (default: 5)")
+    collab.add_argument("--top", type=int, metavar="N",
+                        help="with --ratings: the most-rated movies top_movies ranks, from the lesson's model "
+                             "trained on all the ratings (default: 1000)")
 
     verify = commands.add_parser(
         "verify", help="recalculate workbooks with LibreOffice and compare with torch",
@@ -111,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 MAX_SEED = 2**63 - 1
-COLLAB_OPTIONS = ("ratings", "users", "movies", "factors")
+COLLAB_OPTIONS = ("ratings", "users", "movies", "factors", "top")
 
 
 def _seed(text: str) -> int:

@@ -135,6 +135,9 @@ class Lesson:
     specs_before: ClassVar[dict[str, tuple[SheetSpec, ...]]] = {}
     #: How to get a workbook of another size (said when an edited workbook's inputs outgrow its formulas).
     resize_hint: ClassVar[str] = "keep the workbook's size and type your numbers into the cells it has"
+    #: Sheets only some of the lesson's files have (collab_filter's top_movies, made from a ratings file):
+    #: their names are read back as the lesson's (`key_of`), and `with_sheets` adds them where a file has them.
+    optional_specs: ClassVar[tuple[SheetSpec, ...]] = ()
 
     @property
     def filename(self) -> str:
@@ -172,8 +175,14 @@ class Lesson:
     @functools.cached_property
     def _naming(self) -> tuple[tuple[str, ...], frozenset[str]]:
         """The sheets, longest name first, and the global names: what `key_of` matches against."""
-        sheets = tuple(sorted(self.sheets, key=len, reverse=True))
-        return sheets, frozenset(name for spec in self.specs for name in spec.global_names)
+        every = (*self.specs, *self.optional_specs)
+        names = dict.fromkeys([*self.sheets, *(spec.name for spec in self.optional_specs)])
+        sheets = tuple(sorted(names, key=len, reverse=True))
+        return sheets, frozenset(name for spec in every for name in spec.global_names)
+
+    def with_sheets(self, present) -> "Lesson":
+        """The lesson as a file with the sheets `present` has it: with those of `optional_specs` it holds."""
+        return self
 
     def key_of(self, name: str) -> str:
         """The key of the workbook's global defined name `name` (adam_lesson_lr -> adam_lesson!lr; a global
@@ -313,5 +322,8 @@ class Written(NamedTuple):
     notes: tuple[str, ...] = ()
 
 
-def _grid(value: torch.Tensor) -> np.ndarray:
+def _grid(value: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A computed quantity as a 2-D numpy grid (labels, looked up by a formula, come as object arrays)."""
+    if isinstance(value, np.ndarray):
+        return as_grid(value)
     return as_grid(value.detach().cpu().numpy())

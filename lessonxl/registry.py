@@ -92,7 +92,7 @@ def by_sheets(sheet_names, shown: str, names: Mapping[str, object] | None = None
                    if {item for item in getattr(view, "absent", ()) if item in recorded} <= lacking)
     missing = [sheet for sheet in lesson_sheets(release) if sheet not in present]
     if not missing:
-        return release
+        return release.with_sheets(present)
     extra = sorted(present - set(release.sheets))
     sheet = missing[0]
     same_but_case = [name for name in extra if name.casefold() == sheet.casefold()]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import stat
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from lessonxl import cli, recalc
+from lessonxl import cli, files, recalc
 from lessonxl.verify import verify_paths
 
 from conftest import rewrite_part, run_cli, set_value, sheet_parts
@@ -178,9 +179,22 @@ def test_a_zip_bomb_is_refused_before_inflating(tmp_path, capsys, no_libreoffice
                 member.write(zeros)
     assert path.stat().st_size < 2 << 20
     start = time.perf_counter()
-    one_line_refusal(capsys, path, "would inflate to more than 200 MB", "refused without inflating")
+    one_line_refusal(capsys, path, "would inflate to 300 MB", "times their compressed size, more than the 100",
+                     "refused without inflating")
     assert time.perf_counter() - start < 5
     assert not no_libreoffice.exists(), "LibreOffice was given the zip bomb"
+
+
+def test_a_workbook_larger_than_any_lessonxl_makes_is_refused(tmp_path, capsys, no_libreoffice, monkeypatch):
+    """Parts that compress as a workbook does (a few times), inflating past the size limit (made 1 MB here)."""
+    monkeypatch.setattr(files, "MAX_UNCOMPRESSED_BYTES", 1 << 20)
+    path = tmp_path / "huge.xlsx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+        archive.writestr("xl/worksheets/sheet1.xml", "".join(random.Random(0).choices("01", k=2 << 20)))
+    one_line_refusal(capsys, path, "would inflate to 2 MB, more than the 1 MB", "refused without inflating")
+    assert not no_libreoffice.exists()
 
 
 def _patch_sizes(path: Path, member: str, declared: int) -> None:

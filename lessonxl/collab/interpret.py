@@ -74,19 +74,25 @@ def ranking(values: torch.Tensor, movie_ids: torch.Tensor, n: int) -> tuple[torc
     return picked.reshape(-1, 1), position.reshape(-1, 1), ids.reshape(-1, 1)
 
 
-def principal_components(centred: torch.Tensor, start: torch.Tensor, squaring: bool = True
+def deflated_name(pc: int) -> str:
+    """The name of the covariance with the components before `pc` taken out: `deflated` for PC2 (as
+    interpret has it), `deflated_3` for PC3 and so on."""
+    return "deflated" if pc == 2 else f"deflated_{pc}"
+
+
+def principal_components(centred: torch.Tensor, start: torch.Tensor, squaring: bool = True, components: int = 2
                          ) -> dict[str, torch.Tensor]:
-    """The first two principal components of the rows of `centred`, as the sheet computes them:
+    """The first `components` principal components of the rows of `centred`, as the sheet computes them:
     covariance, repeated squaring (`squaring`; else, as files before 0.5.0, POWER_STEPS plain power-iteration
-    steps), sign fixed, variance (Rayleigh quotient), deflation, again. The components are the rows of
-    `pc_loadings`."""
+    steps), sign fixed, variance (Rayleigh quotient), deflation (the component just found taken out), again.
+    The components are the rows of `pc_loadings`."""
     covariance = centred.T @ centred / (centred.shape[0] - 1)
     out = {"covariance": covariance}
     matrix, loadings, variances = covariance, [], []
-    for pc in (1, 2):
-        if pc == 2:
-            matrix = covariance - variances[0] * loadings[0].T @ loadings[0]
-            out["deflated"] = matrix
+    for pc in range(1, components + 1):
+        if pc > 1:
+            matrix = matrix - variances[-1] * loadings[-1].T @ loadings[-1]
+            out[deflated_name(pc)] = matrix
         if squaring:
             squares, product = repeated_squaring(matrix, start)
             out |= {f"pc{pc}_square_{j + 1}": square for j, square in enumerate(squares)}
@@ -163,7 +169,7 @@ class Interpret(SheetSpec):
             ranked = _ranking_blocks(rankings, name, column, movie_ids, n, rank_labels)
         sheet.text(ranked.top - 2, 1, "ranked by bias, PC1 and PC2: LARGE / SMALL, the movie's row above by "
                                       "exact MATCH, its id by INDEX")
-        centred, loadings = _component_blocks(sheet, sheet.find(INTERPRETED.name, "movie_factors"), titles,
+        centred, loadings = component_blocks(sheet, sheet.find(INTERPRETED.name, "movie_factors"), titles,
                                               ranked.bottom + 6)
         sheet.block("pc_scores", scores.top, scores.left, headers=["PC1", "PC2"], result=True,
                     formula=lambda r, c: f"=SUMPRODUCT({centred.row(r)},{loadings.row(c)})")
@@ -187,34 +193,44 @@ def _ranking_blocks(place: Cursor, what: str, column: str, movie_ids: Block, n: 
     return ranked
 
 
-def _component_blocks(sheet: Sheet, movie_factors: Block, titles: list[str], top: int) -> tuple[Block, Block]:
-    """The factors' mean, the centred factors, their covariance, the start vector, both components'
-    squarings, the deflated covariance, the components and their variances. Returns the centred factors and
-    the components (`pc_loadings`)."""
-    factor_names = factor_labels(movie_factors.rows)
+def component_blocks(sheet: Sheet, movie_factors: Block, titles: list[str], top: int, components: int = 2,
+                      movies_down: bool = False) -> tuple[Block, Block]:
+    """The factors' mean, the centred factors, their covariance, the start vector, each component's
+    squarings, the deflated covariances, the components and their variances, for `components` components of
+    `movie_factors` (factors x movies, as the crosstab sheets show them; `movies_down`: movies x factors).
+    Returns the centred factors and the components (`pc_loadings`)."""
+    factor_names = factor_labels(movie_factors.cols if movies_down else movie_factors.rows)
+    pcs = range(1, components + 1)
+
+    def factor(c: int) -> str:
+        return movie_factors.column(c) if movies_down else movie_factors.row(c)
     mean = sheet.block("factor_mean", top, 1, headers=factor_names, row_labels=["mean"],
                        caption=f"principal components of {movie_factors.sheet.name}'s movie factors: each "
                                "factor's mean over the movies",
-                       formula=lambda r, c: f"=AVERAGE({movie_factors.row(c)})")
+                       formula=lambda r, c: f"=AVERAGE({factor(c)})")
     place = sheet.across(mean.bottom + 4, 1)
     centred = place.block(
         "centred", headers=factor_names, row_labels=titles, caption="the factors minus their mean",
-        formula=lambda r, c: f"=INDEX({movie_factors.ref},{c + 1},{r + 1})-{mean.cell(0, c)}")
+        formula=(lambda r, c: f"={movie_factors.cell(r, c)}-{mean.cell(0, c)}") if movies_down else
+        (lambda r, c: f"=INDEX({movie_factors.ref},{c + 1},{r + 1})-{mean.cell(0, c)}"))
     covariance = place.block(
         "covariance", gap=2, headers=factor_names, row_labels=factor_names,
         caption="covariance = centred^T x centred / (movies - 1): SUMPRODUCT of two columns",
         formula=centred.matmul(centred, transpose=True, scale=f"1/(ROWS({centred.ref})-1)"))
     start = place.block("start", gap=2, headers=["start"], row_labels=factor_names, caption="start vector (edit it)")
-    products = [place.area(f"pc{pc}_product", gap=2 if pc == 1 else 0) for pc in (1, 2)]
+    products = [place.area(f"pc{pc}_product", gap=2 if pc == 1 else 0) for pc in pcs]
     loadings = place.area("pc_loadings", gap=2)
     variance = place.area("pc_variance", gap=1)
-    deflated = sheet.block(
-        "deflated", covariance.bottom + 5, covariance.left, headers=factor_names, row_labels=factor_names,
-        caption="deflated = covariance - variance of PC1 x PC1 x PC1 transposed",
-        formula=lambda r, c: f"={covariance.cell(r, c)}-{variance.cell(0)}*{loadings.cell(0, r)}"
-                             f"*{loadings.cell(0, c)}")
-    squares_top = max(centred.bottom + 1, deflated.bottom) + 5
-    matrices = (covariance, deflated)
+    matrices = [covariance]
+    for pc in pcs[1:]:
+        matrices.append(sheet.block(
+            deflated_name(pc), matrices[-1].bottom + 5, covariance.left, headers=factor_names,
+            row_labels=factor_names,
+            caption="deflated = covariance - variance of PC1 x PC1 x PC1 transposed" if pc == 2 else
+            f"deflated again: minus variance of PC{pc - 1} x PC{pc - 1} x PC{pc - 1} transposed",
+            formula=lambda r, c, m=matrices[-1], k=pc - 2: f"={m.cell(r, c)}-{variance.cell(k)}*"
+                                                           f"{loadings.cell(k, r)}*{loadings.cell(k, c)}"))
+    squares_top = max(centred.bottom + 1, matrices[-1].bottom) + 5
     for pc, (matrix, product) in enumerate(zip(matrices, products), start=1):
         last = _squaring_blocks(sheet, pc, matrix, squares_top, 1 + (pc - 1) * (len(factor_names) + 2),
                                 factor_names)
@@ -224,7 +240,7 @@ def _component_blocks(sheet: Sheet, movie_factors: Block, titles: list[str], top
             caption="last square x start" if pc == 1 else None,
             formula=lambda r, c, last=last: f"=SUMPRODUCT({last.column(r)},{start.column(0)})")
     loadings = sheet.block(
-        "pc_loadings", loadings.top, loadings.left, headers=factor_names, row_labels=["PC1", "PC2"],
+        "pc_loadings", loadings.top, loadings.left, headers=factor_names, row_labels=[f"PC{pc}" for pc in pcs],
         caption="the components: each product over its length, its sign fixed",
         formula=lambda r, c: f"=INDEX({products[r].ref},{c + 1})/SQRT(SUMSQ({products[r].ref}))"
                              f"*IF(MAX({products[r].ref})>=-MIN({products[r].ref}),1,-1)")

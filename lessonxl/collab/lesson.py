@@ -3,6 +3,7 @@ on them) and its notes."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -17,6 +18,7 @@ from .crosstab import BIAS, BIAS_YRANGE, CROSSTAB_MODELS, DOTPROD, VALID_SHARE
 from .interpret import INTERPRET, interpret_note
 from .models import held_out_cells
 from .pairs import LOOKUP_PAIRS, ONE_HOT_PAIRS, OneHotCap, pairs_note
+from .top_movies import DEFAULT_TOP, TOP_MOVIES, top_count, top_movies_note
 from .training import GD, GD_STEPS
 from .words import WORDS
 
@@ -46,8 +48,26 @@ class CollabFilter(Lesson):
         replace(spec, held_out=False) if spec in (*CROSSTAB_MODELS, GD)
         else replace(spec, squaring=False) if spec is INTERPRET else spec for spec in specs)}
 
+    #: top_movies: in a workbook made from a ratings file (`--ratings`), after interpret.
+    optional_specs = (TOP_MOVIES,)
+
+    def with_sheets(self, present) -> CollabFilter:
+        """The lesson with top_movies after interpret, for a file that has that sheet."""
+        if TOP_MOVIES.name not in present or TOP_MOVIES in self.specs:
+            return self
+        view = copy.copy(self)
+        at = self.specs.index(INTERPRET) + 1
+        view.specs = (*self.specs[:at], TOP_MOVIES, *self.specs[at:])
+        return view
+
+    def make(self, seed: int, device: torch.device, **options):
+        """The workbook (`Lesson.make`); made from a ratings file, with top_movies, whose model torch trains
+        on `device`."""
+        lesson = self.with_sheets({TOP_MOVIES.name}) if options.get("ratings") else self
+        return super(CollabFilter, lesson).make(seed, device, fit_device=device, **options)
+
     def default_inputs(self, seed: int, ratings=None, users: int = 15, movies: int = 15,
-                       factors: int = 5) -> dict[str, np.ndarray]:
+                       factors: int = 5, top: int | None = None, fit_device=None) -> dict[str, np.ndarray]:
         for flag, value, least in (("users", users, 2), ("movies", movies, 2), ("factors", factors, 1)):
             if not isinstance(value, int) or value < least:
                 raise UsageError(f"--{flag} {value}: give a whole number of at least {least}")
@@ -59,6 +79,9 @@ class CollabFilter(Lesson):
         if factors > MAX_FACTORS:
             raise UsageError(f"--factors {factors}: a workbook is made for at most {MAX_FACTORS} factors "
                              "(fastai's default for collab_learner)")
+        if top is not None and not ratings:
+            raise UsageError(f"--top {top}: ranks the movies of a ratings file; give one with --ratings FILE")
+        top = top_count(DEFAULT_TOP if top is None else top)
         if ratings:
             table, source = load_ratings(ratings), str(ratings)
             movie_table = load_movies(ratings)
@@ -78,6 +101,8 @@ class CollabFilter(Lesson):
                 INTERPRET.key("start"): np.ones((factors, 1))}
         for spec in (ONE_HOT_PAIRS, LOOKUP_PAIRS):
             out |= spec.defaults(user_ids, movie_ids, grid)
+        if TOP_MOVIES in self.specs:
+            out |= TOP_MOVIES.defaults(table, movie_table, top, seed, fit_device or "cpu")
         return out | GD.defaults(grid, valid, factors, seed) | WORDS.defaults(seed)
 
     def notes(self, values) -> tuple[str, ...]:
@@ -86,8 +111,9 @@ class CollabFilter(Lesson):
         before word_emb's; the one on the pair sheets saying so when movielens_1hot shows only some pairs."""
         cap = OneHotCap.in_values(values)
         intro, dotprod, pairs, bias, gd, words, try_ = NOTES
+        top_movies = (top_movies_note(values),) if TOP_MOVIES in self.specs else ()
         return (intro, dotprod, pairs if not cap.capped else pairs_note(cap), bias + " " + held_out_note(values),
-                gd + " " + decay_note(values), interpret_note(values), words, try_)
+                gd + " " + decay_note(values), interpret_note(values), *top_movies, words, try_)
 
     def generate_notes(self, inputs: Mapping[str, object]) -> tuple[str, ...]:
         """What `lessonxl generate` should tell the user about the workbook of these inputs, besides
