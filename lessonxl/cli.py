@@ -35,8 +35,12 @@ VERIFY_EXAMPLE = """example:
   lessonxl verify --watch my_edited_copy.xlsx  # again at every save, until Ctrl-C
   lessonxl verify --annotate marked my_edited_copy.xlsx  # marked/my_edited_copy.xlsx: mistakes in red
 
-exit status: 0 every formula cell equals torch, 1 a value differs, 2 unusable input
-(--watch: 130 when stopped by Ctrl-C, 143 by SIGTERM)
+One line per file (PASS, FAIL with where the mistakes are, or ERROR for a file that cannot be
+verified), then, for several files, how many passed, failed and were unusable. A single unusable file
+is the command's one-line error on stderr.
+
+exit status: 0 every formula cell equals torch, 1 a value differs, 2 unusable input; when both
+happen, 2 (--json says which file is which); --watch: 130 when stopped by Ctrl-C, 143 by SIGTERM
 """
 
 
@@ -96,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
                             "what failed)")
     shown.add_argument("--json", action="store_true", help="print the reports as JSON")
     verify.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress on the terminal while LibreOffice and torch work")
+                        help="print only the files that fail or cannot be verified (no PASS lines, notes or "
+                             "progress)")
     verify.add_argument("--hint", action="store_true",
                         help="beside each mistake, the formula lessonxl writes in that cell")
     verify.add_argument("--annotate", type=Path, metavar="DIR",
@@ -168,7 +173,7 @@ def _generate(args) -> int:
 
 def _verify(args) -> int:
     from .api import verify
-    from .report import as_json, format_report, format_summary, run_notes
+    from .report import as_json, format_report, format_summary, run_notes, summary_line
 
     if args.watch:
         return _watch(args)
@@ -178,17 +183,32 @@ def _verify(args) -> int:
                          progress=progress.show, annotate=args.annotate, hint=args.hint)
     if args.json:
         print(json.dumps(as_json(reports, args.hint), indent=2))
+    elif len(reports) == 1 and reports[0].error:  # one unusable file: the command's one-line error
+        print(f"lessonxl verify: {reports[0].error}", file=sys.stderr)
     else:
-        verified = [report for report in reports if not report.error]
-        if args.verbose and verified:
-            print("\n\n".join(format_report(report, args.hint) for report in verified))
-        if not args.verbose:
-            for line in [*(format_summary(report, args.hint) for report in verified), *run_notes(verified)]:
+        shown = [report for report in reports if not (args.quiet and report.passed)]
+        blocks = [summary_line(report) if report.error else
+                  format_report(report, args.hint) if args.verbose else format_summary(report, args.hint)
+                  for report in shown]
+        if blocks:
+            print(("\n\n" if args.verbose else "\n").join(blocks))
+        if not args.quiet:
+            for line in [*run_notes([report for report in reports if not report.error]), *_counts(reports)]:
                 print(line)
-    for report in reports:
-        if report.error:
-            print(f"lessonxl verify: {report.error}", file=sys.stderr)
+    if args.json:
+        for report in reports:
+            if report.error:
+                print(f"lessonxl verify: {report.error}", file=sys.stderr)
     return reports.exit_code
+
+
+def _counts(reports) -> list[str]:
+    """The last line of a run of several files: how many passed, failed and could not be verified."""
+    if len(reports) < 2:
+        return []
+    errors = sum(1 for report in reports if report.error)
+    passed = sum(1 for report in reports if report.passed)
+    return [f"{len(reports)} files: {passed} passed, {len(reports) - passed - errors} failed, {errors} unusable"]
 
 
 def _watch(args) -> int:

@@ -8,7 +8,7 @@ from typing import Mapping
 
 import torch
 
-from .catalog import known
+from .catalog import known, recognise
 from .collab import SQUARINGS, CollabFilter
 from .entropy import Entropy
 from .errors import UsageError
@@ -73,10 +73,8 @@ def by_sheets(sheet_names, shown: str, names: Mapping[str, object] | None = None
     def lesson_sheets(lesson: Lesson) -> list[str]:
         return [sheet for sheet in lesson.sheets if sheet != "notes"]
 
+    recognise(present, shown)
     closest = max(LESSONS, key=lambda lesson: len(present.intersection(lesson_sheets(lesson))))
-    if not present.intersection(lesson_sheets(closest)):
-        raise UsageError(f"{shown}: was not made by lessonxl (it has none of the sheets of its workbooks, "
-                         f"such as {', '.join(lesson_sheets(LESSONS[0])[:3])})")
 
     def has(item: str) -> bool:
         if "!" not in item:

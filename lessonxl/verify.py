@@ -17,7 +17,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import files, reader
+from . import catalog, files, reader
 from .catalog import DEFAULT_TOL
 from .compare import Check, Truth, compare
 from .errors import UsageError
@@ -50,6 +50,10 @@ class _Job:
 
     def _refuse(self, message: str) -> UsageError:
         return UsageError(message if message.startswith(f"{self.path}:") else f"{self.path}: {message}")
+
+    def recognise(self) -> None:
+        """Refuse, before LibreOffice starts, a file whose sheets are no lessonxl workbook's."""
+        catalog.recognise(reader.sheet_names(self.staged.stripped, self.path), str(self.path))
 
     def identify(self) -> None:
         """The lesson the file's sheets name, and the input areas (from 0) LibreOffice reads first."""
@@ -288,7 +292,7 @@ def verify_in(engine: Callable[[], Engine], paths: Sequence[Path], folder: Path,
         reports.append(job.report)
         # LibreOffice starts with the first file that needs it (while the lessons and torch are
         # imported), and recalculates each file as soon as it is staged.
-        if _attempt(job, _copy, job, folder, index, annotate):
+        if _attempt(job, _copy, job, folder, index, annotate) and _attempt(job, job.recognise):
             running = engine()
             if _attempt(job, job.identify):
                 job.ticket = running.submit(job.staged.stripped, job.areas)
@@ -332,11 +336,12 @@ def _run(jobs: Sequence[_Job], engine: Engine | None, device: str, atol: float, 
 
     chosen = pick_device(device)
     for number, job in enumerate(jobs):
+        counted = f" ({number + 1} of {len(jobs)})" if len(jobs) > 1 else ""
         try:
             # torch computes from the inputs while LibreOffice recalculates the whole workbook and reads
             # it back (and goes on to the next file).
             early = _timed(job, engine.inputs, job.ticket)
-            progress(f"computing {job.path.name} with torch")
+            progress(f"computing {job.path.name} with torch{counted}")
             truth = _attempt(job, job.truth, early, chosen)
             reply = _timed(job, engine.result, job.ticket)
         except EngineFailure as error:  # LibreOffice hung or crashed: every file not done says so
@@ -347,7 +352,7 @@ def _run(jobs: Sequence[_Job], engine: Engine | None, device: str, atol: float, 
             job.report.error = job.report.error or str(job._refuse(str(error)))
             continue
         if truth:
-            progress(f"comparing {job.path.name}")
+            progress(f"comparing {job.path.name}{counted}")
             _attempt(job, job.finish, reply, atol, rtol)
 
 

@@ -157,3 +157,21 @@ def test_unusable_ratings_files_are_one_line_errors_and_left_untouched(generated
                     str(path), message)
     assert (path.read_bytes() if path.is_file() else None) == before
     assert not (tmp_path / "out" / "collab_filter.xlsx").exists()
+
+
+def test_quiet_prints_only_the_files_that_fail_and_progress_counts_them(generated, tmp_path):
+    from conftest import mutate_formula
+
+    from lessonxl.api import verify
+    mutant = tmp_path / "mutant.xlsx"
+    mutate_formula(generated["entropy_example"], mutant, "softmax", "K6")
+    result = run_cli("verify", "-q", "--device", "cpu", generated["entropy_example"], mutant)
+    assert result.returncode == 1 and result.stderr == ""
+    assert result.stdout.startswith(f"FAIL {mutant}: entropy_example, 7 of "), result.stdout
+    assert "softmax!K6" in result.stdout
+    assert "PASS" not in result.stdout and "note: lessonxl wrote" not in result.stdout \
+        and "files:" not in result.stdout
+    stages = []
+    verify([generated["entropy_example"], mutant], device="cpu", progress=stages.append)
+    assert "computing entropy_example.xlsx with torch (1 of 2)" in stages
+    assert "comparing mutant.xlsx (2 of 2)" in stages

@@ -138,29 +138,34 @@ def test_a_file_that_is_no_lessonxl_workbook_is_refused_in_one_line(generated, t
     make, needle = NOT_WORKBOOKS[case]
     path = make(generated, tmp_path)
     one_line_refusal(capsys, path, needle)
+    assert not no_libreoffice.exists(), "refused only after LibreOffice started"
 
 
 def test_refusals_through_the_real_command_line_one_line_per_file(generated, tmp_path):
-    """All the unusable files at once, as a user's shell runs it: one line each, in order, exit 2."""
+    """All the unusable files at once, as a user's shell runs it: an ERROR line each, in order, then the
+    count; exit 2."""
     paths = [make(generated, tmp_path) for make, _ in NOT_WORKBOOKS.values()]
     before = [digest(path) for path in paths]
     result = run_cli("verify", "--device", "cpu", *paths)
     assert result.returncode == 2
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == len(paths), result.stderr
+    assert result.stderr == ""
+    *lines, counts = result.stdout.splitlines()
+    assert len(lines) == len(paths), result.stdout
     for line, path, (_, needle) in zip(lines, paths, NOT_WORKBOOKS.values()):
-        assert line.startswith(f"lessonxl verify: {path}: ") and needle in line, line
+        assert line.startswith(f"ERROR {path}: ") and needle in line, line
+    assert counts == f"{len(paths)} files: 0 passed, 0 failed, {len(paths)} unusable"
     assert [digest(path) for path in paths] == before
 
 
 def test_a_good_file_beside_a_broken_one_is_still_verified(generated, tmp_path):
+    """The broken file is a line among the others, in the order given, and counted; exit 2 wins over 0."""
     broken = _truncated(generated, tmp_path)
-    result = run_cli("verify", "--device", "cpu", generated["entropy_example"], broken)
-    assert result.returncode == 2
-    assert "PASS" in result.stdout and "FAIL" not in result.stdout
-    assert result.stderr.count("\n") == 1 and str(broken) in result.stderr
+    result = run_cli("verify", "--device", "cpu", broken, generated["entropy_example"])
+    assert result.returncode == 2 and result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"ERROR {broken}: is a damaged or truncated .xlsx workbook")
+    assert lines[1].startswith(f"PASS {generated['entropy_example']}: ")
+    assert lines[-1] == "2 files: 1 passed, 0 failed, 1 unusable"
 
 
 # ---------------------------------------------------------------------------------------------
