@@ -12,26 +12,24 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 
-from lessonxl.recalc import make_profile, soffice_command
 from lessonxl.registry import by_name
 from lessonxl.verify import verify_paths
+from render_pictures import page_png, require_pdftoppm, to_pdf  # beside this script
 
-PDF_FILTER = 'pdf:calc_pdf_Export:{"SinglePageSheets":{"type":"boolean","value":"true"}}'
-# The step table's header row to row 20 of the adam sheet at 72 dpi, the comment of K40 included.
-CROP = {"x": 0, "y": 392, "width": 1880, "height": 300}
+# The step table's header row to row 20 of the adam sheet at 72 dpi, the comment of K40 included:
+# x, y, width, height.
+CROP = (0, 392, 1880, 300)
+ADAM_PAGE = 7
 
 
 def broken(source: Path, target: Path) -> None:
-    """graddesc with adam!K40's square dropped (the sheet is the 7th part: notes, data, basic, ...)."""
+    """graddesc with adam!K40's square dropped (the sheet is the 7th part and page: notes, data, basic, ...)."""
     with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
         for item in old.infolist():
             data = old.read(item.filename)
@@ -46,8 +44,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/pictures"))
     parser.add_argument("--dpi", type=int, default=72)
     args = parser.parse_args()
-    if not shutil.which("pdftoppm"):
-        sys.exit("render_annotated: pdftoppm is needed (apt-get install poppler-utils)")
+    require_pdftoppm("render_annotated")
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="lessonxl-render-") as tmp:
         work = Path(tmp)
@@ -56,17 +53,10 @@ def main() -> None:
         broken(source, path)
         [report] = verify_paths([path], device="cpu", annotate=work / "marked")
         assert report.annotated, report.error or "verify found nothing to mark"
-        pdf_dir = work / "pdf"
-        command = soffice_command([Path(report.annotated)], pdf_dir, make_profile(work / "profile"),
-                                  target=PDF_FILTER)
-        subprocess.run(command, check=True, capture_output=True, timeout=300)
-        scale = args.dpi / 72
-        stem = args.out / "graddesc-annotated"
-        subprocess.run(["pdftoppm", "-png", "-singlefile", "-f", "7", "-l", "7", "-r", str(args.dpi),
-                        "-x", str(round(CROP["x"] * scale)), "-y", str(round(CROP["y"] * scale)),
-                        "-W", str(round(CROP["width"] * scale)), "-H", str(round(CROP["height"] * scale)),
-                        str(pdf_dir / "graddesc.pdf"), str(stem)], check=True)
-        print(f"wrote {stem.with_suffix('.png')}")
+        pdf = to_pdf(Path(report.annotated), work)
+        box = tuple(round(pixels * args.dpi / 72) for pixels in CROP)
+        picture = page_png(pdf, ADAM_PAGE, args.out / "graddesc-annotated", args.dpi, box)
+        print(f"wrote {picture}")
 
 
 if __name__ == "__main__":

@@ -34,22 +34,36 @@ SKIPPED = {"notes"}
 
 def render(workbook: Path, out: Path, width: int, height: int, dpi: int, work: Path,
            wanted: set[str] | None = None) -> list[Path]:
+    """The top-left corner of each sheet of `workbook` (but the notes, or only those `wanted`) as PNGs."""
     sheets = openpyxl.load_workbook(workbook, read_only=True).sheetnames
+    pdf = to_pdf(workbook, work)
+    return [page_png(pdf, page, out / f"{workbook.stem}-{sheet}", dpi, (0, 0, width, height))
+            for page, sheet in enumerate(sheets, start=1)
+            if sheet not in SKIPPED and (not wanted or sheet in wanted)]
+
+
+def to_pdf(workbook: Path, work: Path) -> Path:
+    """`workbook` recalculated and exported by LibreOffice to a PDF of one page per sheet, under `work`."""
     pdf_dir = work / workbook.stem
     command = soffice_command([workbook], pdf_dir, make_profile(work / f"profile-{workbook.stem}"),
                               target=PDF_FILTER)
     subprocess.run(command, check=True, capture_output=True, timeout=300)
-    pdf = pdf_dir / (workbook.stem + ".pdf")
-    written = []
-    for page, sheet in enumerate(sheets, start=1):
-        if sheet in SKIPPED or (wanted and sheet not in wanted):
-            continue
-        stem = out / f"{workbook.stem}-{sheet}"
-        subprocess.run(["pdftoppm", "-png", "-singlefile", "-f", str(page), "-l", str(page),
-                        "-r", str(dpi), "-x", "0", "-y", "0", "-W", str(width),
-                        "-H", str(height), str(pdf), str(stem)], check=True)
-        written.append(stem.with_suffix(".png"))
-    return written
+    return pdf_dir / (workbook.stem + ".pdf")
+
+
+def page_png(pdf: Path, page: int, stem: Path, dpi: int, box: tuple[int, int, int, int]) -> Path:
+    """Page `page` of `pdf` at `dpi`, cut to `box` (x, y, width, height in pixels), as `stem`.png."""
+    x, y, width, height = box
+    subprocess.run(["pdftoppm", "-png", "-singlefile", "-f", str(page), "-l", str(page), "-r", str(dpi),
+                    "-x", str(x), "-y", str(y), "-W", str(width), "-H", str(height), str(pdf), str(stem)],
+                   check=True)
+    return stem.with_suffix(".png")
+
+
+def require_pdftoppm(script: str) -> None:
+    """Exit with a word on how to install pdftoppm where it is missing."""
+    if not shutil.which("pdftoppm"):
+        sys.exit(f"{script}: pdftoppm is needed (apt-get install poppler-utils)")
 
 
 def main() -> None:
@@ -64,8 +78,7 @@ def main() -> None:
     parser.add_argument("--sheets", nargs="+", metavar="SHEET",
                         help="render only these sheets (default: every sheet but notes)")
     args = parser.parse_args()
-    if not shutil.which("pdftoppm"):
-        sys.exit("render_pictures: pdftoppm is needed (apt-get install poppler-utils)")
+    require_pdftoppm("render_pictures")
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="lessonxl-render-") as tmp:
         work = Path(tmp)
