@@ -214,7 +214,7 @@ def _counts(reports) -> list[str]:
 def _watch(args) -> int:
     """`verify --watch`: every verdict as it comes, until Ctrl-C (130) or SIGTERM (143)."""
     from .api import watch
-    from .report import as_json, format_report, format_summary, summary_line
+    from .report import as_json, format_report, format_summary
 
     def show(reports) -> None:
         for report in reports:
@@ -223,10 +223,7 @@ def _watch(args) -> int:
             elif args.verbose and not report.error:
                 print(format_report(report, args.hint), flush=True)
             else:
-                failing = [line for line in format_summary(report, args.hint).splitlines()[1:]
-                           if not line.startswith("  note:") and not line.startswith("  computed by")
-                           and not line.startswith("  saved values")]
-                print("\n".join([summary_line(report), *failing]), flush=True)
+                print(format_summary(report, args.hint, brief=True), flush=True)
 
     watch(args.paths, args.device, tol=args.tol, timeout=args.timeout, on_reports=show, annotate=args.annotate,
           hint=args.hint)

@@ -429,13 +429,17 @@ def saved_lines(report: Report) -> list[str]:
     return lines + ([hint] if hint else [])
 
 
-def format_summary(report: Report, hint: bool = False) -> str:
+def format_summary(report: Report, hint: bool = False, brief: bool = False) -> str:
     """The default report of one file: its summary line, then where the mistakes are (or, where none is
-    found, each failing quantity), what the saving application computed, then notes."""
+    found, each failing quantity), what the saving application computed, then notes. `brief` (verify
+    --watch, once per save): no notes, and the saving application's values only where they differ."""
     lines = [summary_line(report)]
     lines += finding_lines(report, hint) or [f"  {check.sheet}!{check.name}: {_failure(check)}"
                                              for check in report.checks if not check.passed]
     lines += _annotated(report)
+    if brief:
+        saved = saved_lines(report) if report.saved is not None and not report.saved.ok else []
+        return "\n".join(lines + [f"  {line}" for line in saved])
     saved = saved_lines(report) if not written_by_lessonxl(report) else []  # said once, in `run_notes`
     lines += [f"  {line}" for line in saved + _notes(report)]
     return "\n".join(lines)
