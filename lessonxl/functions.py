@@ -60,13 +60,18 @@ def as_number(value) -> float:
     raise SpreadsheetError("#VALUE!")
 
 
+def is_number(value) -> bool:
+    """Whether a value is a number (TRUE and FALSE are not, though Python counts them)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def numbers_in(array: np.ndarray) -> list[float]:
     """The numbers of a range (text, logical values and blanks are left out, as SUM and COUNT do);
     an error value in it spreads."""
     out = []
     for value in array.ravel():
         raise_if_error(value)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if is_number(value):
             out.append(float(value))
     return out
 
@@ -186,8 +191,8 @@ def _count(ev, args):
     count = 0
     for arg in args:
         if isinstance(arg, (Ref, np.ndarray)):
-            count += sum(isinstance(v, (int, float)) and not isinstance(v, bool) for v in ev.array(arg).ravel())
-        elif isinstance(arg, (int, float)) and not isinstance(arg, bool):
+            count += sum(is_number(v) for v in ev.array(arg).ravel())
+        elif is_number(arg):
             count += 1
     return float(count)
 
@@ -209,21 +214,24 @@ def _min(ev, args):
     return min(numbers) if numbers else 0.0
 
 
-def _product_grid(ev, arg) -> np.ndarray:
-    """An argument of SUMPRODUCT as numbers: anything but a number counts 0; an error value spreads."""
+def _number_grid(ev, arg, strict: bool) -> np.ndarray:
+    """An array argument as numbers (an error value spreads): anything but a number counts 0, or is
+    #VALUE! where `strict` (MMULT)."""
     grid = ev.array(arg)
     out = np.zeros(grid.shape)
     for index, value in np.ndenumerate(grid):
         raise_if_error(value)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if is_number(value):
             out[index] = float(value)
+        elif strict:
+            raise SpreadsheetError("#VALUE!")
     return out
 
 
 def _sumproduct(ev, args):
     if not args:
         raise SpreadsheetError("#VALUE!")
-    grids = [_product_grid(ev, arg) for arg in args]
+    grids = [_number_grid(ev, arg, strict=False) for arg in args]
     if len({g.shape for g in grids}) != 1:
         raise SpreadsheetError("#VALUE!")
     product = grids[0]
@@ -232,21 +240,9 @@ def _sumproduct(ev, args):
     return checked(float(product.sum()))
 
 
-def _numeric_grid(ev, arg) -> np.ndarray:
-    """An array whose every entry must be a number (MMULT)."""
-    grid = ev.array(arg)
-    out = np.empty(grid.shape)
-    for index, value in np.ndenumerate(grid):
-        raise_if_error(value)
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise SpreadsheetError("#VALUE!")
-        out[index] = float(value)
-    return out
-
-
 def _mmult(ev, args):
     _arguments(2)(args)
-    left, right = _numeric_grid(ev, args[0]), _numeric_grid(ev, args[1])
+    left, right = (_number_grid(ev, arg, strict=True) for arg in args)
     if left.shape[1] != right.shape[0]:
         raise SpreadsheetError("#VALUE!")
     with np.errstate(all="ignore"):
@@ -266,7 +262,7 @@ def _sumxmy2(ev, args):
     for a, b in zip(left.ravel(), right.ravel()):
         raise_if_error(a)
         raise_if_error(b)
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b)):
+        if is_number(a) and is_number(b):
             total += (float(a) - float(b)) ** 2
     return checked(total)
 
@@ -451,7 +447,7 @@ FUNCTIONS = {
     "INDEX": _index, "OFFSET": _offset, "MATCH": _match, "ROWS": _rows, "COLUMNS": _columns,
     "LARGE": _kth(True), "SMALL": _kth(False), "LOG": _log, "ROUND": _round, "POWER": _power_function,
     "MOD": _mod, "AND": _logical(all), "OR": _logical(any), "NOT": _not,
-    "ISNUMBER": _is(lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    "ISNUMBER": _is(is_number),
     "ISBLANK": _is(lambda v: v is None), "ISERROR": _is(is_error_value),
     "PI": lambda ev, args: math.pi,
     "SQRT": _math(math.sqrt, lambda x: x >= 0),

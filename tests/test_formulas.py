@@ -3,12 +3,18 @@ a spreadsheet's rules, as `lessonxl verify`'s diagnosis uses them; no LibreOffic
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+import lessonxl
 
 from lessonxl.evaluator import evaluate
 from lessonxl.references import (MAX_ROW, Names, Ref, Reader, Unsupported, a1, canonical, column_letters,
                                  column_number, precedents, read, row_col, shifted)
+from lessonxl.values import ERRORS
 
 
 def names_of(mapping: dict) -> Names:
@@ -58,6 +64,8 @@ CELLS = {("s", 1, 1): 2.0, ("s", 2, 1): 3.0, ("s", 3, 1): None, ("s", 1, 2): "Do
     # except in the arguments of functions that take arrays.
     ("=SUM((A1:A3<>\"\")*A1:A3)", "#VALUE!"), ("=SUMPRODUCT((A1:A3<>\"\")*A1:A3)", 5.0), ("=SQRT(A1:A3)", "#VALUE!"),
     ("=A1:A9*2", 0.0),
+    # SUMPRODUCT counts anything but a number as 0; MMULT takes only numbers.
+    ("=SUMPRODUCT(A1:B1)", 2.0), ("=MMULT(A1:A2,C1)", -2.0), ("=MMULT(B1,C1)", "#VALUE!"),
 ])
 def test_the_evaluator_computes_as_a_spreadsheet(text, value):
     got = evaluate(text, "s", 5, 5, lambda sheet, row, col: CELLS.get((sheet, row, col)), NAMES_HERE)
@@ -103,3 +111,12 @@ def test_error_values_spread_and_text_that_looks_like_one_is_text(cell, text, va
 def test_an_error_written_in_a_formula_is_an_error_value():
     assert evaluate("=IFERROR(#DIV/0!,7)", "s", 1, 1, lambda *at: None, NAMES_HERE) == 7.0
     assert evaluate("=#N/A", "s", 1, 1, lambda *at: None, NAMES_HERE) == "#N/A"
+
+
+def test_every_error_value_the_bridge_gives_is_one_lessonxl_knows():
+    # unobridge.py runs outside lessonxl's Python (it cannot import values.ERRORS): its table is read as text.
+    bridge = ast.parse(Path(lessonxl.__file__).with_name("unobridge.py").read_text())
+    [table] = [node.value for node in bridge.body if isinstance(node, ast.Assign)
+               and [getattr(target, "id", None) for target in node.targets] == ["XLSX_ERRORS"]]
+    given = set(ast.literal_eval(table).values())
+    assert "#DIV/0!" in given and given <= set(ERRORS)
