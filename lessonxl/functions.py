@@ -148,17 +148,16 @@ def to_power(a: float, b: float) -> float:
 
 # --- functions ---------------------------------------------------------------------------------------
 
-def _arguments(count: int, at_most: int | None = None):
-    def check(args):
-        if len(args) < count or len(args) > (count if at_most is None else at_most):
-            raise SpreadsheetError("#VALUE!")
-    return check
+def _arguments(args: list, count: int, at_most: int | None = None) -> None:
+    """#VALUE! unless a function is given `count` arguments (from `count` to `at_most`)."""
+    if not count <= len(args) <= (count if at_most is None else at_most):
+        raise SpreadsheetError("#VALUE!")
 
 
 def _math(operation, domain=lambda x: True):
     """A one-argument function of a number, elementwise over an array."""
     def function(ev: Evaluator, args):
-        _arguments(1)(args)
+        _arguments(args, 1)
 
         def one(x):
             if not domain(x):
@@ -241,7 +240,7 @@ def _sumproduct(ev, args):
 
 
 def _mmult(ev, args):
-    _arguments(2)(args)
+    _arguments(args, 2)
     left, right = (_number_grid(ev, arg, strict=True) for arg in args)
     if left.shape[1] != right.shape[0]:
         raise SpreadsheetError("#VALUE!")
@@ -254,7 +253,7 @@ def _mmult(ev, args):
 
 
 def _sumxmy2(ev, args):
-    _arguments(2)(args)
+    _arguments(args, 2)
     left, right = ev.array(args[0]), ev.array(args[1])
     if left.size != right.size:
         raise SpreadsheetError("#N/A")
@@ -268,7 +267,7 @@ def _sumxmy2(ev, args):
 
 
 def _transpose(ev, args):
-    _arguments(1)(args)
+    _arguments(args, 1)
     return ev.array(args[0]).T.copy()
 
 
@@ -277,7 +276,7 @@ def _whole(value) -> int:
 
 
 def _index(ev, args):
-    _arguments(2, 3)(args)
+    _arguments(args, 2, 3)
     source = args[0]
     rows, cols = source.shape if isinstance(source, (Ref, np.ndarray)) else (1, 1)
     row = _whole(ev.scalar(args[1])) if args[1] is not None else 0
@@ -301,7 +300,7 @@ def _index(ev, args):
 
 
 def _offset(ev, args):
-    _arguments(3, 5)(args)
+    _arguments(args, 3, 5)
     base = args[0]
     if not isinstance(base, Ref):
         raise SpreadsheetError("#VALUE!")
@@ -317,7 +316,7 @@ def _offset(ev, args):
 
 
 def _match(ev, args):
-    _arguments(2, 3)(args)
+    _arguments(args, 2, 3)
     wanted = raise_if_error(ev.scalar(args[0]))
     table = ev.array(args[1])
     if table.shape[0] != 1 and table.shape[1] != 1:
@@ -345,18 +344,18 @@ def _match(ev, args):
 
 
 def _rows(ev, args):
-    _arguments(1)(args)
+    _arguments(args, 1)
     return float(args[0].shape[0]) if isinstance(args[0], (Ref, np.ndarray)) else 1.0
 
 
 def _columns(ev, args):
-    _arguments(1)(args)
+    _arguments(args, 1)
     return float(args[0].shape[1]) if isinstance(args[0], (Ref, np.ndarray)) else 1.0
 
 
 def _kth(largest: bool):
     def function(ev, args):
-        _arguments(2)(args)
+        _arguments(args, 2)
         numbers = sorted(numbers_in(ev.array(args[0])), reverse=largest)
         k = _whole(ev.scalar(args[1]))
         if not 1 <= k <= len(numbers):
@@ -366,7 +365,7 @@ def _kth(largest: bool):
 
 
 def _log(ev, args):
-    _arguments(1, 2)(args)
+    _arguments(args, 1, 2)
     base = as_number(ev.scalar(args[1])) if len(args) > 1 and args[1] is not None else 10.0
     if base <= 0 or base == 1:
         raise SpreadsheetError("#NUM!" if base <= 0 else "#DIV/0!")
@@ -379,7 +378,7 @@ def _log(ev, args):
 
 
 def _round(ev, args):
-    _arguments(1, 2)(args)
+    _arguments(args, 1, 2)
     digits = _whole(ev.scalar(args[1])) if len(args) > 1 else 0
 
     def one(x):
@@ -389,12 +388,12 @@ def _round(ev, args):
 
 
 def _power_function(ev, args):
-    _arguments(2)(args)
+    _arguments(args, 2)
     return ev.arithmetic(to_power, args[0], args[1])
 
 
 def _mod(ev, args):
-    _arguments(2)(args)
+    _arguments(args, 2)
 
     def one(a, b):
         if b == 0:
@@ -418,13 +417,13 @@ def _logical(combine):
 
 
 def _not(ev, args):
-    _arguments(1)(args)
+    _arguments(args, 1)
     return not is_true(ev.scalar(args[0]))
 
 
 def _is(test):
     def function(ev, args):
-        _arguments(1)(args)
+        _arguments(args, 1)
         return test(ev.scalar(args[0]))
     return function
 

@@ -66,6 +66,8 @@ CELLS = {("s", 1, 1): 2.0, ("s", 2, 1): 3.0, ("s", 3, 1): None, ("s", 1, 2): "Do
     ("=A1:A9*2", 0.0),
     # SUMPRODUCT counts anything but a number as 0; MMULT takes only numbers.
     ("=SUMPRODUCT(A1:B1)", 2.0), ("=MMULT(A1:A2,C1)", -2.0), ("=MMULT(B1,C1)", "#VALUE!"),
+    # Too few or too many arguments.
+    ("=SQRT(4,1)", "#VALUE!"), ("=INDEX(A1:A3)", "#VALUE!"), ("=INDEX(A1:B3,2,2,1)", "#VALUE!"),
 ])
 def test_the_evaluator_computes_as_a_spreadsheet(text, value):
     got = evaluate(text, "s", 5, 5, lambda sheet, row, col: CELLS.get((sheet, row, col)), NAMES_HERE)
