@@ -149,7 +149,7 @@ def _corner(text: str) -> tuple[int | None, bool, int | None, bool]:
             column_number(letters) if letters else None, bool(col_abs) if letters else False)
 
 
-def corners(text: str):
+def corners(text: str) -> tuple[tuple, tuple]:
     """The two corners of a reference as (row, row absolute, col, col absolute)."""
     first, _, second = text.partition(":")
     start = _corner(first)

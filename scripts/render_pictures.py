@@ -2,7 +2,8 @@
 
 Each workbook is recalculated and exported to PDF by LibreOffice with one page per sheet
 (`SinglePageSheets`), then `pdftoppm` (poppler-utils) turns the pages into PNGs at --dpi, keeping the
-top-left --width x --height pixels of each sheet (a legible corner rather than a shrunken whole): docs/pictures/<workbook>-<sheet>.png. The notes sheets are skipped (text only).
+top-left --width x --height pixels of each sheet (a legible corner rather than a shrunken whole):
+docs/pictures/<workbook>-<sheet>.png. The notes sheets are skipped (text only).
 
     .venv/bin/python scripts/render_pictures.py [--out docs/pictures] [--dpi 80] [--width 1200] [--height 700]
         [--sheets SHEET ...] [WORKBOOK.xlsx ...]
