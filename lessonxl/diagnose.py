@@ -38,7 +38,7 @@ import numpy as np
 from .compare import Check, agrees
 from .evaluator import evaluate
 from .reader import address
-from .references import (Names, Reader, Ref, Token, Unsupported, column_number, corners, ref_rect, row_col,
+from .references import (Names, Reader, Area, Token, Unsupported, column_number, corners, ref_rect, row_col,
                          shifted)
 from .values import is_error
 
@@ -163,7 +163,7 @@ def file_names(path: Path) -> Names:
     with zipfile.ZipFile(path) as archive:
         root = ET.fromstring(archive.read("xl/workbook.xml"))
     sheets = [sheet.get("name") for sheet in root.iter(f"{_MAIN}sheet")]
-    scoped: dict[tuple[str | None, str], Ref] = {}
+    scoped: dict[tuple[str | None, str], Area] = {}
     for element in root.iter(f"{_MAIN}definedName"):
         name, local = element.get("name", ""), element.get("localSheetId")
         try:
@@ -182,8 +182,8 @@ def file_names(path: Path) -> Names:
     return _resolver(scoped)
 
 
-def _resolver(scoped: Mapping[tuple[str | None, str], Ref]) -> Names:
-    def names(sheet: str, prefix: str | None, name: str) -> Ref | None:
+def _resolver(scoped: Mapping[tuple[str | None, str], Area]) -> Names:
+    def names(sheet: str, prefix: str | None, name: str) -> Area | None:
         key = name.lower()
         if prefix is not None:
             return scoped.get((prefix, key))
@@ -224,13 +224,12 @@ def lessonxl_layout(lesson, values: Mapping[str, object], file_areas: Mapping[st
     except Exception:  # a lesson that cannot lay these values out: no formulas to offer, no verdict changed
         return None
     formulas: dict[str, dict[tuple[int, int], str]] = {}
-    scoped: dict[tuple[str | None, str], Ref] = {}
+    scoped: dict[tuple[str | None, str], Area] = {}
     for sheet in book.sheets:
         for block in sheet.blocks.values():
             area = lesson.find(file_areas, block.key)
-            rect = Ref(sheet.name, block.top + 1, block.left + 1, block.bottom + 1, block.right + 1)
-            if area is None or (area.sheet, area.min_row, area.min_col, area.max_row, area.max_col) != \
-                    (rect.sheet, rect.r0, rect.c0, rect.r1, rect.c1):
+            rect = Area(sheet.name, block.top + 1, block.left + 1, block.bottom + 1, block.right + 1)
+            if area != rect:
                 return None
             scoped[None, defined_name(block.key).lower()] = rect
         formulas[sheet.name] = sheet.ws.formulas
@@ -271,14 +270,14 @@ class _Differing:
                 grid[r, c] = True
             self.grids[sheet] = grid
 
-    def within(self, rect: Ref) -> list[tuple[str, int, int]]:
+    def within(self, rect: Area) -> list[tuple[str, int, int]]:
         grid = self.grids.get(rect.sheet)
-        if grid is None or rect.r0 >= grid.shape[0] or rect.c0 >= grid.shape[1]:
+        if grid is None or rect.min_row >= grid.shape[0] or rect.min_col >= grid.shape[1]:
             return []
-        if rect.r0 == rect.r1 and rect.c0 == rect.c1:
-            return [(rect.sheet, rect.r0, rect.c0)] if grid[rect.r0, rect.c0] else []
-        part = grid[rect.r0:rect.r1 + 1, rect.c0:rect.c1 + 1]
-        return [(rect.sheet, rect.r0 + int(r), rect.c0 + int(c)) for r, c in np.argwhere(part)]
+        if rect.min_row == rect.max_row and rect.min_col == rect.max_col:
+            return [(rect.sheet, rect.min_row, rect.min_col)] if grid[rect.min_row, rect.min_col] else []
+        part = grid[rect.min_row:rect.max_row + 1, rect.min_col:rect.max_col + 1]
+        return [(rect.sheet, rect.min_row + int(r), rect.min_col + int(c)) for r, c in np.argwhere(part)]
 
 
 def _same(a, b, atol: float, rtol: float) -> bool:
@@ -534,11 +533,11 @@ class _Diagnoser:
                         queue.append(other)
         return None
 
-    def formula_cells(self, rect: Ref) -> list[tuple]:
+    def formula_cells(self, rect: Area) -> list[tuple]:
         formulas = self.formulas_of(rect.sheet)
-        if (rect.r1 - rect.r0 + 1) * (rect.c1 - rect.c0 + 1) > len(formulas):
-            return [(rect.sheet, r, c) for r, c in formulas if rect.r0 <= r <= rect.r1 and rect.c0 <= c <= rect.c1]
-        return [(rect.sheet, r, c) for r in range(rect.r0, rect.r1 + 1) for c in range(rect.c0, rect.c1 + 1)
+        if (rect.max_row - rect.min_row + 1) * (rect.max_col - rect.min_col + 1) > len(formulas):
+            return [(rect.sheet, r, c) for r, c in formulas if rect.min_row <= r <= rect.max_row and rect.min_col <= c <= rect.max_col]
+        return [(rect.sheet, r, c) for r in range(rect.min_row, rect.max_row + 1) for c in range(rect.min_col, rect.max_col + 1)
                 if (r, c) in formulas]
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .functions import (ARRAY_ARGUMENTS, FUNCTIONS, SpreadsheetError, as_number, as_text, checked, divide,
                         is_true, ordering, raise_if_error, to_power)
-from .references import Names, Ref, Token, Unsupported, function_name, ref_rect, tokens
+from .references import Names, Area, Token, Unsupported, function_name, ref_rect, tokens
 
 # --- parsing -----------------------------------------------------------------------------------------
 
@@ -163,7 +163,7 @@ def evaluate(formula: str, sheet: str, row: int, col: int, values: Values, names
     evaluator = Evaluator(sheet, row, col, values, names, array)
     try:
         result = evaluator.run(parse(formula))
-        if isinstance(result, Ref):
+        if isinstance(result, Area):
             result = evaluator.implicit(result)
         if isinstance(result, np.ndarray):
             r, c = array_at
@@ -219,29 +219,29 @@ class Evaluator:
 
     # values
 
-    def read(self, ref: Ref) -> np.ndarray:
+    def read(self, ref: Area) -> np.ndarray:
         rows, cols = ref.shape
         if rows * cols > 1_000_000:
             raise Unsupported("a range too large to read")
         grid = np.empty((rows, cols), dtype=object)
         for r in range(rows):
             for c in range(cols):
-                grid[r, c] = self.values(ref.sheet, ref.r0 + r, ref.c0 + c)
+                grid[r, c] = self.values(ref.sheet, ref.min_row + r, ref.min_col + c)
         return grid
 
-    def implicit(self, ref: Ref):
+    def implicit(self, ref: Area):
         """A range where one value belongs: its one cell, or the cell of this row (column) of it."""
         if ref.shape == (1, 1):
-            return self.values(ref.sheet, ref.r0, ref.c0)
-        if ref.sheet == self.sheet and ref.c0 == ref.c1 and ref.r0 <= self.row <= ref.r1:
-            return self.values(ref.sheet, self.row, ref.c0)
-        if ref.sheet == self.sheet and ref.r0 == ref.r1 and ref.c0 <= self.col <= ref.c1:
-            return self.values(ref.sheet, ref.r0, self.col)
+            return self.values(ref.sheet, ref.min_row, ref.min_col)
+        if ref.sheet == self.sheet and ref.min_col == ref.max_col and ref.min_row <= self.row <= ref.max_row:
+            return self.values(ref.sheet, self.row, ref.min_col)
+        if ref.sheet == self.sheet and ref.min_row == ref.max_row and ref.min_col <= self.col <= ref.max_col:
+            return self.values(ref.sheet, ref.min_row, self.col)
         raise SpreadsheetError("#VALUE!")
 
     def scalar(self, value):
         """One value: a range's one cell, an array's first element."""
-        if isinstance(value, Ref):
+        if isinstance(value, Area):
             value = self.implicit(value)
         if isinstance(value, np.ndarray):
             value = value[0, 0]
@@ -249,7 +249,7 @@ class Evaluator:
 
     def array(self, value) -> np.ndarray:
         """A value as a 2-D array of values (a scalar is 1 x 1)."""
-        if isinstance(value, Ref):
+        if isinstance(value, Area):
             return self.read(value)
         if isinstance(value, np.ndarray):
             return value
@@ -261,7 +261,7 @@ class Evaluator:
         """Ranges as an operator takes them: whole in array mode, else their cell in this row or column."""
         if self.array_mode:
             return operands
-        return tuple(self.implicit(o) if isinstance(o, Ref) else o for o in operands)
+        return tuple(self.implicit(o) if isinstance(o, Area) else o for o in operands)
 
     def arithmetic(self, operation, *operands):
         """An elementwise operation on numbers (`elementwise` with its operands as numbers; a result
@@ -274,10 +274,10 @@ class Evaluator:
     def operator(self, op: str, left_node, right_node):
         left, right = self.run(left_node), self.run(right_node)
         if op == ":":
-            if not (isinstance(left, Ref) and isinstance(right, Ref)) or left.sheet != right.sheet:
+            if not (isinstance(left, Area) and isinstance(right, Area)) or left.sheet != right.sheet:
                 raise SpreadsheetError("#VALUE!")
-            return Ref(left.sheet, min(left.r0, right.r0), min(left.c0, right.c0), max(left.r1, right.r1),
-                       max(left.c1, right.c1))
+            return Area(left.sheet, min(left.min_row, right.min_row), min(left.min_col, right.min_col), max(left.max_row, right.max_row),
+                       max(left.max_col, right.max_col))
         if op in _ARITHMETIC:
             return self.arithmetic(_ARITHMETIC[op], left, right)
         if op == "&":
@@ -288,7 +288,7 @@ class Evaluator:
         """An operation on scalars, or elementwise on arrays (ranges read and broadcast; an error value
         met spreads into its own entry)."""
         operands = self.operands(operands)
-        if not any(isinstance(o, (Ref, np.ndarray)) for o in operands):
+        if not any(isinstance(o, (Area, np.ndarray)) for o in operands):
             return operation(*(raise_if_error(o) for o in operands))
         grids = [self.array(o) for o in operands]
         shape = np.broadcast_shapes(*(g.shape for g in grids))
@@ -330,9 +330,9 @@ class Evaluator:
         if not 1 <= len(args) <= 3:
             raise SpreadsheetError("#VALUE!")
         condition = self.run(args[0])
-        if isinstance(condition, Ref) and not self.array_mode:
+        if isinstance(condition, Area) and not self.array_mode:
             condition = self.implicit(condition)
-        if isinstance(condition, (Ref, np.ndarray)) and self.array(condition).size > 1:
+        if isinstance(condition, (Area, np.ndarray)) and self.array(condition).size > 1:
             grid = self.array(condition)
             yes = self.run(args[1]) if len(args) > 1 else True
             no = self.run(args[2]) if len(args) > 2 else False

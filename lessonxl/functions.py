@@ -4,7 +4,7 @@ The functions are those lessonxl writes (SUM, SUMPRODUCT, MMULT, INDEX, MATCH, O
 COS, PI, ...) and a few more; IF and IFERROR, which choose what to evaluate, are `evaluator`'s. The
 rules are a spreadsheet's: a blank is 0 in arithmetic and "" beside text, text compares ignoring case,
 and an error value spreads (`SpreadsheetError`). Each function takes the evaluator (for its arguments'
-values) and its evaluated arguments: values, `Ref`s and arrays.
+values) and its evaluated arguments: values, `Area`s and arrays.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .references import MAX_COL, MAX_ROW, Ref
+from .references import MAX_COL, MAX_ROW, Area
 from .values import ERRORS
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ def _collect(ev: Evaluator, args) -> list[float]:
     """The numbers of SUM's arguments: a range's numbers, a typed argument as a number."""
     numbers = []
     for arg in args:
-        if isinstance(arg, (Ref, np.ndarray)):
+        if isinstance(arg, (Area, np.ndarray)):
             numbers += numbers_in(ev.array(arg))
         elif arg is not None:
             numbers.append(as_number(arg))
@@ -189,7 +189,7 @@ def _sumsq(ev, args):
 def _count(ev, args):
     count = 0
     for arg in args:
-        if isinstance(arg, (Ref, np.ndarray)):
+        if isinstance(arg, (Area, np.ndarray)):
             count += sum(is_number(v) for v in ev.array(arg).ravel())
         elif is_number(arg):
             count += 1
@@ -278,7 +278,7 @@ def _whole(value) -> int:
 def _index(ev, args):
     _arguments(args, 2, 3)
     source = args[0]
-    rows, cols = source.shape if isinstance(source, (Ref, np.ndarray)) else (1, 1)
+    rows, cols = source.shape if isinstance(source, (Area, np.ndarray)) else (1, 1)
     row = _whole(ev.scalar(args[1])) if args[1] is not None else 0
     col = _whole(ev.scalar(args[2])) if len(args) > 2 and args[2] is not None else None
     if col is None:
@@ -292,9 +292,9 @@ def _index(ev, args):
         raise SpreadsheetError("#REF!")
     r_range = range(rows) if row == 0 else range(row - 1, row)
     c_range = range(cols) if col == 0 else range(col - 1, col)
-    if isinstance(source, Ref):
-        return Ref(source.sheet, source.r0 + r_range[0], source.c0 + c_range[0], source.r0 + r_range[-1],
-                   source.c0 + c_range[-1])
+    if isinstance(source, Area):
+        return Area(source.sheet, source.min_row + r_range[0], source.min_col + c_range[0], source.min_row + r_range[-1],
+                   source.min_col + c_range[-1])
     grid = ev.array(source)
     return grid[r_range[0]:r_range[-1] + 1, c_range[0]:c_range[-1] + 1]
 
@@ -302,17 +302,17 @@ def _index(ev, args):
 def _offset(ev, args):
     _arguments(args, 3, 5)
     base = args[0]
-    if not isinstance(base, Ref):
+    if not isinstance(base, Area):
         raise SpreadsheetError("#VALUE!")
     rows, cols = _whole(ev.scalar(args[1])), _whole(ev.scalar(args[2]))
     height = _whole(ev.scalar(args[3])) if len(args) > 3 and args[3] is not None else base.shape[0]
     width = _whole(ev.scalar(args[4])) if len(args) > 4 and args[4] is not None else base.shape[1]
     if height < 1 or width < 1:
         raise SpreadsheetError("#REF!")
-    r0, c0 = base.r0 + rows, base.c0 + cols
+    r0, c0 = base.min_row + rows, base.min_col + cols
     if r0 < 1 or c0 < 1 or r0 + height - 1 > MAX_ROW or c0 + width - 1 > MAX_COL:
         raise SpreadsheetError("#REF!")
-    return Ref(base.sheet, r0, c0, r0 + height - 1, c0 + width - 1)
+    return Area(base.sheet, r0, c0, r0 + height - 1, c0 + width - 1)
 
 
 def _match(ev, args):
@@ -345,12 +345,12 @@ def _match(ev, args):
 
 def _rows(ev, args):
     _arguments(args, 1)
-    return float(args[0].shape[0]) if isinstance(args[0], (Ref, np.ndarray)) else 1.0
+    return float(args[0].shape[0]) if isinstance(args[0], (Area, np.ndarray)) else 1.0
 
 
 def _columns(ev, args):
     _arguments(args, 1)
-    return float(args[0].shape[1]) if isinstance(args[0], (Ref, np.ndarray)) else 1.0
+    return float(args[0].shape[1]) if isinstance(args[0], (Area, np.ndarray)) else 1.0
 
 
 def _kth(largest: bool):
@@ -406,7 +406,7 @@ def _logical(combine):
     def function(ev, args):
         values = []
         for arg in args:
-            if isinstance(arg, (Ref, np.ndarray)):
+            if isinstance(arg, (Area, np.ndarray)):
                 values += [is_true(v) for v in ev.array(arg).ravel() if v is not None and not isinstance(v, str)]
             else:
                 values.append(is_true(arg))

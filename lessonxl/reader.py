@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 import openpyxl
@@ -24,27 +24,8 @@ from openpyxl.utils.cell import coordinate_to_tuple, get_column_letter, range_bo
 from openpyxl.worksheet.formula import ArrayFormula
 
 from .errors import UsageError
+from .references import Area
 from .values import key as value_key
-
-
-@dataclass(frozen=True)
-class Area:
-    """The rectangle a defined name points at (1-based rows and columns, as openpyxl counts)."""
-
-    sheet: str
-    min_row: int
-    min_col: int
-    max_row: int
-    max_col: int
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.max_row - self.min_row + 1, self.max_col - self.min_col + 1
-
-    def cells(self) -> Iterator[tuple[int, int]]:
-        for row in range(self.min_row, self.max_row + 1):
-            for col in range(self.min_col, self.max_col + 1):
-                yield row, col
 
 
 def address(sheet: str, row: int, col: int) -> str:

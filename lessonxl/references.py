@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 from .values import ERRORS
 
@@ -41,18 +41,24 @@ class Unsupported(Exception):
 
 
 @dataclass(frozen=True)
-class Ref:
-    """A rectangle of one sheet (1-based, inclusive), as a reference evaluates before its values are read."""
+class Area:
+    """A rectangle of one sheet (1-based, inclusive, as openpyxl counts): what a defined name points at,
+    and what a reference evaluates to before its values are read."""
 
     sheet: str
-    r0: int
-    c0: int
-    r1: int
-    c1: int
+    min_row: int
+    min_col: int
+    max_row: int
+    max_col: int
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.r1 - self.r0 + 1, self.c1 - self.c0 + 1
+        return self.max_row - self.min_row + 1, self.max_col - self.min_col + 1
+
+    def cells(self) -> Iterator[tuple[int, int]]:
+        for row in range(self.min_row, self.max_row + 1):
+            for col in range(self.min_col, self.max_col + 1):
+                yield row, col
 
 
 @dataclass(frozen=True)
@@ -167,14 +173,14 @@ def row_col(cell: str) -> tuple[int, int]:
     return int(match.group(2)), column_number(match.group(1))
 
 
-def ref_rect(token: Token, host_sheet: str) -> Ref:
+def ref_rect(token: Token, host_sheet: str) -> Area:
     """The rectangle a ref token points at (A:A is the whole column, 1:1 the whole row)."""
     (r0, _, c0, _), (r1, _, c1, _) = corners(token.text)
     if r0 is None:
         r0, r1 = 1, MAX_ROW
     if c0 is None:
         c0, c1 = 1, MAX_COL
-    return Ref(token.sheet or host_sheet, min(r0, r1), min(c0, c1), max(r0, r1), max(c0, c1))
+    return Area(token.sheet or host_sheet, min(r0, r1), min(c0, c1), max(r0, r1), max(c0, c1))
 
 
 def shifted(formula: str, rows: int, cols: int) -> str:
@@ -199,11 +205,11 @@ def shifted(formula: str, rows: int, cols: int) -> str:
 
 # --- what a formula reads, and its canonical form ----------------------------------------------------
 
-#: How a defined name is resolved: (the formula's sheet, the name's own sheet prefix or None, name) -> Ref.
-Names = Callable[[str, "str | None", str], "Ref | None"]
+#: How a defined name is resolved: (the formula's sheet, the name's own sheet prefix or None, name) -> Area.
+Names = Callable[[str, "str | None", str], "Area | None"]
 
 
-def precedents(formula: str, sheet: str, names: Names) -> list[Ref]:
+def precedents(formula: str, sheet: str, names: Names) -> list[Area]:
     """The rectangles a formula on `sheet` reads: every reference, and every defined name, whole (INDEX,
     OFFSET and MATCH read some part of a range they are given: all of it counts)."""
     return read(formula, sheet, 1, 1, names)[0]
@@ -216,7 +222,7 @@ def canonical(formula: str, sheet: str, row: int, col: int, names: Names) -> str
     return read(formula, sheet, row, col, names)[1]
 
 
-def read(formula: str, sheet: str, row: int, col: int, names: Names) -> tuple[list[Ref], str]:
+def read(formula: str, sheet: str, row: int, col: int, names: Names) -> tuple[list[Area], str]:
     """A formula of `sheet`'s cell (row, col) read once: its `precedents` and its `canonical` form."""
     found, form = _read(formula, sheet, row, col, names)
     return [rect for rect, _, _ in found], form
@@ -238,7 +244,7 @@ def _read(formula: str, sheet: str, row: int, col: int, names: Names):
                 parts.append(upper)
             else:
                 found.append((area, False, False))
-                parts.append(f"<{area.sheet}!{area.r0},{area.c0}:{area.r1},{area.c1}>")
+                parts.append(f"<{area.sheet}!{area.min_row},{area.min_col}:{area.max_row},{area.max_col}>")
         elif token.kind == "function":
             parts.append(function_name(token.text))
         elif token.kind == "number":
@@ -248,7 +254,7 @@ def _read(formula: str, sheet: str, row: int, col: int, names: Names):
     return found, " ".join(parts)
 
 
-def _r1c1(token: Token, rect: Ref, sheet: str, row: int, col: int) -> str:
+def _r1c1(token: Token, rect: Area, sheet: str, row: int, col: int) -> str:
     """A reference as R1C1 writes it from the cell (row, col)."""
     start, end = corners(token.text)
     text = _r1c1_side(*start, row, col)
@@ -277,7 +283,7 @@ class Reader:
         self.names = names
         self._known: dict[tuple, tuple] = {}
 
-    def read(self, formula: str, sheet: str, row: int, col: int) -> tuple[list[Ref], str]:
+    def read(self, formula: str, sheet: str, row: int, col: int) -> tuple[list[Area], str]:
         if "'" in formula or '"' in formula:  # a sheet name or text could hide a row: read it all
             return read(formula, sheet, row, col, self.names)
         key = (sheet, col, _ROW.sub(lambda m: f"{m.group(1)}~{int(m.group(2)) - row}", formula))
@@ -289,7 +295,7 @@ class Reader:
         move = row - at
         rects = []
         for rect, first, last in found:
-            r0, r1 = rect.r0 + move * first, rect.r1 + move * last
+            r0, r1 = rect.min_row + move * first, rect.max_row + move * last
             rects.append(rect if not move or not (first or last) else
-                         Ref(rect.sheet, min(r0, r1), rect.c0, max(r0, r1), rect.c1))
+                         Area(rect.sheet, min(r0, r1), rect.min_col, max(r0, r1), rect.max_col))
         return rects, form

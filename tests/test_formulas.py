@@ -12,7 +12,7 @@ import pytest
 import lessonxl
 
 from lessonxl.evaluator import evaluate
-from lessonxl.references import (MAX_ROW, Names, Ref, Reader, Unsupported, a1, canonical, column_letters,
+from lessonxl.references import (MAX_ROW, Names, Area, Reader, Unsupported, a1, canonical, column_letters,
                                  column_number, precedents, read, row_col, shifted)
 from lessonxl.values import ERRORS
 
@@ -21,18 +21,18 @@ def names_of(mapping: dict) -> Names:
     return lambda sheet, prefix, name: mapping.get((prefix or sheet, name)) or mapping.get((None, name))
 
 
-NAMES_HERE = names_of({("adam", "beta2"): Ref("adam", 8, 2, 8, 2), (None, "adam_beta2"): Ref("adam", 8, 2, 8, 2),
-                       (None, "data_x"): Ref("data", 9, 2, 38, 2)})
+NAMES_HERE = names_of({("adam", "beta2"): Area("adam", 8, 2, 8, 2), (None, "adam_beta2"): Area("adam", 8, 2, 8, 2),
+                       (None, "data_x"): Area("data", 9, 2, 38, 2)})
 
 
 def test_precedents_are_refs_ranges_and_names_whole():
     rects = precedents("=adam_beta2*K39+(1-adam_beta2)*G40^2+SUM(data!B2:C3)+INDEX(data_x,A1)", "adam",
                           NAMES_HERE)
-    assert rects == [Ref("adam", 8, 2, 8, 2), Ref("adam", 39, 11, 39, 11), Ref("adam", 8, 2, 8, 2),
-                     Ref("adam", 40, 7, 40, 7), Ref("data", 2, 2, 3, 3), Ref("data", 9, 2, 38, 2),
-                     Ref("adam", 1, 1, 1, 1)]
+    assert rects == [Area("adam", 8, 2, 8, 2), Area("adam", 39, 11, 39, 11), Area("adam", 8, 2, 8, 2),
+                     Area("adam", 40, 7, 40, 7), Area("data", 2, 2, 3, 3), Area("data", 9, 2, 38, 2),
+                     Area("adam", 1, 1, 1, 1)]
     assert precedents("='my sheet'!$A$1+SUM(B:B)", "s", NAMES_HERE) == [
-        Ref("my sheet", 1, 1, 1, 1), Ref("s", 1, 2, MAX_ROW, 2)]
+        Area("my sheet", 1, 1, 1, 1), Area("s", 1, 2, MAX_ROW, 2)]
 
 
 def test_the_same_formula_filled_down_has_one_canonical_form_and_names_resolve():
