@@ -36,8 +36,12 @@ if TYPE_CHECKING:
 
 
 def generate(names: Sequence[str] = (), out: str | Path = DEFAULT_FOLDER, seed: int = 0,
-             device: str = "auto", force: bool = False, jobs: int | None = None, **collab_options) -> list[Path]:
+             device: str = "auto", force: bool = False, jobs: int | None = None, exercise: bool = False,
+             easy: bool = False, **collab_options) -> list[Path]:
     """Write lesson workbooks (default: all) into `out`; the paths written or already up to date.
+
+    `exercise`: their exercise versions instead, NAME_exercise.xlsx, with the blocks of `exercise.BLOCKS`
+    left empty for a student (default: every workbook that has some); `easy`: the first row of each given.
 
     `collab_options` (`ratings`, `users`, `movies`, `factors`) build collab_filter from a MovieLens
     file. A file that holds the same workbook is left as it is; a file edited since lessonxl wrote
@@ -49,7 +53,7 @@ def generate(names: Sequence[str] = (), out: str | Path = DEFAULT_FOLDER, seed: 
     [PosixPath('my_workbooks/graddesc.xlsx')]
     """
     paths, kept = [], []
-    for written in generate_each(names, out, seed, device, force, jobs, **collab_options):
+    for written in generate_each(names, out, seed, device, force, jobs, exercise, easy, **collab_options):
         (kept if written.status == KEPT else paths).append(written.path)
     if kept:
         raise LessonxlError(kept_message(kept))
@@ -57,26 +61,36 @@ def generate(names: Sequence[str] = (), out: str | Path = DEFAULT_FOLDER, seed: 
 
 
 def generate_each(names: Sequence[str], out: str | Path, seed: int, device: str, force: bool,
-                  jobs: int | None = None, **collab_options) -> Iterator[Written]:
-    """Write each workbook, yielding in the order asked its path, what was done (wrote, up to date
-    or kept) and what to tell the user about it (`Lesson.generate_notes`)."""
+                  jobs: int | None = None, exercise: bool = False, easy: bool = False,
+                  **collab_options) -> Iterator[Written]:
+    """Write each workbook (or its exercise version: see `generate`), yielding in the order asked its path,
+    what was done (wrote, up to date or kept) and what to tell the user about it (`Lesson.generate_notes`)."""
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise LessonxlError(f"--jobs {jobs}: give a whole number of at least 1")
     catalog.check(names)  # before any work starts
     jobs = jobs or workers.default_jobs()
-    server = workers.Server() if jobs > 1 and len(names) != 1 and workers.available() else None
+    if easy and not exercise:
+        raise LessonxlError("--easy applies to exercises: add --exercise")
+    level = ("easy" if easy else "plain") if exercise else None
+    server = workers.Server() if jobs > 1 and len(names) != 1 and workers.available() and not exercise else None
     try:
-        yield from _generate_each(names, Path(out), seed, device, force, jobs, server, collab_options)
+        yield from _generate_each(names, Path(out), seed, device, force, jobs, server, collab_options, level)
     finally:
         if server:
             server.stop()
 
 
-def _generate_each(names, out: Path, seed, device, force, jobs, server, collab_options) -> Iterator[Written]:
+def _generate_each(names, out: Path, seed, device, force, jobs, server, collab_options,
+                   exercise_level: str | None = None) -> Iterator[Written]:
+    """`generate_each`'s work; `exercise_level` (None, "plain" or "easy"): the exercise versions, made here."""
+    from .exercise import BLOCKS, exercise_for
     from .lesson import pick_device
     from .registry import LESSONS, by_name
 
-    lessons = [by_name(name) for name in names] if names else list(LESSONS)
+    lessons = [by_name(name) for name in names] if names else \
+        [lesson for lesson in LESSONS if exercise_level is None or lesson.name in BLOCKS]
+    exercises = {lesson.name: exercise_for(lesson.name, exercise_level == "easy")
+                 for lesson in lessons if exercise_level}  # refused here, before any work, when one has none
     options = {key: value for key, value in collab_options.items() if value is not None}
     if options and not any(lesson.name == "collab_filter" for lesson in lessons):
         raise LessonxlError(f"--{', --'.join(options)} appl{'ies' if len(options) == 1 else 'y'} to "
@@ -89,9 +103,9 @@ def _generate_each(names, out: Path, seed, device, force, jobs, server, collab_o
         made = server.make_all([(lesson.name, own) for lesson, own in tasks], seed, chosen.type,
                                min(jobs, len(tasks)))
     else:
-        made = (lesson.make(seed, chosen, **own) for lesson, own in tasks)
+        made = (lesson.make(seed, chosen, exercise=exercises.get(lesson.name), **own) for lesson, own in tasks)
     for (lesson, _), workbook in zip(tasks, made):
-        yield lesson.save(out, workbook, force)
+        yield lesson.save(out, workbook, force, exercises[lesson.name].filename if exercises else None)
 
 
 def kept_message(paths: Sequence[Path]) -> str:

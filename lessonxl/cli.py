@@ -22,6 +22,7 @@ GENERATE_EXAMPLE = """example:
   lessonxl generate                      # every workbook into ./workbooks
   lessonxl generate --out /tmp/wb --seed 7 entropy_example
   lessonxl generate --ratings ml-100k/u.data --users 20 collab_filter
+  lessonxl generate --exercise --out class graddesc   # class/graddesc_exercise.xlsx, blocks left to fill
 
 A file that already holds the same workbook is left as it is ("up to date"). A file that has been
 edited since lessonxl wrote it is never overwritten without --force.
@@ -69,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--jobs", type=int, metavar="N",
                           help="workbooks made at once, each in its own process (default: one per idle CPU "
                                "core; 1: one after another, as on macOS and Windows)")
+    exercise = generate.add_argument_group("exercises")
+    exercise.add_argument("--exercise", action="store_true",
+                          help="write NAME_exercise.xlsx instead: chosen formula blocks left empty (orange) for a "
+                               "student, listed with what to compute on a first sheet, exercise; `lessonxl "
+                               "verify` grades it block by block (default NAMEs: every workbook with exercises)")
+    exercise.add_argument("--easy", action="store_true",
+                          help="with --exercise: the first row of each block given as an example")
     collab = generate.add_argument_group("collab_filter options")
     collab.add_argument("--ratings", type=Path, metavar="FILE",
                         help="a MovieLens ratings file (u.data or ratings.csv) instead of built-in data")
@@ -159,7 +167,7 @@ def _generate(args) -> int:
     options = {key: getattr(args, key) for key in COLLAB_OPTIONS}
     kept = []
     for path, status, notes in generate_each(args.names, args.out, args.seed, args.device, args.force,
-                                             args.jobs, **options):
+                                             args.jobs, args.exercise, args.easy, **options):
         if status == KEPT:
             kept.append(path)
         else:

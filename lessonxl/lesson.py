@@ -253,10 +253,11 @@ class Lesson:
         stamped as lessonxl's (see `sameness.stamp`)."""
         return self.make(seed, device, **options).data
 
-    def make(self, seed: int, device: torch.device, **options) -> Made:
-        """The workbook's bytes (as `build`) and what `lessonxl generate` tells the user about it."""
+    def make(self, seed: int, device: torch.device, exercise=None, **options) -> Made:
+        """The workbook's bytes (as `build`) and what `lessonxl generate` tells the user about it;
+        with `exercise` (an `exercise.Exercise`), the exercise version of it."""
         inputs = self._default_grids(seed, **options)
-        return Made(self._workbook(inputs, device), self.generate_notes(inputs))
+        return Made(self._workbook(inputs, device, exercise), self.generate_notes(inputs))
 
     def _default_grids(self, seed: int, **options) -> dict[str, np.ndarray]:
         inputs = {key: as_grid(value) for key, value in self.default_inputs(seed, **options).items()}
@@ -265,13 +266,16 @@ class Lesson:
                              "are not the inputs its sheets declare (or the other way round)")
         return inputs
 
-    def _workbook(self, inputs: dict[str, np.ndarray], device: torch.device) -> bytes:
+    def _workbook(self, inputs: dict[str, np.ndarray], device: torch.device, exercise=None) -> bytes:
         values = {**inputs, **self.evaluate(inputs, device)}
         from .sheets import Book  # the file writer: needed to generate, not to verify
 
         buffer = io.BytesIO()
         book = Book(buffer, values, self.inputs, self.params)
-        self.layout(book)
+        if exercise is None:
+            self.layout(book)
+        else:
+            exercise.write(book, self.layout)
         book.close()
         return stamp(buffer.getvalue())
 
@@ -280,7 +284,7 @@ class Lesson:
         """Make the workbook (`make`) and `save` it into `folder`."""
         return self.save(folder, self.make(seed, device, **options), force)
 
-    def save(self, folder: Path, made: Made, force: bool = False) -> Written:
+    def save(self, folder: Path, made: Made, force: bool = False, filename: str | None = None) -> Written:
         """Save a workbook `make` made into `folder`: its path, WROTE, UP_TO_DATE or KEPT, and its notes.
 
         A file there that already holds the same workbook, its cached results equal to rounding (see
@@ -288,13 +292,14 @@ class Lesson:
         file. A file that is not as lessonxl wrote it (edited since, or someone else's) is never
         overwritten without `force` (KEPT). The file is replaced at once, never left half written.
         """
-        path, (data, notes) = folder / self.filename, made
+        filename = filename or self.filename
+        path, (data, notes) = folder / filename, made
         if path.exists() and not path.is_dir():
             if same_file(path, data):
                 return Written(path, UP_TO_DATE, notes)
             if not force and not as_written(path):
                 return Written(path, KEPT, notes)
-        partial = folder / f".{self.filename}.part"
+        partial = folder / f".{filename}.part"
         try:
             folder.mkdir(parents=True, exist_ok=True)
             partial.write_bytes(data)

@@ -13,6 +13,7 @@ from typing import Sequence
 from . import reader
 from .compare import Check
 from .diagnose import Finding
+from .exercise import Grade
 from .saved import LESSONXL
 from .values import is_error
 
@@ -51,6 +52,7 @@ class Report:
     findings: list[Finding] = field(default_factory=list)  # where the mistakes are (`diagnose`), roots first
     inherited: int = 0  # cells that differ only because a cell they read differs
     annotated: str | None = None  # the marked-up copy written (`verify --annotate`)
+    grade: Grade | None = None  # an exercise file's grade, block by block (`exercise.grade`)
 
     @property
     def ok(self) -> bool:
@@ -364,6 +366,9 @@ def summary_line(report: Report) -> str:
     file that fails only on the values its application saved says so (never that every cell equals torch)."""
     if report.error:
         return f"ERROR {report.error}"
+    if report.grade is not None:
+        return (f"{'PASS' if report.ok else 'FAIL'} {report.path}: {report.workbook} exercise, {report.grade.line()}, "
+                f"{report.seconds:.1f} s")
     checked = report.formula_cells - len(report.uncovered)
     differ = len({cell for check in report.checks for cell in check.mismatches})
     worst = max((check.max_rel for check in report.checks), default=0.0)
@@ -434,14 +439,20 @@ def format_summary(report: Report, hint: bool = False, brief: bool = False) -> s
     found, each failing quantity), what the saving application computed, then notes. `brief` (verify
     --watch, once per save): no notes, and the saving application's values only where they differ."""
     lines = [summary_line(report)]
-    lines += finding_lines(report, hint) or [f"  {check.sheet}!{check.name}: {_failure(check)}"
-                                             for check in report.checks if not check.passed]
+    if report.grade is not None:  # an exercise: the mistakes of its wrong blocks, and outside them
+        named = {block.mistake for block in report.grade.blocks} | set(report.grade.outside)
+        lines += [f"  {_finding(finding, False, hint)}" for finding in report.findings if finding.first in named]
+    else:
+        lines += finding_lines(report, hint) or [f"  {check.sheet}!{check.name}: {_failure(check)}"
+                                                 for check in report.checks if not check.passed]
     lines += _annotated(report)
     if brief:
         saved = saved_lines(report) if report.saved is not None and not report.saved.ok else []
         return "\n".join(lines + [f"  {line}" for line in saved])
     saved = saved_lines(report) if not written_by_lessonxl(report) else []  # said once, in `run_notes`
-    lines += [f"  {line}" for line in saved + _notes(report)]
+    # An exercise not yet filled in has error values (#DIV/0!) downstream of its empty cells: no note on them.
+    notes = _notes(report) if report.grade is None or report.grade.filled_in else []
+    lines += [f"  {line}" for line in saved + notes]
     return "\n".join(lines)
 
 

@@ -30,8 +30,9 @@ from .values import as_grid, defined_name, key as value_key, key_of, lookup
 #: Workbook timestamps are fixed so that the same seed gives byte-identical files.
 FIXED_TIMESTAMP = datetime.datetime(2019, 1, 1)
 
-# The three kinds of numbers of the lesson, plus computed cells worth looking at first.
-PARAM, INPUT, COMPUTED, RESULT = "param", "input", "computed", "result"
+# The three kinds of numbers of the lesson, plus computed cells worth looking at first, and (in an
+# exercise, `exercise`) the cells a student fills in.
+PARAM, INPUT, COMPUTED, RESULT, TODO = "param", "input", "computed", "result", "todo"
 
 NUMBER_FORMAT = "0.0000"
 _STYLES = {
@@ -40,6 +41,7 @@ _STYLES = {
     COMPUTED: {"num_format": NUMBER_FORMAT},
     RESULT: {"num_format": NUMBER_FORMAT, "bold": True, "bg_color": "#E2EFDA", "border": 1,
              "border_color": "#BFBFBF"},
+    TODO: {"num_format": NUMBER_FORMAT, "bg_color": "#FCE4D6", "border": 1, "border_color": "#ED7D31"},
     "title": {"bold": True, "font_size": 13},
     "header": {"bold": True, "align": "center", "bottom": 1, "text_wrap": True},
     "label": {"italic": True, "font_color": "#595959"},
@@ -252,8 +254,12 @@ class Sheet:
                 raise ValueError(f"{block.key}: one formula string needs a 1 x 1 block")
             text = formula
             formula = lambda r, c: text  # noqa: E731
+        given = self.book.todo.get(block.key)  # an exercise block: rows from `given` on left to the student
         for (r, c), value in np.ndenumerate(values):
-            self.ws.write_formula(block.top + r, block.left + c, formula(r, c), style, _cached(value))
+            if given is not None and r >= given:
+                self.ws.write_blank(block.top + r, block.left + c, None, self.book.style(TODO))
+            else:
+                self.ws.write_formula(block.top + r, block.left + c, formula(r, c), style, _cached(value))
 
     def _decorate(self, block: Block, headers, row_labels, caption) -> None:
         header_style = self.book.style("header")
@@ -341,7 +347,10 @@ def _shown(value, num_format: str) -> str:
 
 
 def _cached(value) -> float | str:
-    """A formula's cached result as xlsxwriter writes it; inf and nan become spreadsheet errors."""
+    """A formula's cached result as xlsxwriter writes it (a label as it is); inf and nan become spreadsheet
+    errors."""
+    if isinstance(value, str):
+        return value
     value = float(value)
     if math.isnan(value):
         return "#NUM!"
@@ -410,6 +419,9 @@ class Book:
 
     def __init__(self, target, values: dict, inputs: Sequence[str], params: Sequence[str] = ()):
         self.values = values
+        #: In an exercise (`exercise.Exercise.write`): the keys of the computed blocks left empty for the
+        #: student, each with how many of its first rows keep their formulas (given as an example).
+        self.todo: dict[str, int] = {}
         self._inputs, self._params = set(inputs), set(params)
         self.workbook = xlsxwriter.Workbook(target, {"in_memory": True})
         self.workbook.set_properties({"created": FIXED_TIMESTAMP, "author": "lessonxl"})

@@ -17,7 +17,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import catalog, files, reader
+from . import catalog, exercise, files, reader
 from .catalog import DEFAULT_TOL
 from .compare import Check, Truth, compare
 from .errors import UsageError
@@ -116,6 +116,10 @@ class _Job:
             except Exception:  # noqa: BLE001 (a fault in the diagnosis must not cost the verdict: the
                 # report then lists the differing quantities, as before there was one)
                 self.diagnosis, self.report.findings, self.report.inherited = None, [], 0
+        if exercise.is_exercise(self.outline.sheetnames, self.lesson.name):
+            diagnosed = self.diagnosis is not None or all(check.passed for check in checks)
+            self.report.grade = exercise.grade(self.lesson, computed, checks,
+                                               self.report.findings if diagnosed else None)
         self.report.saved = SavedValues(saver.name, saver.evidence, saver.why_not, saved_checks,
                                         self._missing(saved) if saved is not None else 0)
         covered: dict[str, set] = {}
