@@ -35,6 +35,8 @@ VERIFY_EXAMPLE = """example:
   lessonxl verify --json --tol 1e-6 my_edited_copy.xlsx
   lessonxl verify --watch my_edited_copy.xlsx  # again at every save, until Ctrl-C
   lessonxl verify --annotate marked my_edited_copy.xlsx  # marked/my_edited_copy.xlsx: mistakes in red
+  lessonxl verify graddesc_exercise.xlsx     # an exercise: "3 of 5 blocks right; adam!K28:L627 still empty"
+  lessonxl verify -q --csv grades.csv --junit grades.xml submissions/   # a class's files, a gradebook
 
 One line per file (PASS, FAIL with where the mistakes are, or ERROR for a file that cannot be
 verified), then, for several files, how many passed, failed and were unusable. A single unusable file
@@ -93,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Recalculate each workbook with headless LibreOffice (recalculation forced), "
                     "recompute every quantity with torch from the workbook's own inputs, and compare "
                     "every formula cell. The files given are never modified.")
-    verify.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="workbooks to verify")
+    verify.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                        help="workbooks to verify, or folders: every .xlsx file in one, sorted")
     _device_option(verify)
     verify.add_argument("--tol", type=_number("--tol", minimum=0.0), default=DEFAULT_TOL,
                         help=f"absolute and relative tolerance (default: {DEFAULT_TOL:g}): a cell passes "
@@ -119,6 +122,13 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--watch", action="store_true",
                         help="keep running: verify again each time a file is saved, with LibreOffice and "
                              "torch kept warm (one line per check: PASS/FAIL and the seconds); Ctrl-C stops")
+    grading = verify.add_argument_group("a class's submissions")
+    grading.add_argument("--csv", type=Path, metavar="FILE",
+                         help="write a gradebook: one row per file (file, workbook, blocks right and total for an "
+                              "exercise, n/a for a workbook, first wrong cell, verdict PASS/FAIL/ERROR, detail)")
+    grading.add_argument("--junit", type=Path, metavar="FILE",
+                         help="write JUnit XML for CI autograders: a test case per file, each failure carrying "
+                              "verify's report of it")
 
     commands.add_parser("list", help="list the workbooks and what each sheet teaches",
                         description="List the workbooks and their sheets, one line on each.",
@@ -183,6 +193,13 @@ def _verify(args) -> int:
     from .api import verify
     from .report import as_json, format_report, format_summary, run_notes, summary_line
 
+    from .gradebook import expand, write_csv, write_junit
+
+    args.paths, problems = expand(args.paths)
+    for problem in problems:
+        print(f"lessonxl verify: {problem}", file=sys.stderr)
+    if not args.paths:
+        return 2
     if args.watch:
         return _watch(args)
 
@@ -207,7 +224,11 @@ def _verify(args) -> int:
         for report in reports:
             if report.error:
                 print(f"lessonxl verify: {report.error}", file=sys.stderr)
-    return reports.exit_code
+    if args.csv:
+        write_csv(reports, args.csv)
+    if args.junit:
+        write_junit(reports, args.junit)
+    return 2 if problems else reports.exit_code
 
 
 def _counts(reports) -> list[str]:
