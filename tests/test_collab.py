@@ -115,16 +115,18 @@ def _reference_fit(model, users, movies, ratings, recipe: Recipe, seed: int) -> 
             one_cycle.step()
 
 
+@pytest.mark.parametrize("torch_optim", [False, True])
 @pytest.mark.parametrize("bias, y_range", [(False, None), (True, None), (True, (0.0, 5.5))])
-def test_the_lessons_recipe_is_torch_adamw_with_one_cycle(bias, y_range):
-    """`fit_one_cycle` (our AdamW step and schedule, no torch.optim) takes the steps torch.optim.AdamW and
-    OneCycleLR take: 3 epochs of 13 batches (the last one short), every weight within 1e-13."""
+def test_the_lessons_recipe_is_torch_adamw_with_one_cycle(bias, y_range, torch_optim):
+    """`fit_one_cycle` (our AdamW step and schedule, no torch.optim; or torch.optim's fused AdamW, as the
+    full-data fit) takes the steps torch.optim.AdamW and OneCycleLR take: 3 epochs of 13 batches (the last
+    one short), every weight within 1e-13."""
     users, movies = torch.randint(0, 30, (200,), generator=torch.Generator().manual_seed(1)), \
         torch.randint(0, 40, (200,), generator=torch.Generator().manual_seed(2))
     ratings = torch.randint(1, 11, (200,), generator=torch.Generator().manual_seed(3)).double() / 2
     recipe = Recipe(epochs=3, lr=2e-2, bs=16)
     ours, theirs = (new_model(30, 40, 4, seed=5, bias=bias, y_range=y_range) for _ in range(2))
-    losses = fit_one_cycle(ours, users, movies, ratings, recipe, seed=7)
+    losses = fit_one_cycle(ours, users, movies, ratings, recipe, seed=7, torch_optim=torch_optim)
     _reference_fit(theirs, users, movies, ratings, recipe, seed=7)
     assert losses.shape == (3,) and losses[-1] < losses[0]
     start = new_model(30, 40, 4, seed=5, bias=bias, y_range=y_range)

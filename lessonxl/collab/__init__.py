@@ -13,6 +13,8 @@ of the same quantities stand side by side:
 - `pairs`: movielens_1hot and movielens_emb (`RatedPairs`: `OneHotPairs`, `LookupPairs`; `OneHotCap`);
 - `training`: gd_steps, gradient descent unrolled in formulas (`GdSteps`);
 - `interpret`: the bias ranking and the principal components by repeated squaring (`Interpret`);
+- `top_movies`: with a ratings file, the lesson's model trained on all of it and its most-rated movies
+  ranked by bias and by three components (`TopMovies`, a sheet only such workbooks have);
 - `words`: word_emb (`WordEmb`);
 - `lesson`: the workbook (`CollabFilter`): its sheets in order, default inputs and notes.
 """

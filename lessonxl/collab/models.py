@@ -150,38 +150,68 @@ def one_cycle(recipe: Recipe, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     return schedule["lr_t"][:, 0], schedule["beta1"][:, 0]
 
 
-def fit_one_cycle(model: nn.Module, users, movies, ratings, recipe: Recipe = LESSON_RECIPE, seed: int = 0
-                  ) -> torch.Tensor:
+def fit_one_cycle(model: nn.Module, users, movies, ratings, recipe: Recipe = LESSON_RECIPE, seed: int = 0,
+                  torch_optim: bool = False) -> torch.Tensor:
     """Train `model` in place on the pairs (users[i], movies[i]) -> ratings[i] by `recipe`, each epoch in
     minibatches shuffled by a generator seeded with `seed`; the mean training loss of each epoch.
 
-    The update is torch.optim.AdamW's, stepped by OneCycleLR (tests/test_collab.py holds them equal): Adam's
-    step (`optim.Adam`, with this step's lr and β1) minus lr x wd x the weight. Written out rather than
-    calling torch.optim, whose first optimizer imports torch._dynamo: seconds at every generate."""
+    The update is torch.optim.AdamW's, stepped by OneCycleLR (tests/test_collab.py holds them equal): written
+    out (`_written_adamw`), or with `torch_optim` torch.optim's own, fused (`_torch_adamw`: a few times faster
+    per step, for the seconds that importing torch.optim's machinery costs once; the full-data fit)."""
+    steps = recipe.steps(len(ratings))
+    update = (_torch_adamw if torch_optim else _written_adamw)(model, recipe, steps)
+    gen = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(recipe.epochs):
+        order, total = torch.randperm(len(ratings), generator=gen), 0.0
+        for batch in order.split(recipe.bs):
+            loss = F.mse_loss(model(users[batch], movies[batch]), ratings[batch])
+            update(loss)
+            total += loss.item() * len(batch)
+        losses.append(total / len(ratings))
+    return torch.tensor(losses, dtype=torch.float64)
+
+
+def _written_adamw(model: nn.Module, recipe: Recipe, steps: int):
+    """The update of each step, written out: Adam's step (`optim.Adam`, with this step's lr and β1 from
+    `one_cycle`) minus lr x wd x the weight. No torch.optim, whose first optimizer imports torch._dynamo:
+    seconds at every generate."""
     params = list(model.parameters())
-    lrs, beta1s = one_cycle(recipe, recipe.steps(len(ratings)))
+    lrs, beta1s = one_cycle(recipe, steps)
     beta2, eps = (torch.tensor(value, dtype=torch.float64) for value in (recipe.beta2, recipe.eps))
     # Adam works weight by weight: one step on all the weights laid end to end is the same step
     flat = torch.cat([param.detach().reshape(-1) for param in params])
     state = {"m": torch.zeros_like(flat), "v": torch.zeros_like(flat)}
     sizes = [param.numel() for param in params]
-    gen = torch.Generator().manual_seed(seed)
-    losses, t = [], 0
-    for _ in range(recipe.epochs):
-        order, total = torch.randperm(len(ratings), generator=gen), 0.0
-        for batch in order.split(recipe.bs):
-            loss = F.mse_loss(model(users[batch], movies[batch]), ratings[batch])
-            grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
-            lr, beta1 = lrs[t], beta1s[t]
-            t += 1
-            new, state = optim.Adam.step(flat, grad, state, t, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
-            flat = new - lr * recipe.wd * flat
-            with torch.no_grad():
-                for param, value in zip(params, flat.split(sizes)):
-                    param.copy_(value.reshape(param.shape))
-            total += loss.item() * len(batch)
-        losses.append(total / len(ratings))
-    return torch.tensor(losses, dtype=torch.float64)
+    t = 0
+
+    def update(loss: torch.Tensor) -> None:
+        nonlocal flat, state, t
+        grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
+        lr, beta1 = lrs[t], beta1s[t]
+        t += 1
+        new, state = optim.Adam.step(flat, grad, state, t, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+        flat = new - lr * recipe.wd * flat
+        with torch.no_grad():
+            for param, value in zip(params, flat.split(sizes)):
+                param.copy_(value.reshape(param.shape))
+    return update
+
+
+def _torch_adamw(model: nn.Module, recipe: Recipe, steps: int):
+    """The update of each step by torch.optim.AdamW (fused) and OneCycleLR, with the recipe's settings."""
+    adamw = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(recipe.moms[0], recipe.beta2),
+                              eps=recipe.eps, weight_decay=recipe.wd, fused=True)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        adamw, max_lr=recipe.lr, total_steps=steps, pct_start=recipe.pct_start, div_factor=recipe.div,
+        final_div_factor=recipe.div_final / recipe.div, base_momentum=recipe.moms[1], max_momentum=recipe.moms[0])
+
+    def update(loss: torch.Tensor) -> None:
+        adamw.zero_grad()
+        loss.backward()
+        adamw.step()
+        schedule.step()
+    return update
 
 
 def new_model(n_users: int, n_movies: int, factors: int, seed: int, bias: bool = True, y_range=None,
