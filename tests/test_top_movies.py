@@ -19,7 +19,7 @@ from lessonxl.errors import UsageError
 from lessonxl.movielens import U_ITEM_GENRES, synthetic_movies, synthetic_ratings
 from lessonxl import reader
 
-from conftest import CPU, cell_of, set_cells
+from conftest import CPU, cell_of, run_cli, set_cells
 
 LESSON = CollabFilter()
 PLANTED = 5  # movies planted at each end of the bias ranking
@@ -144,6 +144,19 @@ def test_top_needs_a_ratings_file_and_ten_movies(tmp_path):
     write_planted(tmp_path, users=40, movies=60, count=800, titles=False)
     with pytest.raises(UsageError, match="--top 5: give a whole number of at least 10"):
         LESSON.make(0, CPU, ratings=tmp_path / "u.data", top=5)
+
+
+def test_generate_top_from_the_command_line(tmp_path):
+    """--top through the command line; the same file made again is up to date (its titles compared too)."""
+    write_planted(tmp_path / "ml", users=60, movies=90, count=2000)
+    command = ("generate", "--device", "cpu", "--ratings", tmp_path / "ml" / "u.data", "--top", "20",
+               "--out", tmp_path / "out", "collab_filter")
+    first, again = run_cli(*command), run_cli(*command)
+    assert first.stdout.startswith("wrote ") and again.stdout.startswith("up to date "), first.stderr + again.stderr
+    refused = run_cli("generate", "--top", "20", "--out", tmp_path / "none", "collab_filter")
+    assert refused.returncode == 2 and refused.stderr == (
+        "lessonxl generate: --top 20: ranks the movies of a ratings file; give one with --ratings FILE\n")
+    assert not (tmp_path / "none").exists()
 
 
 def test_the_default_workbook_has_no_top_movies():
