@@ -20,6 +20,7 @@ from lessonxl.movielens import U_ITEM_GENRES, synthetic_movies, synthetic_rating
 from lessonxl import reader
 
 from conftest import CPU, cell_of, run_cli, set_cells
+from test_portability import formulas, lint_formula
 
 LESSON = CollabFilter()
 PLANTED = 5  # movies planted at each end of the bias ranking
@@ -126,6 +127,13 @@ def test_every_formula_cell_verifies_and_a_wrong_title_is_named(planted, tmp_pat
     assert list(failed) == ["bias_lowest"] and failed["bias_lowest"].typed == [f"{sheet}!{lowest}"]
     failed = {check.name: check for check in mistaken.checks if not check.passed}
     assert list(failed) == ["bias_highest"] and failed["bias_highest"].mismatches == [f"{sheet}!{highest}"]
+
+
+def test_formulas_are_portable(planted):
+    """test_portability's lint (its one list of portable functions) over every formula and name of the file."""
+    problems = [f"{where} {formula}: {problem}" for where, formula in formulas(planted[2])
+                for problem in lint_formula(formula)]
+    assert not problems, "\n".join(problems[:20])
 
 
 @pytest.mark.parametrize("titles", [True, False])
