@@ -40,8 +40,7 @@ def fit_all_ratings(table: pd.DataFrame, factors: int, seed: int, device: torch.
                     ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
     """The lesson's model (biases, y_range (0, 5.5)) trained on every rating of `table` by the lesson's recipe
     (`LESSON_RECIPE`: 5 epochs of fit_one_cycle at 5e-3, wd 0.1; torch.optim's fused AdamW) on `device`: the
-    movie ids in index order,
-    and each movie's factors (movies x factors) and bias (a column), on the CPU."""
+    movie ids in index order, and each movie's factors (movies x factors) and bias (a column), on the CPU."""
     user_index, user_ids = pd.factorize(table["userId"], sort=True)
     movie_index, movie_ids = pd.factorize(table["movieId"], sort=True)
     model = new_model(len(user_ids), len(movie_ids), factors, seed, y_range=Y_RANGE).to(device)
