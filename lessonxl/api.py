@@ -43,8 +43,8 @@ def generate(names: Sequence[str] = (), out: str | Path = DEFAULT_FOLDER, seed: 
     `exercise`: their exercise versions instead, NAME_exercise.xlsx, with the blocks of `exercise.BLOCKS`
     left empty for a student (default: every workbook that has some); `easy`: the first row of each given.
 
-    `collab_options` (`ratings`, `users`, `movies`, `factors`) build collab_filter from a MovieLens
-    file. A file that holds the same workbook is left as it is; a file edited since lessonxl wrote
+    `collab_options` (`ratings`, `users`, `movies`, `factors`, `top`) build collab_filter from a MovieLens
+    file (`top`: the most-rated movies its sheet top_movies ranks, from the lesson's model trained on all of it). A file that holds the same workbook is left as it is; a file edited since lessonxl wrote
     it is kept, and LessonxlError says so after the others are written, unless `force`. `jobs`
     workbooks are made at once, each in a worker process (default: one per idle CPU core,
     `workers.default_jobs`); 1 makes them one after another in this process, as on macOS and Windows.
