@@ -348,6 +348,21 @@ def test_cuda_equals_cpu(collab_defaults, collab_results):
         np.testing.assert_allclose(value.cpu().numpy(), collab_results[key], rtol=1e-12, atol=1e-12, err_msg=key)
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_the_full_data_fit_on_cuda_equals_cpu():
+    """top_movies' fit (`generate --ratings FILE --device cuda`) learns on the GPU what it learns on the CPU:
+    the same seeded batches and AdamW steps, the weights equal up to the devices' rounding."""
+    from lessonxl.collab.top_movies import fit_all_ratings
+
+    table = synthetic_ratings(2, 60, 80, count=1500)
+    (ids, factors, bias), (cuda_ids, cuda_factors, cuda_bias) = (fit_all_ratings(table, 8, 0, device)
+                                                                  for device in ("cpu", "cuda"))
+    np.testing.assert_array_equal(ids, cuda_ids)
+    torch.testing.assert_close(cuda_factors, factors, rtol=1e-9, atol=1e-11)
+    torch.testing.assert_close(cuda_bias, bias, rtol=1e-9, atol=1e-11)
+
+
 # ---------------------------------------------------------------- data
 
 def test_synthetic_ratings_look_like_movielens():
