@@ -170,7 +170,7 @@ class Interpret(SheetSpec):
         sheet.text(ranked.top - 2, 1, "ranked by bias, PC1 and PC2: LARGE / SMALL, the movie's row above by "
                                       "exact MATCH, its id by INDEX")
         centred, loadings = component_blocks(sheet, sheet.find(INTERPRETED.name, "movie_factors"), titles,
-                                              ranked.bottom + 6)
+                                             ranked.bottom + 6)
         sheet.block("pc_scores", scores.top, scores.left, headers=["PC1", "PC2"], result=True,
                     formula=lambda r, c: f"=SUMPRODUCT({centred.row(r)},{loadings.row(c)})")
         sheet.scatter_chart("The movies on the first two components", scores, scores, 3, 7, x_col=0, y_col=1,
