@@ -120,14 +120,16 @@ class Exercise:
         for col, (header, width) in enumerate((("block (defined names)", 40), ("cells", 24),
                                                ("rows given", 11), ("what to compute", 100))):
             sheet.ws.write_string(TABLE_TOP - 2, col, header, book.style("header"))
-            sheet.ws.set_column(col, col, width, book.style("note") if col == 3 else None)
+            sheet.ws.set_column(col, col, width)
         for row, block in enumerate(self.blocks, TABLE_TOP - 1):
             parts = [book.sheet_named(key.rpartition("!")[0]).blocks[key.rpartition("!")[2]] for key in block.keys]
             given = book.todo[block.keys[0]]
-            sheet.ws.write_string(row, 0, block.label)
-            sheet.ws.write_string(row, 1, _span(parts))
-            sheet.ws.write_number(row, 2, given)
-            sheet.ws.write_string(row, 3, block.task, book.style("note"))
+            note = book.style("note")  # wrapped, at the top of the row
+            sheet.ws.write_string(row, 0, block.label, note)
+            sheet.ws.write_string(row, 1, _span(parts), note)
+            sheet.ws.write_number(row, 2, given, note)
+            sheet.ws.write_string(row, 3, block.task, note)
+            sheet.ws.set_row(row, 15 * (1 + len(block.task) // 95))  # the task's lines, wrapped
             first = parts[0]
             if given < first.rows:
                 first.sheet.ws.write_comment(first.top + given, first.left, f"To do: {block.task}",
@@ -238,6 +240,14 @@ def grade(lesson, recalculated: reader.Recalculated, checks: Sequence, findings:
         result.blocks.append(BlockGrade(block.label, _area_span(areas), status, filled, len(own), mistake))
     result.outside = [finding.first for finding in findings or () if not in_blocks.intersection(finding.cells)]
     return result
+
+
+def has_empty_cells(lesson, recalculated: reader.Recalculated) -> bool:
+    """Whether the file is an exercise with a cell of a block still empty."""
+    if not is_exercise(recalculated.sheetnames, lesson.name):
+        return False
+    areas = [lesson.find(recalculated.names, key) for block in BLOCKS[lesson.name] for key in block.keys]
+    return not all(_filled(recalculated, area.sheet, *cell) for area in areas for cell in area.cells())
 
 
 def _filled(recalculated: reader.Recalculated, sheet: str, row: int, col: int) -> bool:

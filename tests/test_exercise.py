@@ -8,6 +8,7 @@ values the generator cached.
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from lessonxl.api import generate, verify
+from lessonxl.api import generate, verify, watch
 from lessonxl.exercise import BLOCKS, EMPTY, PARTLY, RIGHT, SHEET, WRONG
 
 from conftest import run_cli
@@ -227,3 +228,19 @@ def test_a_folder_without_workbooks_and_a_pattern_that_matched_nothing_are_one_l
 def test_easy_exercise_untouched_is_still_empty(books):
     report, = verify(books / "easy" / "entropy_example_exercise.xlsx", device="cpu")
     assert statuses(report) == [EMPTY] * 3
+
+
+def test_watch_gives_a_new_grade_at_each_save(graded, tmp_path):
+    path = tmp_path / "mine.xlsx"
+    shutil.copy(graded["empty"].path, path)
+    grades = []
+
+    def on_reports(reports):
+        grades.append(reports[0].grade.line())
+        if len(grades) == 1:  # the student saves some work
+            shutil.copy(graded["partly"].path, tmp_path / "saving.xlsx")
+            os.replace(tmp_path / "saving.xlsx", path)
+
+    watch(path, device="cpu", on_reports=on_reports, until=lambda: len(grades) >= 2)
+    assert grades == [graded["empty"].grade.line(), graded["partly"].grade.line()]
+    assert grades[0].startswith("0 of 3") and grades[1].startswith("1 of 3")
