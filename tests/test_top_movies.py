@@ -47,15 +47,20 @@ def write_planted(folder: Path, users: int = 200, movies: int = 300, count: int 
         if titles:
             named.rename(columns={"genre": "genres"}).to_csv(folder / "movies.csv", index=False)
     else:
-        (folder / "u.data").write_text("".join(f"{u}\t{m}\t{r}\t881250949\n" for u, m, r in table.itertuples(index=False)))
+        lines = (f"{user}\t{movie}\t{rating}\t881250949\n" for user, movie, rating in table.itertuples(index=False))
+        (folder / "u.data").write_text("".join(lines))
         if titles:
-            flags = lambda genre: "|".join("1" if name.lower() == genre else "0" for name in U_ITEM_GENRES)  # noqa: E731
-            (folder / "u.item").write_text("".join(f"{i}|{title} (1995)|01-Jan-1995||http://x|{flags(genre)}\n"
+            (folder / "u.item").write_text("".join(f"{i}|{title} (1995)|01-Jan-1995||http://x|{_flags(genre)}\n"
                                                    for i, title, genre in named.itertuples(index=False)),
                                            encoding="latin-1")
     by_id = dict(zip(named["movieId"], named["title"]))
     title = (lambda i: by_id[i] + ("" if csv else " (1995)")) if titles else (lambda i: f"movie {i}")
     return {title(i) for i in worst}, {title(i) for i in best}
+
+
+def _flags(genre: str) -> str:
+    """u.item's genre flags: 1 for the genre's column, 0 for the others."""
+    return "|".join("1" if name.lower() == genre else "0" for name in U_ITEM_GENRES)
 
 
 @pytest.fixture(scope="module")
