@@ -123,7 +123,8 @@ def verify(paths: str | Path | Sequence[str | Path], device: str = "auto", tol: 
 
     Returns `Reports` (a list of `Report`, one per path) with `.passed`, `.exit_code`, `.to_frame()`;
     in a notebook they show as a table, failures first; a report's `findings` say where the mistakes
-    are. `annotate`: a folder for a marked-up copy of each file that differs (mistakes red, with a
+    are; an exercise file's (`generate --exercise`) has `.grade`, block by block. `annotate`: a folder for a
+    marked-up copy of each file that differs (mistakes red, with a
     comment; `hint`: with lessonxl's own formula). A file that cannot be verified (not a
     workbook, a missing sheet, text where a number belongs) raises LessonxlError, unless
     `raise_on_error` is False: then its report carries `.error`.
