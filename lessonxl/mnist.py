@@ -12,7 +12,6 @@ rules, the cells graddesc's use), and at intervals the held-out loss and accurac
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Mapping
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 
 from . import optim
-from .lesson import Cancelling, Lesson, SheetSpec
+from .lesson import Cancelling, Lesson, SheetSpec, one_cpu_thread
 from .optim import Rule
 
 if TYPE_CHECKING:  # the file writer: needed to generate, not to verify
@@ -175,17 +174,6 @@ def train(rule: type[Rule], params: dict[str, torch.Tensor], x, y, vx, vy, hyper
     return {**out, **{name: torch.stack(values).reshape(-1, 1) for name, values in columns.items()}}
 
 
-@contextlib.contextmanager
-def one_thread():
-    """torch on one CPU thread: a run is some 1,500 small products, which two OpenMP threads take 100x
-    longer to share than one takes to do (5 ms against 0.013 ms for a 20 x 64 by 64 x 10 product, with
-    LibreOffice recalculating on the other core, as it does while verify computes)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 # --- the cells an update rule's formulas read ---------------------------------------------------------
@@ -346,7 +334,7 @@ class Training(SheetSpec):
     def compute(self, values) -> dict[str, torch.Tensor]:
         source = values.of(self.start) if self.start else values
         hyper = {name: values[name].reshape(()) for name in self.rule.hyper}
-        with one_thread():
+        with one_cpu_thread():
             out = train(self.rule, {name: source[name] for name in self.names}, values["train_x"],
                         values["train_y"], values["valid_x"], values["valid_y"], hyper, values["wd"].reshape(()))
         # From another sheet's start, the held-out scores before the first step are that sheet's.

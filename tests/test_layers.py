@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "lessonxl"
 
 LAYERS = {
     "front": {"__init__", "__main__", "cli", "api", "watch", "workers"},
-    "checking": {"verify", "compare", "reader", "report", "saved", "diagnose", "annotate", "exercise",
+    "checking": {"verify", "compare", "reader", "report", "gradebook", "saved", "diagnose", "annotate", "exercise",
                  "evaluator", "functions", "references", "files"},
     "lessons": {"registry", "collab", "entropy", "graddesc", "mnist", "regularization", "optim", "movielens"},
     "workbook": {"lesson", "sheets", "values", "sameness", "recalc", "unobridge", "errors", "catalog"},

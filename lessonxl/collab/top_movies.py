@@ -4,7 +4,6 @@ their bias ranked, and three principal components of their factors by repeated s
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -13,7 +12,7 @@ import pandas as pd
 import torch
 
 from ..errors import UsageError
-from ..lesson import SheetSpec
+from ..lesson import SheetSpec, one_cpu_thread
 from ..movielens import titles_and_genres
 from .crosstab import factor_labels
 from .interpret import SQUARINGS, component_blocks, principal_components, ranking
@@ -46,24 +45,12 @@ def fit_all_ratings(table: pd.DataFrame, factors: int, seed: int, device: torch.
     model = new_model(len(user_ids), len(movie_ids), factors, seed, y_range=Y_RANGE).to(device)
     pairs = [torch.as_tensor(np.array(column), device=device)
              for column in (user_index, movie_index, table["rating"].to_numpy(np.float64))]
-    with _one_cpu_thread(torch.device(device)):
+    with one_cpu_thread(torch.device(device)):
         fit_one_cycle(model, *pairs, LESSON_RECIPE, seed, torch_optim=True)
     return (np.asarray(movie_ids, dtype=np.float64), model.movie_factors.weight.detach().cpu(),
             model.movie_bias.weight.detach().cpu())
 
 
-@contextlib.contextmanager
-def _one_cpu_thread(device: torch.device):
-    """On the CPU, torch computes on one thread meanwhile: a step's tensors (a batch of 64, the weights) are
-    too small to share out, and threads that wait for each other cost more than they give (the full-data fit
-    of 100,000 ratings: 14 s on one thread, 205 s on two, on 2 cores busy with other work)."""
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def most_rated(table: pd.DataFrame, top: int) -> pd.DataFrame:
