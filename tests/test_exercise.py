@@ -244,3 +244,18 @@ def test_watch_gives_a_new_grade_at_each_save(graded, tmp_path):
     watch(path, device="cpu", on_reports=on_reports, until=lambda: len(grades) >= 2)
     assert grades == [graded["empty"].grade.line(), graded["partly"].grade.line()]
     assert grades[0].startswith("0 of 3") and grades[1].startswith("1 of 3")
+
+
+def test_collab_filter_exercise_passes_filled_and_names_an_rmse_that_counts_blanks(tmp_path):
+    generate(["collab_filter"], out=tmp_path / "full", device="cpu", jobs=1)
+    generate(["collab_filter"], out=tmp_path, device="cpu", exercise=True)
+    exercise, full = tmp_path / "collab_filter_exercise.xlsx", tmp_path / "full" / "collab_filter.xlsx"
+    blocks = ["dotprod!I40:W54", "dotprod!B4:B4"]
+    student(exercise, full, tmp_path / "right.xlsx", blocks)
+    # SUMXMY2 counts an unrated (blank) cell as a rating of 0 in LibreOffice: not the RMSE over rated cells
+    unmasked = "=SQRT(SUMXMY2(dotprod_ratings,dotprod_predictions)/COUNT(dotprod_ratings))"
+    student(exercise, full, tmp_path / "sumxmy2.xlsx", blocks,
+            change=lambda sheet, cell, formula: unmasked if cell == "B4" else formula)
+    right, sumxmy2 = verify([tmp_path / "right.xlsx", tmp_path / "sumxmy2.xlsx"], device="cpu")
+    assert right.grade.line() == "2 of 2 blocks right" and right.exit_code == 0
+    assert sumxmy2.grade.line() == "1 of 2 blocks right; dotprod!B4 wrong at dotprod!B4"
