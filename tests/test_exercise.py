@@ -19,7 +19,7 @@ import pytest
 from lessonxl.api import generate, verify, watch
 from lessonxl.exercise import BLOCKS, EMPTY, PARTLY, RIGHT, SHEET, WRONG
 
-from conftest import run_cli
+from conftest import mutate_formula, run_cli
 from exercise_fill import answers, cells_of, fill, student
 
 ENTROPY = ["softmax!P6:T7", "binary_xent!E5:E12", "multiclass_xent!AL6:AL13"]
@@ -111,7 +111,9 @@ def graded(books, tmp_path_factory):
     noted["my notes"]["B2"] = "=SUM(softmax!P6:T6)"
     noted["softmax"]["A20"] = "checked against the lesson video"
     noted.save(folder / "noted.xlsx")
-    names = [*made, "typed", "noted"]
+    # every block right, but a given formula changed: softmax's row sums, which the probabilities read
+    mutate_formula(folder / "right.xlsx", folder / "given_changed.xlsx", "softmax", "N6")
+    names = [*made, "typed", "noted", "given_changed"]
     reports = verify([folder / f"{name}.xlsx" for name in names], device="cpu", raise_on_error=False)
     return dict(zip(names, reports))
 
@@ -159,6 +161,14 @@ def test_a_wrong_formula_names_its_root_cell(graded):
     assert statuses(wrong) == [RIGHT, WRONG, RIGHT]
     assert wrong.grade.blocks[1].mistake == "binary_xent!E5"
     assert wrong.exit_code == 1
+
+
+def test_a_changed_given_formula_is_named_and_fails_though_the_blocks_are_right(graded):
+    changed = graded["given_changed"]
+    assert statuses(changed) == [RIGHT] * 3
+    assert changed.grade.outside == ["softmax!N6"]
+    assert changed.grade.line() == "3 of 3 blocks right; and a given formula changed at softmax!N6"
+    assert changed.exit_code == 1
 
 
 def test_typed_values_are_not_an_answer(graded):
