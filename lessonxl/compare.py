@@ -124,9 +124,10 @@ def _compare_labels(values: Mapping[tuple[int, int], object], area: reader.Area,
 _ONE = reader.Area("", 1, 1, 1, 1)
 
 
-def agrees(value, want: float, atol: float, rtol: float, scale: float | None = None, spread: bool = False) -> bool:
-    """Whether one cell's `value` equals torch's `want` by the rule of `compare` (`scale`: its operands'
-    size, where it cancels; `spread`: torch's value was computed from an inf or a nan)."""
-    truth = Truth(np.array([[want]], dtype=np.float64), None if scale is None else np.array([[scale]]),
-                  np.array([[spread]]))
+def agrees(value, want: float | str, atol: float, rtol: float, scale: float | None = None,
+           spread: bool = False) -> bool:
+    """Whether one cell's `value` equals torch's `want` (a number, or a label) by the rule of `compare`
+    (`scale`: its operands' size, where it cancels; `spread`: torch's value was computed from an inf or a nan)."""
+    truth = Truth(np.array([[want]], dtype=object if isinstance(want, str) else np.float64),
+                  None if scale is None else np.array([[scale]]), np.array([[spread]]))
     return compare({(1, 1): value}, _ONE, "", truth, atol, rtol).passed

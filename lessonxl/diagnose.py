@@ -342,7 +342,7 @@ class _Diagnoser:
         truth = self.truth_at(sheet, row, col)
         if truth is None:
             return self.value(sheet, row, col)
-        return truth[0] if np.isfinite(truth[0]) else "#NUM!"
+        return truth[0] if isinstance(truth[0], str) or np.isfinite(truth[0]) else "#NUM!"
 
     def agrees(self, place, value) -> bool:
         truth = self.truth_at(*place)

@@ -132,6 +132,9 @@ def test_every_formula_cell_verifies_and_a_wrong_title_is_named(planted, tmp_pat
     assert list(failed) == ["bias_lowest"] and failed["bias_lowest"].typed == [f"{sheet}!{lowest}"]
     failed = {check.name: check for check in mistaken.checks if not check.passed}
     assert list(failed) == ["bias_highest"] and failed["bias_highest"].mismatches == [f"{sheet}!{highest}"]
+    # the diagnosis names the wrong title's cell as the mistake, with what lessonxl's formula gives there
+    [finding] = mistaken.findings
+    assert finding.first == f"{sheet}!{highest}" and finding.expected == finding.torch_value
 
 
 def test_formulas_are_portable(planted):
