@@ -19,7 +19,7 @@ import pytest
 from lessonxl.api import generate, verify, watch
 from lessonxl.exercise import BLOCKS, EMPTY, PARTLY, RIGHT, SHEET, WRONG
 
-from conftest import mutate_formula, run_cli
+from conftest import mutate_formula, run_cli, set_value
 from exercise_fill import answers, cells_of, fill, student
 
 ENTROPY = ["softmax!P6:T7", "binary_xent!E5:E12", "multiclass_xent!AL6:AL13"]
@@ -269,3 +269,13 @@ def test_collab_filter_exercise_passes_filled_and_names_an_rmse_that_counts_blan
     right, sumxmy2 = verify([tmp_path / "right.xlsx", tmp_path / "sumxmy2.xlsx"], device="cpu")
     assert right.grade.line() == "2 of 2 blocks right" and right.exit_code == 0
     assert sumxmy2.grade.line() == "1 of 2 blocks right; dotprod!B4 wrong at dotprod!B4"
+
+
+def test_torch_is_computed_again_for_other_inputs_in_the_same_run(books, tmp_path):
+    """verify keeps torch's results for inputs it has seen (a class's copies of one exercise): a file
+    whose inputs differ must get its own."""
+    full = paths(books, "entropy_example")[1]
+    set_value(full, tmp_path / "edited.xlsx", "softmax", "B6", 7.25)
+    reports = verify([full, tmp_path / "edited.xlsx", full], device="cpu")
+    assert [report.exit_code for report in reports] == [0, 0, 0]
+    assert reports[1].checks[0].cells > 0
