@@ -166,7 +166,7 @@ class BlockGrade:
     status: str                 # EMPTY, PARTLY, RIGHT or WRONG
     filled: int                 # cells the student filled (formulas or typed values), given rows left out
     cells: int                  # cells for the student to fill
-    mistake: str = ""           # WRONG: the root cell of the mistake (`diagnose`), or the cell it reads
+    mistake: str = ""           # WRONG: the first cell of the block's first mistake (`diagnose`'s root)
 
 
 @dataclass
@@ -212,6 +212,7 @@ class Grade:
 
 
 def is_exercise(sheetnames: Sequence[str], lesson_name: str) -> bool:
+    """Whether a file of this lesson with these sheets is an exercise (it has the exercise sheet)."""
     return SHEET in sheetnames and lesson_name in BLOCKS
 
 
