@@ -42,8 +42,8 @@ One line per file (PASS, FAIL with where the mistakes are, or ERROR for a file t
 verified), then, for several files, how many passed, failed and were unusable. A single unusable file
 is the command's one-line error on stderr.
 
-exit status: 0 every formula cell equals torch, 1 a value differs, 2 unusable input; when both
-happen, 2 (--json says which file is which); --watch: 130 when stopped by Ctrl-C, 143 by SIGTERM
+exit status: 0 every formula cell equals torch (an exercise: every block right), 1 a value differs,
+2 unusable input (or a folder with no workbook, a pattern that matched no file); when both happen, 2 (--json says which file is which); --watch: 130 when stopped by Ctrl-C, 143 by SIGTERM
 """
 
 
