@@ -43,7 +43,8 @@ verified), then, for several files, how many passed, failed and were unusable. A
 is the command's one-line error on stderr.
 
 exit status: 0 every formula cell equals torch (an exercise: every block right), 1 a value differs,
-2 unusable input (or a folder with no workbook, a pattern that matched no file); when both happen, 2 (--json says which file is which); --watch: 130 when stopped by Ctrl-C, 143 by SIGTERM
+2 unusable input (or a folder with no workbook, a pattern that matched no file); when both happen,
+2 (--json says which file is which); --watch: 130 when stopped by Ctrl-C, 143 by SIGTERM
 """
 
 
