@@ -50,9 +50,10 @@ def test_verify_prints_a_line_per_workbook_and_the_table_with_verbose(generated)
     paths = [generated["entropy_example"], generated["regularization"]]
     short = run_cli("verify", "--device", "cpu", *paths)
     assert short.returncode == 0, short.stderr
-    *lines, note = short.stdout.splitlines()
+    *lines, note, counts = short.stdout.splitlines()
     assert len(lines) == 2, short.stdout
     assert note.startswith("note: lessonxl wrote 2 of these files as generated: their saved values are torch's own")
+    assert counts == "2 files: 2 passed, 0 failed, 0 unusable"
     for line, path in zip(lines, paths):
         assert re.fullmatch(rf"PASS {re.escape(str(path))}: \w+, ([\d,]+) of \1 formula cells equal torch "
                             rf"\(worst relative error \d\.\de[-+]\d+\), \d+\.\d s", line), line
