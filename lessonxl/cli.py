@@ -218,8 +218,9 @@ def _verify(args) -> int:
                   for report in shown]
         if blocks:
             print(("\n\n" if args.verbose else "\n").join(blocks))
-        if not args.quiet:
-            for line in [*run_notes([report for report in reports if not report.error]), *_counts(reports)]:
+        if not args.quiet:  # (-v: each file's report has its own notes)
+            notes = [] if args.verbose else run_notes([report for report in reports if not report.error])
+            for line in [*notes, *_counts(reports)]:
                 print(line)
     if args.json:
         for report in reports:
