@@ -27,7 +27,7 @@ def __getattr__(name: str):
 
     globals().update(generate=api.generate, verify=api.verify, watch=api.watch, read=api.read,
                      Workbook=api.Workbook, Report=report.Report, Reports=report.Reports,
-                     LessonxlError=errors.UsageError)
+                     LessonxlError=errors.LessonxlError)
     return globals()[name]
 
 

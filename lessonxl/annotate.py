@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Collection, Mapping
 from xml.sax.saxutils import escape, quoteattr
 
-from .errors import UsageError
+from .errors import LessonxlError
 from .references import a1, row_col
 
 MARK = b"lessonxl verify --annotate"  # the zip comment of a copy, so that only such a file is replaced
@@ -41,11 +41,11 @@ def check_target(source: Path, target: Path) -> None:
     """Refuse a copy that would replace the user's own file, or a file that is not a copy made here."""
     try:
         if target.exists() and source.resolve() == target.resolve():
-            raise UsageError(f"--annotate: {target} is the file being verified; choose another folder")
+            raise LessonxlError(f"--annotate: {target} is the file being verified; choose another folder")
     except OSError:
         pass
     if target.is_dir():
-        raise UsageError(f"--annotate: {target} is a folder")
+        raise LessonxlError(f"--annotate: {target} is a folder")
     if target.exists():
         try:
             with zipfile.ZipFile(target) as archive:
@@ -53,8 +53,8 @@ def check_target(source: Path, target: Path) -> None:
         except (OSError, zipfile.BadZipFile):
             ours = False
         if not ours:
-            raise UsageError(f"--annotate: {target} exists and is not a copy lessonxl marked up; choose "
-                             "another folder")
+            raise LessonxlError(f"--annotate: {target} exists and is not a copy lessonxl marked up; choose "
+                                "another folder")
 
 
 def write(source: Path, target: Path, parts: Mapping[str, str], marks: Mapping[tuple[str, int, int], str],
@@ -124,7 +124,7 @@ def write(source: Path, target: Path, parts: Mapping[str, str], marks: Mapping[t
             new.comment = MARK
         partial.replace(target)
     except OSError as error:
-        raise UsageError(f"--annotate: cannot write {target} ({error.strerror or error})") from None
+        raise LessonxlError(f"--annotate: cannot write {target} ({error.strerror or error})") from None
     finally:
         partial.unlink(missing_ok=True)
 

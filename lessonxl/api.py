@@ -22,13 +22,13 @@ import numpy as np
 
 from . import catalog, files, reader, workers
 from .catalog import DEFAULT_FOLDER, DEFAULT_TOL
-from .errors import UsageError as LessonxlError
+from .errors import LessonxlError
 from .recalc import DEFAULT_TIMEOUT, Engine
 from .sameness import KEPT
 from .values import defined_name, name_of
 from .report import Reports
-from .verify import verify_paths
-from .watch import watch as watch_files  # imported here: `lessonxl.watch` stays the function below
+from .pipeline import verify_paths
+from .watcher import watch as watch_files  # imported here: `lessonxl.watch` stays the function below
 
 if TYPE_CHECKING:
     from .lesson import Written
@@ -235,7 +235,7 @@ def read(path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Workbook:
         copy = staged.stripped
         outline = reader.outline(copy, path)
         lesson = by_sheets(outline.sheetnames, str(path), outline.names)
-        areas = [lesson.find(outline.names, key) for key in lesson.inputs]
+        areas = [lesson.area_of(outline.names, key) for key in lesson.inputs]
         asked = [(a.sheet, a.min_row - 1, a.min_col - 1, a.max_row - 1, a.max_col - 1) for a in areas if a]
         with Engine(folder, timeout) as engine:
             try:

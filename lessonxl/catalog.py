@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
-from .errors import UsageError
+from .errors import LessonxlError
 
 DEFAULT_FOLDER = Path("workbooks")  # where `generate` writes
 DEFAULT_TOL = 1e-9                  # verify's absolute and relative tolerance (the rule: compare.py)
@@ -69,10 +69,10 @@ NAMES = tuple(CONTENTS)
 
 
 def known(name: str) -> str:
-    """The workbook `name` names (its stem, or its file name), or a UsageError listing them."""
+    """The workbook `name` names (its stem, or its file name), or a LessonxlError listing them."""
     stem = name.removesuffix(".xlsx")
     if stem not in NAMES:
-        raise UsageError(f"unknown workbook {name!r}: choose from {', '.join(NAMES)}")
+        raise LessonxlError(f"unknown workbook {name!r}: choose from {', '.join(NAMES)}")
     return stem
 
 
@@ -82,8 +82,8 @@ def recognise(sheet_names: Iterable[str], shown: str) -> None:
     present = set(sheet_names) - {"notes"}
     if not any(present.intersection(sheets) for _, sheets in CONTENTS.values()):
         examples = [sheet for sheet in CONTENTS[NAMES[0]][1] if sheet != "notes"][:3]
-        raise UsageError(f"{shown}: was not made by lessonxl (it has none of the sheets of its workbooks, such "
-                         f"as {', '.join(examples)})")
+        raise LessonxlError(f"{shown}: was not made by lessonxl (it has none of the sheets of its workbooks, such "
+                            f"as {', '.join(examples)})")
 
 
 def check(names: Iterable[str]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .catalog import CONTENTS, DEFAULT_FOLDER, DEFAULT_TOL
-from .errors import UsageError
+from .errors import LessonxlError
 from .recalc import DEFAULT_TIMEOUT
 
 
@@ -315,7 +315,7 @@ def main(argv=None) -> int:
             signal.signal(getattr(signal, name), _stop)
     try:
         code = run(args)
-    except UsageError as error:
+    except LessonxlError as error:
         print(f"lessonxl {args.command}: {error}", file=sys.stderr)
         code = 2
     except KeyboardInterrupt:

@@ -227,7 +227,7 @@ def lessonxl_layout(lesson, values: Mapping[str, object], file_areas: Mapping[st
     scoped: dict[tuple[str | None, str], Area] = {}
     for sheet in book.sheets:
         for block in sheet.blocks.values():
-            area = lesson.find(file_areas, block.key)
+            area = lesson.area_of(file_areas, block.key)
             rect = Area(sheet.name, block.top + 1, block.left + 1, block.bottom + 1, block.right + 1)
             if area != rect:
                 return None

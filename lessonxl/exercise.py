@@ -147,10 +147,10 @@ def _span(parts) -> str:
 
 def exercise_for(lesson_name: str, easy: bool = False) -> Exercise:
     """The exercise of a workbook (`easy`: the first row of each block given)."""
-    from .errors import UsageError
+    from .errors import LessonxlError
 
     if lesson_name not in BLOCKS:
-        raise UsageError(f"--exercise: {lesson_name} has no exercise (those that do: {', '.join(BLOCKS)})")
+        raise LessonxlError(f"--exercise: {lesson_name} has no exercise (those that do: {', '.join(BLOCKS)})")
     return Exercise(lesson_name, BLOCKS[lesson_name], 1 if easy else 0)
 
 
@@ -227,7 +227,7 @@ def grade(lesson, recalculated: reader.Recalculated, checks: Sequence, findings:
     given = _given(recalculated)
     result, in_blocks = Grade(), set()
     for block in BLOCKS[lesson.name]:
-        areas = [lesson.find(recalculated.names, key) for key in block.keys]
+        areas = [lesson.area_of(recalculated.names, key) for key in block.keys]
         cells = {reader.address(area.sheet, *cell) for area in areas for cell in area.cells()}
         in_blocks |= cells
         rows = given.get(block.label, 0)
@@ -247,7 +247,7 @@ def has_empty_cells(lesson, recalculated: reader.Recalculated) -> bool:
     """Whether the file is an exercise with a cell of a block still empty."""
     if not is_exercise(recalculated.sheetnames, lesson.name):
         return False
-    areas = [lesson.find(recalculated.names, key) for block in BLOCKS[lesson.name] for key in block.keys]
+    areas = [lesson.area_of(recalculated.names, key) for block in BLOCKS[lesson.name] for key in block.keys]
     return not all(_filled(recalculated, area.sheet, *cell) for area in areas for cell in area.cells())
 
 

@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UsageError
+from .errors import LessonxlError
 
 #: A workbook whose parts inflate beyond this (or a file larger than this) is refused before anything
 #: is decompressed: lessonxl's largest, collab_filter at 200 x 200 users x movies, inflates to 216 MB.
@@ -48,38 +48,38 @@ def check_file(path: Path, shown_as: Path | None = None) -> None:
     head = _read_head(path, shown)
     if head.startswith(_OLE_SIGNATURE):
         if _is_encrypted_ole(path):
-            raise UsageError(f"{shown}: is password-protected; open it, remove the password and save it "
-                             "as an unprotected .xlsx workbook")
-        raise UsageError(f"{shown}: is an Excel 97-2003 (.xls) file or another OLE document, not .xlsx; "
-                         "save it as an .xlsx workbook")
+            raise LessonxlError(f"{shown}: is password-protected; open it, remove the password and save it "
+                                "as an unprotected .xlsx workbook")
+        raise LessonxlError(f"{shown}: is an Excel 97-2003 (.xls) file or another OLE document, not .xlsx; "
+                            "save it as an .xlsx workbook")
     if not head.startswith(_ZIP_SIGNATURES):
-        raise UsageError(f"{shown}: {_not_a_zip(head)}")
+        raise LessonxlError(f"{shown}: {_not_a_zip(head)}")
     if not zipfile.is_zipfile(path):
-        raise UsageError(f"{shown}: is a damaged or truncated .xlsx workbook (its zip archive is incomplete)")
+        raise LessonxlError(f"{shown}: is a damaged or truncated .xlsx workbook (its zip archive is incomplete)")
     try:
         with zipfile.ZipFile(path) as archive:
             _check_archive(archive, shown)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError,
             NotImplementedError, RuntimeError, struct.error) as error:
-        raise UsageError(f"{shown}: is a damaged or truncated .xlsx workbook ({error})") from None
+        raise LessonxlError(f"{shown}: is a damaged or truncated .xlsx workbook ({error})") from None
 
 
 def _check_path(path: Path, shown: Path) -> None:
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise UsageError(f"{shown}: no such file") from None
+        raise LessonxlError(f"{shown}: no such file") from None
     except OSError as error:
-        raise UsageError(f"{shown}: cannot be read ({error.strerror or error})") from None
+        raise LessonxlError(f"{shown}: cannot be read ({error.strerror or error})") from None
     if stat.S_ISDIR(info.st_mode):
-        raise UsageError(f"{shown}: is a folder, not a workbook")
+        raise LessonxlError(f"{shown}: is a folder, not a workbook")
     if not stat.S_ISREG(info.st_mode):
-        raise UsageError(f"{shown}: is not a regular file (a device, pipe or socket), not a workbook")
+        raise LessonxlError(f"{shown}: is not a regular file (a device, pipe or socket), not a workbook")
     if info.st_size == 0:
-        raise UsageError(f"{shown}: the file is empty")
+        raise LessonxlError(f"{shown}: the file is empty")
     if info.st_size > MAX_UNCOMPRESSED_BYTES:
-        raise UsageError(f"{shown}: is {info.st_size / 2**20:.0f} MB, more than the "
-                         f"{MAX_UNCOMPRESSED_BYTES // 2**20} MB a lesson workbook can be; refused")
+        raise LessonxlError(f"{shown}: is {info.st_size / 2**20:.0f} MB, more than the "
+                            f"{MAX_UNCOMPRESSED_BYTES // 2**20} MB a lesson workbook can be; refused")
 
 
 def _read_head(path: Path, shown: Path) -> bytes:
@@ -87,7 +87,7 @@ def _read_head(path: Path, shown: Path) -> bytes:
         with path.open("rb") as handle:
             return handle.read(4096)
     except OSError as error:
-        raise UsageError(f"{shown}: cannot be read ({error.strerror or error})") from None
+        raise LessonxlError(f"{shown}: cannot be read ({error.strerror or error})") from None
 
 
 def _is_encrypted_ole(path: Path) -> bool:
@@ -120,31 +120,31 @@ def _check_archive(archive: zipfile.ZipFile, shown: Path) -> None:
     members = archive.infolist()
     names = {member.filename for member in members}
     if len(members) > MAX_MEMBERS:
-        raise UsageError(f"{shown}: its zip archive has {len(members)} parts, too many for a workbook; refused")
+        raise LessonxlError(f"{shown}: its zip archive has {len(members)} parts, too many for a workbook; refused")
     if len(names) != len(members):
-        raise UsageError(f"{shown}: is a damaged .xlsx workbook (its zip archive repeats a part name)")
+        raise LessonxlError(f"{shown}: is a damaged .xlsx workbook (its zip archive repeats a part name)")
     inflated = sum(member.file_size for member in members)
     ratio = inflated / max(1, sum(member.compress_size for member in members))
     if inflated > MAX_UNCOMPRESSED_BYTES or (inflated > BOMB_FLOOR and ratio > MAX_RATIO):
         why = (f"more than the {MAX_UNCOMPRESSED_BYTES // 2**20:,} MB" if inflated > MAX_UNCOMPRESSED_BYTES
                else f"{ratio:,.0f} times their compressed size, more than the {MAX_RATIO}")
-        raise UsageError(f"{shown}: its parts would inflate to {inflated / 2**20:,.0f} MB, {why} a lesson "
-                         "workbook can (a zip bomb?); refused without inflating")
+        raise LessonxlError(f"{shown}: its parts would inflate to {inflated / 2**20:,.0f} MB, {why} a lesson "
+                            "workbook can (a zip bomb?); refused without inflating")
     if "mimetype" in names and archive.read("mimetype").startswith(b"application/vnd.oasis"):
-        raise UsageError(f"{shown}: is an OpenDocument file (.ods), not .xlsx; save it as an .xlsx workbook")
+        raise LessonxlError(f"{shown}: is an OpenDocument file (.ods), not .xlsx; save it as an .xlsx workbook")
     if not {"xl/workbook.xml", "[Content_Types].xml"} <= names:
-        raise UsageError(f"{shown}: is a zip archive but not an .xlsx workbook")
+        raise LessonxlError(f"{shown}: is a zip archive but not an .xlsx workbook")
     if any(member.flag_bits & 0x1 for member in members):
-        raise UsageError(f"{shown}: is password-protected (encrypted zip parts); save it as an "
-                         "unprotected .xlsx workbook")
+        raise LessonxlError(f"{shown}: is password-protected (encrypted zip parts); save it as an "
+                            "unprotected .xlsx workbook")
     macros = sorted(name for name in names if name.lower().endswith("vbaproject.bin")
                     or name.lower().startswith("xl/macrosheets/"))
     if macros:
-        raise UsageError(f"{shown}: carries macros ({macros[0]}); lessonxl never runs macros: save it as "
-                         "a macro-free .xlsx workbook")
+        raise LessonxlError(f"{shown}: carries macros ({macros[0]}); lessonxl never runs macros: save it as "
+                            "a macro-free .xlsx workbook")
     if any(name.lower().startswith("xl/externallinks/") for name in names):
-        raise UsageError(f"{shown}: links to other workbooks (external links); lessonxl does not follow "
-                         "them: remove the links and save it again")
+        raise LessonxlError(f"{shown}: links to other workbooks (external links); lessonxl does not follow "
+                            "them: remove the links and save it again")
     for member in members:
         _check_member(archive, member, shown)
 
@@ -152,8 +152,8 @@ def _check_archive(archive: zipfile.ZipFile, shown: Path) -> None:
 def _check_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, shown: Path) -> None:
     """Inflate one part, never past the size it declares, and check its CRC."""
     if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise UsageError(f"{shown}: is not an .xlsx workbook Excel writes (part {member.filename} uses "
-                         f"compression method {member.compress_type})")
+        raise LessonxlError(f"{shown}: is not an .xlsx workbook Excel writes (part {member.filename} uses "
+                            f"compression method {member.compress_type})")
     handle = archive.fp
     handle.seek(member.header_offset)
     header = handle.read(_LOCAL_HEADER.size)
@@ -177,8 +177,8 @@ def _check_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, shown: Path
             pending = inflater.unconsumed_tail
         produced += len(data)
         if produced > member.file_size:
-            raise UsageError(f"{shown}: part {member.filename} inflates beyond the size it declares "
-                             "(a zip bomb or a damaged file); refused")
+            raise LessonxlError(f"{shown}: part {member.filename} inflates beyond the size it declares "
+                                "(a zip bomb or a damaged file); refused")
         crc = zlib.crc32(data, crc)
         if (inflater is not None and inflater.eof) or not (data or pending or left):
             break
@@ -212,11 +212,11 @@ def stage(path: Path, folder: Path, index: int) -> Staged:
     try:
         shutil.copyfile(path, staged.saved)
     except OSError as error:
-        raise UsageError(f"{path}: cannot be read ({error.strerror or error})") from None
+        raise LessonxlError(f"{path}: cannot be read ({error.strerror or error})") from None
     try:
         check_file(staged.saved, shown_as=path)
         logical = strip_cached_values(staged.saved, staged.stripped)
-    except UsageError:
+    except LessonxlError:
         staged.saved.unlink(missing_ok=True)
         raise
     return Staged(staged.saved, staged.stripped, logical)

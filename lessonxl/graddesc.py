@@ -137,7 +137,7 @@ class OptimizerSheet(SheetSpec):
         return out
 
     def layout(self, sheet: Sheet) -> None:
-        x_data = sheet.find("data", "data_x")
+        x_data = sheet.block_on("data", "data_x")
         n = x_data.rows
         epochs = sheet.value("step").shape[0] // n
         # The step table: below the scalars and the RMSE column, a blank row, its caption and its headers between.
@@ -189,7 +189,7 @@ class OptimizerSheet(SheetSpec):
     def _column_formula(self, sheet: Sheet, name: str, rule):
         """The formula of one step-table column, as a function of the row's cells (`rule`: the
         rule's `row_formulas`)."""
-        x_data, y_data = sheet.find("data", "data_x"), sheet.find("data", "data_y")
+        x_data, y_data = sheet.block_on("data", "data_x"), sheet.block_on("data", "data_y")
         n = x_data.rows
 
         def estimate(cells: StepCells, b: str, a: str) -> str:
@@ -332,12 +332,12 @@ class Summary(SheetSpec):
         def final(name: str):
             """The last cell of a column, on each optimizer sheet."""
             def formula(r: int, c: int) -> str:
-                column = sheet.find(names[r], name)
+                column = sheet.block_on(names[r], name)
                 return f"={column.cell(column.rows - 1)}"
             return formula
 
         def gap(block: Block, truth: str):
-            truth_cell = sheet.find("data", truth).cell(0, 0)
+            truth_cell = sheet.block_on("data", truth).cell(0, 0)
             return lambda r, c: f"=ABS({block.cell(r)}-{truth_cell})"
 
         place, headers = sheet.across(top, 1), self.headers

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Sequence
 
-from .errors import UsageError
+from .errors import LessonxlError
 from .report import Report, format_summary, summary_line
 
 COLUMNS = ["file", "workbook", "blocks_right", "blocks_total", "first_wrong_cell", "verdict", "detail"]
@@ -39,7 +39,7 @@ def expand(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
 
 def verdict(report: Report) -> str:
     """PASS, FAIL or ERROR (a file that could not be verified)."""
-    return "ERROR" if report.error else "PASS" if report.ok else "FAIL"
+    return "ERROR" if report.error else "PASS" if report.passed else "FAIL"
 
 
 def first_wrong(report: Report) -> str:
@@ -89,7 +89,7 @@ def junit(reports: Sequence[Report]) -> ET.ElementTree:
                              name=report.path, time=f"{report.seconds:.3f}")
         if report.error:
             ET.SubElement(case, "error", message=report.error, type="unusable").text = report.error
-        elif not report.ok:
+        elif not report.passed:
             failure = ET.SubElement(case, "failure", message=row(report)["detail"], type="differs from torch")
             failure.text = format_summary(report)
     root = ET.Element("testsuites")
@@ -107,4 +107,4 @@ def _opened(path: Path, mode: str = "w"):
     try:
         return open(path, mode, **({"newline": "", "encoding": "utf-8"} if "b" not in mode else {}))
     except OSError as error:
-        raise UsageError(f"cannot write {path} ({error.strerror or error})") from None
+        raise LessonxlError(f"cannot write {path} ({error.strerror or error})") from None

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch.overrides import TorchFunctionMode
 
-from .errors import UsageError
+from .errors import LessonxlError
 from .sameness import KEPT, UP_TO_DATE, WROTE, as_written, same_file, stamp
-from .values import as_grid, key as value_key, key_of, lookup
+from .values import as_grid, key as value_key, key_of, resolve
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -28,9 +28,9 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
+        raise LessonxlError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
     if name not in ("cpu", "cuda"):
-        raise UsageError(f"--device {name}: choose auto, cpu or cuda")
+        raise LessonxlError(f"--device {name}: choose auto, cpu or cuda")
     return torch.device(name)
 
 
@@ -80,21 +80,21 @@ def exact_match(labels, table, what: str) -> list[int]:
     for label in np.asarray(labels).ravel():
         key = str(label).casefold()
         if key not in names:
-            raise UsageError(f"{what} \"{label}\" is not one of {', '.join(map(str, np.asarray(table).ravel()))}")
+            raise LessonxlError(f"{what} \"{label}\" is not one of {', '.join(map(str, np.asarray(table).ravel()))}")
         positions.append(names.index(key))
     return positions
 
 
 class SheetValues:
     """A sheet's view of the values: `values[name]` is its own name, else the workbook's global name
-    (see `values.lookup`); `of(sheet)` reads another sheet's names (inputs, or the outputs of sheets
+    (see `values.resolve`); `of(sheet)` reads another sheet's names (inputs, or the outputs of sheets
     computed before)."""
 
     def __init__(self, values: Mapping[str, object], sheet: str):
         self._values, self.sheet = values, sheet
 
     def __getitem__(self, name: str):
-        return lookup(self._values, self.sheet, name)
+        return resolve(self._values, self.sheet, name)
 
     def of(self, sheet: str) -> "SheetValues":
         return SheetValues(self._values, sheet)
@@ -204,7 +204,7 @@ class Lesson:
         name such as data_x as it is): `values.key_of` over this lesson's sheets and global names."""
         return key_of(name, *self._naming)
 
-    def find(self, names: Mapping[str, object], key: str):
+    def area_of(self, names: Mapping[str, object], key: str):
         """`names[key]`, or, in a file an earlier release wrote, the entry of the name `key` had then;
         None when neither is there."""
         if key in names:
@@ -320,7 +320,7 @@ class Lesson:
             partial.write_bytes(data)
             partial.replace(path)
         except OSError as error:
-            raise UsageError(f"cannot write {path} ({error.strerror or error})") from None
+            raise LessonxlError(f"cannot write {path} ({error.strerror or error})") from None
         finally:
             with contextlib.suppress(OSError):
                 partial.unlink(missing_ok=True)

@@ -345,7 +345,7 @@ class Training(SheetSpec):
         labels = {**self.rule.labels, "wd": "weight decay wd"}
         hypers = {name: sheet.labelled(name, 3 + i, 1, labels[name], widen=True, num_format="General").ref
                   for i, name in enumerate(self.hyper)}
-        train, train_y = sheet.find("digits", "train_x"), sheet.find("digits", "train_y")
+        train, train_y = sheet.block_on("digits", "train_x"), sheet.block_on("digits", "train_y")
         n = sheet.labelled("batch_size", 3 + len(self.hyper), 1, "images per minibatch", widen=True,
                            num_format="0", formula=f"=ROWS({rows_of(train_y, 0, BATCH).column(0)})").ref
         top = 3 + len(self.hyper) + 5
@@ -353,7 +353,7 @@ class Training(SheetSpec):
                   (("cross_entropy", 1), ("loss", 2), ("valid_loss", 4), ("valid_accuracy", 5))}
         top = tables["loss"].bottom + 3
         if self.start:
-            params = {name: sheet.find(self.start, name) for name in self.names}
+            params = {name: sheet.block_on(self.start, name) for name in self.names}
             sheet.text(top, 0, f"start: the starting parameters of {self.start} (names {self.start}_w1 ...), and "
                                "its held-out scores before the first step", "section")
             scored, top = {0: None}, top + 2
@@ -450,7 +450,7 @@ class Training(SheetSpec):
     def _score(self, sheet: Sheet, top: int, step: int, params: dict[str, Block]) -> dict[str, Block]:
         """The held-out images through the model after `step` steps: each one's loss, and 1 where its
         largest logit is its label's."""
-        x, y = sheet.find("digits", "valid_x"), sheet.find("digits", "valid_y")
+        x, y = sheet.block_on("digits", "valid_x"), sheet.block_on("digits", "valid_y")
         row = Row(sheet, top, f"the held-out images after step {step}", [f"valid {i + 1}" for i in range(y.rows)],
                   lambda name: f"valid_{name}_{step}")
         logits, exp, total = forward_blocks(row, x, params)
@@ -469,7 +469,7 @@ class Training(SheetSpec):
         sheet.block("cross_entropy", ce.top, ce.left, headers=["cross-entropy"], caption="loss per minibatch",
                     row_labels=[str(s) for s in range(1, STEPS + 1)],
                     formula=lambda r, c: f"=AVERAGE({steps[r]['nll'].ref})")
-        start = {name: sheet.find(self.start, name) if self.start else sheet.blocks[name] for name in self.names}
+        start = {name: sheet.block_on(self.start, name) if self.start else sheet.blocks[name] for name in self.names}
 
         def loss(r: int, c: int) -> str:
             before = steps[r - 1] if r else start
@@ -479,7 +479,7 @@ class Training(SheetSpec):
 
         def held_out(name: str, scores: str):
             """The mean of a scoring's column; before the first step, the start sheet's own."""
-            return lambda r, c: (f"={sheet.find(self.start, name).cell(0)}" if scored[r] is None
+            return lambda r, c: (f"={sheet.block_on(self.start, name).cell(0)}" if scored[r] is None
                                  else f"=AVERAGE({scored[r][scores].ref})")
 
         sheet.block("valid_loss", vl.top, vl.left, headers=["held-out loss"], caption="held-out images", result=True,
@@ -511,11 +511,11 @@ class Comparison(SheetSpec):
                              ("valid_accuracy", f"held-out accuracy after step {STEPS}")):
             place.block(f"final_{name}", gap=0 if name == "loss" else 1, headers=[header], result=True,
                         row_labels=list(self.runs.values()) if name == "loss" else None,
-                        formula=lambda r, c, n=name: f"={last_cell(sheet.find(sheets[r], n))}")
-        sheet.line_chart("loss per minibatch", [(label, sheet.find(run, "loss")) for run, label in self.runs.items()],
-                         10, 1, y_title="loss")
+                        formula=lambda r, c, n=name: f"={last_cell(sheet.block_on(sheets[r], n))}")
+        losses = [(label, sheet.block_on(run, "loss")) for run, label in self.runs.items()]
+        sheet.line_chart("loss per minibatch", losses, 10, 1, y_title="loss")
         sheet.line_chart(f"held-out accuracy after steps {', '.join(map(str, EVALS))}",
-                         [(label, sheet.find(run, "valid_accuracy")) for run, label in self.runs.items()],
+                         [(label, sheet.block_on(run, "valid_accuracy")) for run, label in self.runs.items()],
                          27, 1, x_title="scored", y_title="accuracy")
 
 

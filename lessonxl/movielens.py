@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import UsageError
+from .errors import LessonxlError
 
 RATINGS_COLUMNS = ["userId", "movieId", "rating", "timestamp"]
 RATING_RANGE = (0.5, 5.0)
@@ -116,12 +116,12 @@ def load_ratings(path: str | Path) -> pd.DataFrame:
     the end of a line are all read; a line that is not a rating is refused naming its number and content."""
     path = Path(path)
     if path.is_dir():
-        raise UsageError(f"{path}: is a folder, not a ratings file")
+        raise LessonxlError(f"{path}: is a folder, not a ratings file")
     if not path.is_file():
-        raise UsageError(f"{path}: no such ratings file")
+        raise LessonxlError(f"{path}: no such ratings file")
     first = _first_line(path)
     if first is None:
-        raise UsageError(f"{path}: the ratings file is empty")
+        raise LessonxlError(f"{path}: the ratings file is empty")
     number, line = first
     fields = [field.strip() for field in line.split(",")]
     if fields[:3] == RATINGS_COLUMNS[:3]:
@@ -129,8 +129,8 @@ def load_ratings(path: str | Path) -> pd.DataFrame:
     elif len(line.split()) in (3, 4) and _numbers(line.split()[:3]):
         kind, options = U_DATA, {"sep": r"\s+", "header": None, "names": RATINGS_COLUMNS, "index_col": False}
     else:
-        raise UsageError(f"{path}: not a MovieLens ratings file: line {number} is {_shown(line)} (expected "
-                         f"{U_DATA}; or {RATINGS_CSV})")
+        raise LessonxlError(f"{path}: not a MovieLens ratings file: line {number} is {_shown(line)} (expected "
+                            f"{U_DATA}; or {RATINGS_CSV})")
     try:  # pandas reads the usual files fast; a file it stumbles on is read line by line
         table = pd.read_csv(path, encoding="utf-8-sig", encoding_errors="replace", **options)
         table = table.rename(columns=lambda name: str(name).strip())[RATINGS_COLUMNS[:3]]
@@ -141,7 +141,7 @@ def load_ratings(path: str | Path) -> pd.DataFrame:
     except (ValueError, KeyError, pd.errors.ParserError):
         table = _read_lines(path, kind)
     if table.empty:
-        raise UsageError(f"{path}: the ratings file holds no ratings")
+        raise LessonxlError(f"{path}: the ratings file holds no ratings")
     return table
 
 
@@ -152,7 +152,7 @@ def _lines(path: Path, encoding: str = "utf-8-sig"):
         with path.open(encoding=encoding, errors="replace", newline=None) as handle:
             yield from enumerate((line.rstrip("\n") for line in handle), start=1)
     except OSError as error:
-        raise UsageError(f"{path}: cannot read it ({error.strerror})") from None
+        raise LessonxlError(f"{path}: cannot read it ({error.strerror})") from None
 
 
 def _first_line(path: Path) -> tuple[int, str] | None:
@@ -182,7 +182,7 @@ def _read_lines(path: Path, kind: str) -> pd.DataFrame:
         if csv and len(fields) == len(header) + 1 and not fields[-1]:
             fields = fields[:-1]  # a comma at the end of the line
         if not (len(fields) == len(header) if csv else len(fields) in (3, 4)) or not _numbers(fields[:3]):
-            raise UsageError(f"{path}: line {number} is not a rating: {_shown(line)} (expected {kind})")
+            raise LessonxlError(f"{path}: line {number} is not a rating: {_shown(line)} (expected {kind})")
         rows.append([float(field) for field in fields[:3]])
     return pd.DataFrame(rows, columns=RATINGS_COLUMNS[:3])
 
@@ -206,14 +206,14 @@ def load_movies(ratings: str | Path) -> pd.DataFrame | None:
     try:
         table = _read_u_item(path) if path.name == "u.item" else _read_movies_csv(path)
     except OSError as error:
-        raise UsageError(f"{path}: cannot read it ({error.strerror or error})") from None
+        raise LessonxlError(f"{path}: cannot read it ({error.strerror or error})") from None
     except (ValueError, KeyError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError):
         table = None
     if table is None or table.empty:
         expected = ("movie id | title | release date | ... separated by |" if path.name == "u.item"
                     else "a movieId,title,genres header")
         bad = _bad_title_line(path)
-        raise UsageError(f"{path}: not a MovieLens titles file{f': {bad}' if bad else ''} (expected {expected})")
+        raise LessonxlError(f"{path}: not a MovieLens titles file{f': {bad}' if bad else ''} (expected {expected})")
     table.attrs["source"] = str(path)
     return table
 
@@ -283,8 +283,8 @@ def titles_and_genres(movies: pd.DataFrame | None, movie_ids: np.ndarray) -> tup
     by_id.index = by_id.index.astype(np.float64)
     missing = [i for i in movie_ids if i not in by_id.index]
     if missing:
-        raise UsageError(f"{movies.attrs.get('source', 'the titles file')}: no title for movie "
-                         f"{missing[0]:g}, which the ratings rate")
+        raise LessonxlError(f"{movies.attrs.get('source', 'the titles file')}: no title for movie "
+                            f"{missing[0]:g}, which the ratings rate")
     return [str(by_id.at[i, "title"]) for i in movie_ids], [str(by_id.at[i, "genre"]) for i in movie_ids]
 
 
@@ -303,8 +303,8 @@ def top_crosstab(table: pd.DataFrame, users: int, movies: int,
 def _most_frequent(ids: pd.Series, wanted: int, what: str, source: str) -> np.ndarray:
     counts = ids.value_counts()
     if len(counts) < wanted:
-        raise UsageError(f"{source}: {len(counts)} {what} have ratings, {wanted} are needed "
-                         f"(ask for fewer with --{what})")
+        raise LessonxlError(f"{source}: {len(counts)} {what} have ratings, {wanted} are needed "
+                            f"(ask for fewer with --{what})")
     ranked = counts.rename("count").rename_axis("id").reset_index().sort_values(
         ["count", "id"], ascending=[False, True])
     return np.sort(ranked["id"].to_numpy()[:wanted])

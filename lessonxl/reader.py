@@ -23,7 +23,7 @@ import openpyxl
 from openpyxl.utils.cell import coordinate_to_tuple, get_column_letter, range_boundaries
 from openpyxl.worksheet.formula import ArrayFormula
 
-from .errors import UsageError
+from .errors import LessonxlError
 from .references import Area
 from .values import key as value_key
 
@@ -51,17 +51,17 @@ class Snapshot:
                     try:
                         self.names = defined_names(book)
                     except (ValueError, TypeError, KeyError) as error:
-                        raise UsageError(f"{shown_as or path}: a defined name is damaged ({error})") from None
+                        raise LessonxlError(f"{shown_as or path}: a defined name is damaged ({error})") from None
                     self.cells, self.formulas = {}, set()
                     for sheet in book.worksheets:
                         self.cells[sheet.title] = self._read(sheet)
                 finally:
                     book.close()
-        except UsageError:
+        except LessonxlError:
             raise
         except Exception as error:  # openpyxl raises many kinds on damaged files
-            raise UsageError(f"{shown_as or path}: cannot be read as a workbook "
-                             f"({type(error).__name__}: {error})") from None
+            raise LessonxlError(f"{shown_as or path}: cannot be read as a workbook "
+                                f"({type(error).__name__}: {error})") from None
 
     def _read(self, sheet) -> dict[tuple[int, int], object]:
         """The sheet's stored cells; formula cells (every cell of an array formula) go to `formulas`."""
@@ -146,7 +146,7 @@ def _workbook_part(path: Path, shown: Path, part: str = "xl/workbook.xml", neede
                     raise
                 return None
     except (KeyError, zipfile.BadZipFile, ET.ParseError, OSError) as error:
-        raise UsageError(f"{shown}: cannot be read as a workbook ({type(error).__name__}: {error})") from None
+        raise LessonxlError(f"{shown}: cannot be read as a workbook ({type(error).__name__}: {error})") from None
 
 
 def sheet_names(path: Path, shown_as: Path | None = None) -> list[str]:
@@ -184,7 +184,7 @@ def outline(path: Path, shown_as: Path | None = None) -> Outline:
             if area:
                 names[area[0]] = area[1]
     except (ValueError, TypeError, KeyError, IndexError) as error:
-        raise UsageError(f"{shown}: a defined name is damaged ({error})") from None
+        raise LessonxlError(f"{shown}: a defined name is damaged ({error})") from None
     return Outline(sheetnames, names, date1904, parts)
 
 
@@ -282,7 +282,7 @@ def describe(value) -> str:
 
 
 def _input_value(value, where: str, text: bool, blank_ok: bool, formula: bool = False):
-    """A cell's value as an input takes it, or a one-line UsageError in a spreadsheet user's words."""
+    """A cell's value as an input takes it, or a one-line LessonxlError in a spreadsheet user's words."""
     empty = value is None or (isinstance(value, str) and not value.strip())
     if empty and blank_ok and not formula:
         return math.nan
@@ -295,7 +295,7 @@ def _input_value(value, where: str, text: bool, blank_ok: bool, formula: bool = 
         holds = f"holds a formula whose value is {'empty' if empty else describe(value)}"
     else:
         holds = "is empty" if empty else f"holds {describe(value)}"
-    raise UsageError(f"input cell {where} {holds}; {'a label' if text else 'a number'} belongs there")
+    raise LessonxlError(f"input cell {where} {holds}; {'a label' if text else 'a number'} belongs there")
 
 
 def read_input(book: Snapshot, area: Area, text: bool = False, blank_ok: bool = False,
@@ -321,11 +321,11 @@ def read_inputs(lesson, book: Snapshot, computed: Snapshot | None = None) -> dic
     gave it); formula inputs from `computed`, the recalculated workbook (see `read_input`)."""
     inputs = {}
     for key in lesson.inputs:
-        area = lesson.find(book.names, key)
+        area = lesson.area_of(book.names, key)
         if area is None:
-            raise UsageError(f"the defined name {key} is missing")
+            raise LessonxlError(f"the defined name {key} is missing")
         try:
             inputs[key] = read_input(book, area, key in lesson.text_inputs, key in lesson.blank_inputs, computed)
         except (KeyError, IndexError):  # the name points at a sheet or cell that is not there
-            raise UsageError(f"the defined name {key} points outside the workbook") from None
+            raise LessonxlError(f"the defined name {key} points outside the workbook") from None
     return inputs

@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Sequence
 
-from .errors import UsageError
+from .errors import LessonxlError
 
 DEFAULT_TIMEOUT = 120.0
 RESTART_CODE = 81  # LibreOffice's "restart me": it may exit so after setting up a new profile
@@ -62,15 +62,15 @@ def find_soffice() -> str:
     if configured:
         if shutil.which(configured):
             return configured
-        raise UsageError(f"LESSONXL_SOFFICE={configured} is not an executable: point it at LibreOffice's "
-                         "soffice, or unset it to use the soffice on PATH")
+        raise LessonxlError(f"LESSONXL_SOFFICE={configured} is not an executable: point it at LibreOffice's "
+                            "soffice, or unset it to use the soffice on PATH")
     for name in ("soffice", "libreoffice"):
         found = shutil.which(name)
         if found:
             return found
     if os.path.exists(_MACOS_SOFFICE):
         return _MACOS_SOFFICE
-    raise UsageError(INSTALL_HINT)
+    raise LessonxlError(INSTALL_HINT)
 
 
 def find_uno_python(soffice: str) -> str:
@@ -80,9 +80,9 @@ def find_uno_python(soffice: str) -> str:
     if configured:
         if shutil.which(configured):
             return configured
-        raise UsageError(f"LESSONXL_UNO_PYTHON={configured} is not an executable: point it at a Python "
-                         "that can `import uno` (the system python3 with python3-uno, or LibreOffice's own "
-                         "program/python), or unset it")
+        raise LessonxlError(f"LESSONXL_UNO_PYTHON={configured} is not an executable: point it at a Python "
+                            "that can `import uno` (the system python3 with python3-uno, or LibreOffice's own "
+                            "program/python), or unset it")
     program = Path(os.path.realpath(soffice)).parent
     for bundled in (program / "python", program / "python.exe", program.parent / "Resources" / "python"):
         if bundled.is_file() and os.access(bundled, os.X_OK):
@@ -90,7 +90,7 @@ def find_uno_python(soffice: str) -> str:
     for candidate in ("/usr/bin/python3", shutil.which("python3"), sys.executable):
         if candidate and os.path.exists(candidate):
             return candidate
-    raise UsageError(BRIDGE_HINT.format(python="no Python found"))
+    raise LessonxlError(BRIDGE_HINT.format(python="no Python found"))
 
 
 def check_uno(python: str) -> None:
@@ -100,7 +100,7 @@ def check_uno(python: str) -> None:
     except (OSError, subprocess.TimeoutExpired):
         works = False
     if not works:
-        raise UsageError(BRIDGE_HINT.format(python=python))
+        raise LessonxlError(BRIDGE_HINT.format(python=python))
 
 
 def soffice_command(sources: Sequence[Path], outdir: Path, profile: Path, target: str = "xlsx") -> list[str]:
@@ -126,7 +126,7 @@ def make_profile(folder: Path, settings: str = PROFILE_SETTINGS) -> Path:
     return folder
 
 
-class EngineFailure(UsageError):
+class EngineFailure(LessonxlError):
     """LibreOffice (or its bridge) hung, crashed or could not start: every workbook not yet done fails."""
 
 
@@ -137,7 +137,7 @@ class Engine:
     caller works), then take each one's `result`: the bridge's reply, values read back in bulk. A step
     (starting, or recalculating one workbook) that takes longer than `timeout` seconds stops LibreOffice
     (EngineFailure), as does a LibreOffice or bridge that crashes; a workbook LibreOffice cannot open is
-    a UsageError of its own. Each workbook's input areas come first (`inputs`: torch can start on them),
+    a LessonxlError of its own. Each workbook's input areas come first (`inputs`: torch can start on them),
     then the whole recalculated workbook (`result`). `close` ends LibreOffice and removes what it leaves
     (its sockets in /tmp).
     """
@@ -187,8 +187,8 @@ class Engine:
         except OSError as error:  # an executable that cannot be run (no interpreter, no permission)
             self.kill()
             program = self._command[0] if self._soffice is None else self.python
-            raise UsageError(f"{program} could not be started ({error.strerror or error}). "
-                             + (INSTALL_HINT if self._soffice is None else BRIDGE_HINT.format(python=program))) \
+            raise LessonxlError(f"{program} could not be started ({error.strerror or error}). "
+                                + (INSTALL_HINT if self._soffice is None else BRIDGE_HINT.format(python=program))) \
                 from None
         threading.Thread(target=self._read, args=(self._bridge.stdout,), daemon=True).start()
 
@@ -231,7 +231,7 @@ class Engine:
         """The whole of a submitted workbook, recalculated in full: {"sheets": [...]}, every sheet's used
         area. The document is then closed in LibreOffice."""
         if ticket not in self._asked:
-            raise UsageError("LibreOffice could not open the workbook")  # said already by `inputs`
+            raise LessonxlError("LibreOffice could not open the workbook")  # said already by `inputs`
         reply = self._await(ticket, "sheets")
         self._done.pop((ticket, "inputs"), None)
         self._asked.pop(ticket, None)
@@ -250,7 +250,7 @@ class Engine:
             if reply.get("lost"):
                 self._fail(reply["error"])
             self._send({"op": "close", "id": ticket})
-            raise UsageError(reply["error"])
+            raise LessonxlError(reply["error"])
         return self._done[ticket, part] if part == "inputs" else self._done.pop((ticket, part))
 
     @property

@@ -11,7 +11,7 @@ import torch
 from .catalog import known, recognise
 from .collab import SQUARINGS, CollabFilter
 from .entropy import Entropy
-from .errors import UsageError
+from .errors import LessonxlError
 from .graddesc import GradDesc
 from .lesson import Lesson, SheetValues
 from .mnist import MnistSgd
@@ -79,7 +79,7 @@ def by_sheets(sheet_names, shown: str, names: Mapping[str, object] | None = None
     def has(item: str) -> bool:
         if "!" not in item:
             return item in present
-        return closest.find(names, item) is not None or defined_name(item) in names
+        return closest.area_of(names, item) is not None or defined_name(item) in names
 
     # What the file lacks of what releases added (without `names`, of their sheets alone), and the
     # oldest release that never had all of that: the one that wrote the file. A current file with a
@@ -100,10 +100,10 @@ def by_sheets(sheet_names, shown: str, names: Mapping[str, object] | None = None
         guess = f"; was it renamed to {extra[0]}?"
     else:
         guess = ""
-    raise UsageError(f"{shown}: has no sheet {sheet}, which every {closest.filename} has{guess}"
-                     f"{'' if guess.endswith('?') else '.'} "
-                     f"Rename it back to {sheet} (the sheets of {release.filename}"
-                     f"{release.written if isinstance(release, Earlier) else ''}: {', '.join(release.sheets)})")
+    raise LessonxlError(f"{shown}: has no sheet {sheet}, which every {closest.filename} has{guess}"
+                        f"{'' if guess.endswith('?') else '.'} "
+                        f"Rename it back to {sheet} (the sheets of {release.filename}"
+                        f"{release.written if isinstance(release, Earlier) else ''}: {', '.join(release.sheets)})")
 
 
 class Earlier:

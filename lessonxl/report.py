@@ -32,7 +32,7 @@ class SavedValues:
     missing: int = 0       # cells of verified quantities that hold no saved value
 
     @property
-    def ok(self) -> bool:
+    def passed(self) -> bool:
         return all(check.passed for check in self.checks)
 
 
@@ -55,11 +55,10 @@ class Report:
     grade: Grade | None = None  # an exercise file's grade, block by block (`exercise.grade`)
 
     @property
-    def ok(self) -> bool:
+    def passed(self) -> bool:
         return self.error is None and all(check.passed for check in self.checks) and \
-            (self.saved is None or self.saved.ok)
+            (self.saved is None or self.saved.passed)
 
-    passed = ok
 
     @property
     def exit_code(self) -> int:
@@ -202,7 +201,7 @@ def exit_code(reports: Sequence[Report]) -> int:
     """0 when every check passes, 1 when a value differs, 2 when a file was unusable."""
     if any(report.error for report in reports):
         return 2
-    return 0 if all(report.ok for report in reports) else 1
+    return 0 if all(report.passed for report in reports) else 1
 
 
 def _shown(value, digits: int = 6) -> str:
@@ -367,8 +366,8 @@ def summary_line(report: Report) -> str:
     if report.error:
         return f"ERROR {report.error}"
     if report.grade is not None:
-        return (f"{'PASS' if report.ok else 'FAIL'} {report.path}: {report.workbook} exercise, {report.grade.line()}, "
-                f"{report.seconds:.1f} s")
+        return (f"{'PASS' if report.passed else 'FAIL'} {report.path}: {report.workbook} exercise, "
+                f"{report.grade.line()}, {report.seconds:.1f} s")
     checked = report.formula_cells - len(report.uncovered)
     differ = len({cell for check in report.checks for cell in check.mismatches})
     worst = max((check.max_rel for check in report.checks), default=0.0)
@@ -379,7 +378,7 @@ def summary_line(report: Report) -> str:
                    f"torch; recalculated, {checked:,} of {report.formula_cells:,} formula cells equal it")
     else:
         verdict = f"{checked:,} of {report.formula_cells:,} formula cells equal torch"
-    return (f"{'PASS' if report.ok else 'FAIL'} {report.path}: {report.workbook}, {verdict} "
+    return (f"{'PASS' if report.passed else 'FAIL'} {report.path}: {report.workbook}, {verdict} "
             f"(worst relative error {worst:.1e}), {report.seconds:.1f} s")
 
 
@@ -390,7 +389,7 @@ def _saved_differ(saved: SavedValues) -> int:
 def _only_saved_values_differ(report: Report) -> bool:
     """The file's own recalculation agrees with torch, the values its application saved do not: cells
     that application had not recalculated when it saved (stale)."""
-    return (report.error is None and report.saved is not None and not report.saved.ok
+    return (report.error is None and report.saved is not None and not report.saved.passed
             and all(check.passed for check in report.checks))
 
 
@@ -427,7 +426,7 @@ def saved_lines(report: Report) -> list[str]:
     else:
         hint = None
     worst_error = max((check.max_rel for check in saved.checks), default=0.0)
-    verdict = f"{cells - differ:,} of {cells:,} formula cells equal torch" if saved.ok else \
+    verdict = f"{cells - differ:,} of {cells:,} formula cells equal torch" if saved.passed else \
         f"{differ:,} of {cells:,} formula cells differ from torch"
     lines = [f"computed by {saved.application}: {verdict} (worst relative error {worst_error:.1e}){missing}"]
     lines += [f"  {check.sheet}!{check.name}: {_failure(check)}" for check in failing]
@@ -447,7 +446,7 @@ def format_summary(report: Report, hint: bool = False, brief: bool = False) -> s
                                                  for check in report.checks if not check.passed]
     lines += _annotated(report)
     if brief:
-        saved = saved_lines(report) if report.saved is not None and not report.saved.ok else []
+        saved = saved_lines(report) if report.saved is not None and not report.saved.passed else []
         return "\n".join(lines + [f"  {line}" for line in saved])
     saved = saved_lines(report) if not written_by_lessonxl(report) else []  # said once, in `run_notes`
     # An exercise not yet filled in has error values (#DIV/0!) downstream of its empty cells: no note on them.
@@ -483,7 +482,7 @@ def format_report(report: Report, hint: bool = False) -> str:
     lines += [f"  {line}" for line in saved_lines(report) + _notes(report)]
     covered = report.formula_cells - len(report.uncovered)
     lines.append(f"  {len(report.checks)} quantities, {covered} of {report.formula_cells} formula cells checked")
-    lines.append(f"  {'PASS' if report.ok else 'FAIL'}")
+    lines.append(f"  {'PASS' if report.passed else 'FAIL'}")
     return "\n".join(lines)
 
 
@@ -500,7 +499,7 @@ def as_json(reports: Sequence[Report], hint: bool = True) -> list[dict]:
         if value is None or isinstance(value, (str, int, float, bool)):
             return value
         return reader.describe(value)  # a cell's value JSON has no type for (a date): as a user says it
-    out = [clean({**asdict(report), "ok": report.ok}) for report in reports]
+    out = [clean({**asdict(report), "ok": report.passed}) for report in reports]
     if not hint:
         for data in out:
             for finding in data["findings"]:

@@ -25,7 +25,7 @@ import xlsxwriter.worksheet
 from xlsxwriter.utility import (quote_sheetname, xl_cell_to_rowcol, xl_col_to_name, xl_range, xl_range_abs,
                                 xl_rowcol_to_cell)
 
-from .values import as_grid, defined_name, key as value_key, key_of, lookup
+from .values import as_grid, defined_name, key as value_key, key_of, resolve
 
 #: Workbook timestamps are fixed so that the same seed gives byte-identical files.
 FIXED_TIMESTAMP = datetime.datetime(2019, 1, 1)
@@ -170,9 +170,9 @@ class Sheet:
 
     def value(self, name: str) -> np.ndarray:
         """The grid of this sheet's name `name` (or of the global name `name`) in the book's values."""
-        return as_grid(lookup(self.book.values, self.name, name))
+        return as_grid(resolve(self.book.values, self.name, name))
 
-    def find(self, sheet: str, name: str) -> Block:
+    def block_on(self, sheet: str, name: str) -> Block:
         """The block `name` that the sheet `sheet` holds, as this sheet's formulas refer to it."""
         return self.book.sheet_named(sheet).blocks[name].seen_from(self)
 

@@ -17,7 +17,7 @@ def key(sheet: str | None, name: str) -> str:
     return name if sheet is None else f"{sheet}!{name}"
 
 
-def lookup(values, sheet: str, name: str):
+def resolve(values, sheet: str, name: str):
     """The value of the name `name` as a formula on `sheet` reads it: the sheet's own name if it has
     one, else the global name (a KeyError when neither is in `values`)."""
     scoped = key(sheet, name)

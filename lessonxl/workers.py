@@ -33,7 +33,7 @@ import sys
 import traceback
 from typing import BinaryIO, Iterator, Sequence
 
-from .errors import UsageError
+from .errors import LessonxlError
 
 _LENGTH = struct.Struct(">Q")
 
@@ -93,14 +93,14 @@ class Server:
         try:
             for _ in range(count):
                 made, error, where = pickle.loads(self._read(_LENGTH.unpack(self._read(_LENGTH.size))[0]))
-                if isinstance(error, UsageError):
+                if isinstance(error, LessonxlError):
                     raise error
                 if error is not None:
                     raise error from WorkerTraceback(where)
                 yield made
         except EOFError:
-            raise UsageError(f"the worker processes stopped (exit status {self._process.wait()}); "
-                             "--jobs 1 makes the workbooks in this process") from None
+            raise LessonxlError(f"the worker processes stopped (exit status {self._process.wait()}); "
+                                "--jobs 1 makes the workbooks in this process") from None
 
     def _read(self, size: int) -> bytes:
         data = self._process.stdout.read(size)

@@ -41,7 +41,7 @@ def edited_copies(source: Path, folder: Path, saves: int) -> list[Path]:
     parts = {sheet: part for part, sheet in book.parts.items()}
     with zipfile.ZipFile(source) as archive:
         for key in lesson.inputs:
-            area = lesson.find(book.names, key)
+            area = lesson.area_of(book.names, key)
             if area is None or area.sheet not in parts or key in lesson.text_inputs:
                 continue
             cell = reader.address(area.sheet, area.min_row, area.min_col).split("!")[1]

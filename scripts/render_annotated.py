@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from lessonxl.registry import by_name
-from lessonxl.verify import verify_paths
+from lessonxl.pipeline import verify_paths
 from render_pictures import page_png, require_pdftoppm, to_pdf  # beside this script
 
 # The step table's header row to row 20 of the adam sheet at 72 dpi, the comment of K40 included:

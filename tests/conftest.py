@@ -147,7 +147,7 @@ def cell_of(path: Path, key: str, r: int = 0, c: int = 0) -> tuple[str, str]:
 def saved_and_verified(typed: dict, folder: Path) -> tuple[dict, dict]:
     """Each typed-in workbook (case -> path) saved through LibreOffice, then all verified in one run:
     (case -> saved file, case -> report)."""
-    from lessonxl.verify import verify_paths
+    from lessonxl.pipeline import verify_paths
     saved = resave_with_libreoffice(list(typed.values()), folder / "saved")
     files = {case: saved[path] for case, path in typed.items()}
     return files, dict(zip(files, verify_paths(list(files.values()), device="cpu")))

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from lessonxl.errors import UsageError
+from lessonxl.errors import LessonxlError
 from lessonxl.recalc import (DEFAULT_TIMEOUT, RESTART_CODE, how_it_ended, ipc_pipe, last_line,
                              make_profile, soffice_command, stop_group)
 
@@ -48,7 +48,7 @@ class Recalculation:
         """Each source's recalculated copy, or None where LibreOffice wrote none (it could not open it).
 
         A conversion still running after `timeout` seconds (from the start) is killed, and a
-        LibreOffice that crashed or failed is reported: both as a one-line UsageError.
+        LibreOffice that crashed or failed is reported: both as a one-line LessonxlError.
         """
         if self._process is None:
             return {}
@@ -59,7 +59,7 @@ class Recalculation:
         code = self._process.returncode
         self.detail = last_line(stderr) or last_line(stdout)
         if code != 0:
-            raise UsageError(how_it_ended(code, self.detail))
+            raise LessonxlError(how_it_ended(code, self.detail))
         return {src: (out if (out := self.outdir / src.name).exists() else None) for src in self.sources}
 
     def _communicate(self) -> tuple[bytes, bytes]:
@@ -68,8 +68,8 @@ class Recalculation:
             return self._process.communicate(timeout=remaining)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise UsageError(f"LibreOffice did not finish recalculating within {self.timeout:g} s and was "
-                             "stopped (a larger --timeout may help)") from None
+            raise LessonxlError(f"LibreOffice did not finish recalculating within {self.timeout:g} s and was "
+                                "stopped (a larger --timeout may help)") from None
 
     def kill(self) -> None:
         """Stop LibreOffice and everything it started, and remove what a killed LibreOffice leaves."""

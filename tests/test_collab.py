@@ -17,7 +17,7 @@ from lessonxl.collab import (CROSSTAB_MODELS, GD_STEPS, MAX_ONE_HOT_CELLS, VALID
                              EmbeddingDot, EmbeddingDotBias, OneHotCap, Recipe, all_pairs, fit_one_cycle,
                              held_out_cells, lesson_weights, lookup, match_ids, model_from_sheet, new_model,
                              rated_pairs, sheet_weights, train)
-from lessonxl.errors import UsageError
+from lessonxl.errors import LessonxlError
 from lessonxl.movielens import load_ratings, synthetic_ratings, top_crosstab
 
 from conftest import CPU, run_cli
@@ -323,7 +323,7 @@ def test_computed_from_the_workbooks_inputs(collab_defaults, collab_results):
 def test_match_ids_is_exact_and_reports_missing_ids():
     table = torch.tensor([5.0, 2.0, 9.0, 2.0])
     assert match_ids(torch.tensor([2.0, 9.0]), table, "id").tolist() == [1, 2]
-    with pytest.raises(UsageError, match="id 3 is not in"):
+    with pytest.raises(LessonxlError, match="id 3 is not in"):
         match_ids(torch.tensor([3.0]), table, "id")
 
 
@@ -334,7 +334,7 @@ def test_word_vectors_equal_nn_embedding(collab_defaults, collab_results):
     np.testing.assert_array_equal(collab_results["word_emb!word_vectors"], embedding(ids).numpy())
     np.testing.assert_array_equal(collab_results["word_emb!word_id"].ravel(), ids.numpy() + 1)
     edited = dict(collab_defaults, **{"word_emb!sentence": np.array([["the"], ["unicorn"]], dtype=object)})
-    with pytest.raises(UsageError, match="unicorn"):
+    with pytest.raises(LessonxlError, match="unicorn"):
         LESSON.evaluate(edited, CPU)
 
 
@@ -381,7 +381,7 @@ def test_top_crosstab_takes_the_most_active_users_and_most_rated_movies():
     users, movies, grid = top_crosstab(table, 2, 2)
     assert users.tolist() == [1, 2] and movies.tolist() == [10, 20]
     np.testing.assert_array_equal(grid, [[1, 2], [4, 5]])
-    with pytest.raises(UsageError, match="4 users have ratings, 5 are needed"):
+    with pytest.raises(LessonxlError, match="4 users have ratings, 5 are needed"):
         top_crosstab(table, 5, 2)
 
 
@@ -425,7 +425,7 @@ def test_unusable_files_are_one_line_usage_errors(tmp_path, content, message):
     path = tmp_path / "ratings.txt"
     if content is not None:
         path.write_text(content)
-    with pytest.raises(UsageError, match=message) as error:
+    with pytest.raises(LessonxlError, match=message) as error:
         LESSON.default_inputs(0, ratings=path)
     assert str(path) in str(error.value) and "\n" not in str(error.value)
 
@@ -464,7 +464,7 @@ def test_ratings_files_are_read_as_people_have_them(tmp_path, name, content):
 def test_a_line_that_is_not_a_rating_is_named_with_its_number_and_content(tmp_path, name, content, line):
     path = tmp_path / name
     path.write_bytes(content.encode("utf-8"))
-    with pytest.raises(UsageError) as error:
+    with pytest.raises(LessonxlError) as error:
         load_ratings(path)
     message = str(error.value)
     assert message.startswith(f"{path}: line {line} (expected ") and "\n" not in message, message
@@ -472,9 +472,9 @@ def test_a_line_that_is_not_a_rating_is_named_with_its_number_and_content(tmp_pa
 
 def test_too_few_users_or_bad_sizes_are_usage_errors(tmp_path):
     _write_u_data(tmp_path / "u.data", users=10, movies=30)
-    with pytest.raises(UsageError, match=r"u\.data: \d+ users have ratings, 15 are needed"):
+    with pytest.raises(LessonxlError, match=r"u\.data: \d+ users have ratings, 15 are needed"):
         LESSON.default_inputs(0, ratings=tmp_path / "u.data")
-    with pytest.raises(UsageError, match="--factors 0"):
+    with pytest.raises(LessonxlError, match="--factors 0"):
         LESSON.default_inputs(0, factors=0)
 
 

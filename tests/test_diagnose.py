@@ -25,7 +25,7 @@ import pytest
 from lessonxl.diagnose import FORMULA, TYPED, Finding
 from lessonxl.references import Token, tokens, written
 from lessonxl.report import Report, Reports, as_json, format_report, format_summary
-from lessonxl.verify import verify_paths
+from lessonxl.pipeline import verify_paths
 
 from conftest import NAMES, cell_of, set_cells, sheet_parts
 
@@ -370,17 +370,17 @@ def test_the_marked_up_copy_is_valid_ooxml(diagnosed, name):
 
 def test_annotate_never_replaces_another_file_and_removes_its_own_stale_copy(generated, tmp_path):
     from lessonxl.annotate import MARK, check_target
-    from lessonxl.errors import UsageError
+    from lessonxl.errors import LessonxlError
     mine = tmp_path / "entropy_example.xlsx"
     mine.write_bytes(b"my own notes")
     [report] = verify_paths([generated["entropy_example"]], device="cpu", annotate=tmp_path)
     assert "is not a copy lessonxl marked up" in report.error and mine.read_bytes() == b"my own notes"
-    with pytest.raises(UsageError, match="is the file being verified"):
+    with pytest.raises(LessonxlError, match="is the file being verified"):
         check_target(mine, mine)
     # A copy marked up before the file was put right goes when the file passes.
     with zipfile.ZipFile(mine, "w") as stale:
         stale.writestr("x", "marked before")
         stale.comment = MARK
     [report] = verify_paths([generated["entropy_example"]], device="cpu", annotate=tmp_path)
-    assert report.ok and report.annotated is None and not mine.exists()
+    assert report.passed and report.annotated is None and not mine.exists()
 

@@ -19,7 +19,7 @@ import openpyxl
 import pytest
 
 from lessonxl import files, reader, recalc
-from lessonxl.errors import UsageError
+from lessonxl.errors import LessonxlError
 from lessonxl.recalc import Engine, EngineFailure
 
 from conftest import run_cli, set_value
@@ -109,7 +109,7 @@ def test_every_workbook_reads_back_as_converted(generated, tmp_path):
 
 def test_a_workbook_libreoffice_cannot_open_is_its_own_error(generated, tmp_path):
     with Engine(tmp_path) as engine:
-        with pytest.raises(UsageError, match="LibreOffice could not open the workbook") as refused:
+        with pytest.raises(LessonxlError, match="LibreOffice could not open the workbook") as refused:
             engine.recalculate(tmp_path / "nowhere.xlsx")
         assert not isinstance(refused.value, EngineFailure)
         copy = staged(generated["entropy_example"], tmp_path)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from lessonxl.entropy import CLASSES, Entropy, binary_losses, softmax_parts
-from lessonxl.errors import UsageError
+from lessonxl.errors import LessonxlError
 
 from conftest import CPU, default_grids, tensor
 
@@ -79,7 +79,7 @@ def test_target_index_counts_from_one_like_match(case):
 def test_an_unknown_target_label_is_a_usage_error(case):
     inputs, _ = case
     inputs = {**inputs, "multiclass_xent!target": np.array([["cat"]] * 7 + [["horse"]], dtype=object)}
-    with pytest.raises(UsageError, match='multiclass_xent: the target "horse" is not one of cat, dog'):
+    with pytest.raises(LessonxlError, match='multiclass_xent: the target "horse" is not one of cat, dog'):
         Entropy().evaluate(inputs, CPU)
 
 

@@ -142,7 +142,7 @@ def test_lessonxl_formulas_pass_and_so_do_equivalent_ones(graded):
         report = graded[name]
         assert report.error is None
         assert statuses(report) == [RIGHT] * 3, (name, report.grade.line())
-        assert report.ok and report.exit_code == 0
+        assert report.passed and report.exit_code == 0
         assert report.grade.line() == "3 of 3 blocks right"
 
 

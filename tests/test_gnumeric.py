@@ -30,7 +30,7 @@ import pytest
 from openpyxl.utils.cell import column_index_from_string, range_boundaries
 
 from lessonxl.report import Report, saved_lines
-from lessonxl.verify import verify_paths
+from lessonxl.pipeline import verify_paths
 
 from conftest import NAMES, rewrite_part, sheet_parts
 
@@ -180,7 +180,7 @@ def test_gnumeric_computes_every_formula_cell_as_torch(gnumeric, name):
     print(f"\n{name}: Gnumeric {compared:,} of {formulas:,} formula cells compared ({len(typed):,} typed "
           f"numbers kept), worst relative error {worst.max_rel:.1e} ({worst.sheet}!{worst.name}); "
           f"{saved_lines(report)[0]}")
-    assert saved.ok, "\n".join(saved_lines(report))
+    assert saved.passed, "\n".join(saved_lines(report))
 
 
 def test_gnumeric_catches_a_changed_formula(gnumeric):
@@ -189,7 +189,7 @@ def test_gnumeric_catches_a_changed_formula(gnumeric):
     report = cases[MUTATED].report
     assert report.error is None, report.error
     differ = [cell for check in report.saved.checks for cell in check.mismatches]
-    assert not report.saved.ok and changed in differ, \
+    assert not report.saved.passed and changed in differ, \
         f"Gnumeric's values of {changed} pass: {saved_lines(report)}"
     lines = saved_lines(report)
     assert any(changed in line for line in lines[1:]), lines

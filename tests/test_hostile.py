@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from lessonxl import cli, files, recalc
-from lessonxl.verify import verify_paths
+from lessonxl.pipeline import verify_paths
 
 from conftest import rewrite_part, run_cli, set_value, sheet_parts
 
@@ -435,7 +435,7 @@ def test_a_libreoffice_that_asks_to_be_restarted_is_started_again(generated, tmp
     body = f"if [ -e {first} ]; then exec {shutil.which('soffice')} \"$@\"; fi\ntouch {first}\nexit 81"
     monkeypatch.setenv("LESSONXL_SOFFICE", str(fake_soffice(tmp_path, body)))
     [report] = verify_paths([generated["entropy_example"]], device="cpu")
-    assert first.exists() and report.ok
+    assert first.exists() and report.passed
 
 
 def test_three_verify_runs_at_once_on_the_same_file_all_pass(generated):

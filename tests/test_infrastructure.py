@@ -25,7 +25,7 @@ import pytest
 from openpyxl.workbook.defined_name import DefinedName
 
 from lessonxl import reader
-from lessonxl.errors import UsageError
+from lessonxl.errors import LessonxlError
 from lessonxl.sheets import Book, _cached, _shown
 from lessonxl.compare import Check, Truth, compare
 from lessonxl.report import Report, as_json, exit_code, format_summary, summary_line
@@ -101,8 +101,8 @@ def test_block_references_are_the_a1_text_a_user_writes(blocks, case):
 def test_a_block_found_from_another_sheet_carries_that_sheets_name(blocks):
     book, data, mine, *_ = blocks
     data.block("w", 4, 1)
-    assert mine.find("data", "w").cell(2, 1) == "data!C7"
-    assert data.find("data", "w").cell(2, 1) == "C7"
+    assert mine.block_on("data", "w").cell(2, 1) == "data!C7"
+    assert data.block_on("data", "w").cell(2, 1) == "C7"
 
 
 @pytest.mark.parametrize("down, gaps, expected", [
@@ -419,7 +419,7 @@ def test_an_input_value_is_taken(value, text, blank_ok, formula, taken):
     ("#REF!", True, False, True, "holds a formula whose value is the error value #REF!; a label belongs there"),
 ])
 def test_an_unusable_input_value_is_refused_in_a_users_words(value, text, blank_ok, formula, words):
-    with pytest.raises(UsageError) as raised:
+    with pytest.raises(LessonxlError) as raised:
         reader._input_value(value, "s!B2", text=text, blank_ok=blank_ok, formula=formula)
     assert str(raised.value) == f"input cell s!B2 {words}"
 
@@ -455,7 +455,7 @@ def test_summary_of_an_unusable_file_is_its_error():
     report = Report("x.xlsx", error="x.xlsx: the file is empty")
     assert summary_line(report) == "ERROR x.xlsx: the file is empty"
     assert format_summary(report) == "ERROR x.xlsx: the file is empty"
-    assert exit_code([report]) == 2 and not report.ok
+    assert exit_code([report]) == 2 and not report.passed
 
 
 def test_summary_of_a_passing_file_counts_the_covered_cells():
@@ -488,7 +488,7 @@ def test_json_turns_inf_and_nan_into_null():
 
 def test_reading_and_verifying_do_not_load_the_file_writer():
     """verify recognises lessons and computes with them; only generate needs xlsxwriter and the layouts."""
-    code = ("import sys, lessonxl, lessonxl.registry, lessonxl.verify; "
+    code = ("import sys, lessonxl, lessonxl.registry, lessonxl.pipeline; "
             "print(sorted(m for m in sys.modules if m == 'xlsxwriter' or m == 'lessonxl.sheets'))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
@@ -500,9 +500,9 @@ def test_reading_and_verifying_do_not_load_the_file_writer():
     ("data", "g", "the global g"),
 ])
 def test_a_name_is_looked_up_as_a_formula_on_the_sheet_reads_it(sheet, name, expected):
-    from lessonxl.values import lookup
+    from lessonxl.values import resolve
 
     values = {"data!w": "data's own w", "w": "the global w", "g": "the global g"}
-    assert lookup(values, sheet, name) == expected
+    assert resolve(values, sheet, name) == expected
     with pytest.raises(KeyError):
-        lookup(values, "data", "absent")
+        resolve(values, "data", "absent")

@@ -17,9 +17,9 @@ import torch
 from lessonxl import reader
 from lessonxl.collab import (INTERPRETED, SQUARINGS, CollabFilter, fix_sign, genre_shares,
                              principal_components, ranked_count, ranking)
-from lessonxl.errors import UsageError
+from lessonxl.errors import LessonxlError
 from lessonxl.movielens import U_ITEM_GENRES, synthetic_movies, synthetic_ratings, top_crosstab
-from lessonxl.verify import verify_paths
+from lessonxl.pipeline import verify_paths
 
 from conftest import CPU, mutate_formula, set_value
 
@@ -256,7 +256,7 @@ def test_the_notes_try_verifies_and_moves_what_it_says(built, collab_defaults, c
 
     reports = verify_paths([raised, restarted, tied], device="cpu")
     for report in reports:
-        assert report.ok and not report.uncovered, [c for c in report.checks if not c.passed]
+        assert report.passed and not report.uncovered, [c for c in report.checks if not c.passed]
 
     edited = {key: np.array(value, copy=True) for key, value in collab_defaults.items()}
     edited[INTERPRETED.key("movie_bias")][0, movie] = 3.0
@@ -292,7 +292,7 @@ def test_a_changed_interpret_formula_fails_verify_at_its_cell(built, tmp_path, q
     mutant = tmp_path / f"{quantity}.xlsx"
     mutate_formula(built, mutant, area.sheet, cell.split("!")[1])
     [report] = verify_paths([mutant], device="cpu")
-    assert report.error is None and not report.ok
+    assert report.error is None and not report.passed
     assert cell in {where for check in report.checks for where in check.mismatches}
 
 
@@ -361,7 +361,7 @@ def test_unusable_titles_files_are_one_line_usage_errors(tmp_path, name, content
         ratings = tmp_path / "ratings.csv"
         rows.assign(timestamp=1).to_csv(ratings, index=False)
     (tmp_path / name).write_bytes(content)
-    with pytest.raises(UsageError, match=message) as error:
+    with pytest.raises(LessonxlError, match=message) as error:
         LESSON.default_inputs(0, ratings=ratings, users=6, movies=8, factors=3)
     assert str(tmp_path / name) in str(error.value) and "\n" not in str(error.value)
 
@@ -399,7 +399,7 @@ def test_a_line_that_is_not_a_movie_is_named(tmp_path, name, content, line):
         ratings = tmp_path / "ratings.csv"
         rows.to_csv(ratings, index=False)
     (tmp_path / name).write_bytes(content.encode("latin-1"))
-    with pytest.raises(UsageError) as error:
+    with pytest.raises(LessonxlError) as error:
         LESSON.default_inputs(0, ratings=ratings, users=6, movies=8, factors=3)
     assert str(error.value).startswith(f"{tmp_path / name}: not a MovieLens titles file: {line} (expected ")
 

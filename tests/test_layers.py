@@ -17,8 +17,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "lessonxl"
 
 LAYERS = {
-    "front": {"__init__", "__main__", "cli", "api", "watch", "workers"},
-    "checking": {"verify", "compare", "reader", "report", "gradebook", "saved", "diagnose", "annotate", "exercise",
+    "front": {"__init__", "__main__", "cli", "api", "watcher", "workers"},
+    "checking": {"pipeline", "compare", "reader", "report", "gradebook", "saved", "diagnose", "annotate", "exercise",
                  "evaluator", "functions", "references", "files"},
     "lessons": {"registry", "collab", "entropy", "graddesc", "mnist", "regularization", "optim", "movielens"},
     "workbook": {"lesson", "sheets", "values", "sameness", "recalc", "unobridge", "errors", "catalog"},
@@ -81,11 +81,11 @@ def test_the_rule_catches_an_upward_import(tmp_path):
     collab module that imports the registry, are caught."""
     package = tmp_path / "lessonxl"
     (package / "collab").mkdir(parents=True)
-    (package / "values.py").write_text("import numpy\nfrom .verify import verify_paths\nfrom . import report\n")
+    (package / "values.py").write_text("import numpy\nfrom .pipeline import verify_paths\nfrom . import report\n")
     (package / "collab" / "models.py").write_text("from ..registry import LESSONS\nfrom ..sheets import Block\n")
-    assert imported(package / "values.py", package) == {"verify", "report"}
-    assert upward_imports(package) == ["lessonxl/values.py (workbook) imports report (checking)",
-                                       "lessonxl/values.py (workbook) imports verify (checking)"]
+    assert imported(package / "values.py", package) == {"pipeline", "report"}
+    assert upward_imports(package) == ["lessonxl/values.py (workbook) imports pipeline (checking)",
+                                       "lessonxl/values.py (workbook) imports report (checking)"]
     assert imported(package / "collab" / "models.py", package) == {"registry", "sheets"}
 
 

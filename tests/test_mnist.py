@@ -15,7 +15,7 @@ from torch import nn
 
 from lessonxl.mnist import (BATCH, EVALS, N_TRAIN, N_VALID, NET, RUNS, STEPS, MnistSgd, load_digits)
 from lessonxl.report import format_report
-from lessonxl.verify import verify_paths
+from lessonxl.pipeline import verify_paths
 
 from conftest import cell_of, set_cells
 
@@ -244,7 +244,7 @@ def verified(generated, tmp_path_factory):
 def test_the_workbook_verifies_every_formula_cell_within_the_size_budget(verified):
     path, reports = verified
     report = reports["generated"]
-    assert report.error is None and report.ok, format_report(report)
+    assert report.error is None and report.passed, format_report(report)
     assert report.uncovered == []
     cells = formula_count(path)
     print(f"mnist_sgd: {cells:,} formula cells, {path.stat().st_size / 1e6:.1f} MB, verified in {report.seconds:.1f} s")
@@ -255,7 +255,7 @@ def test_the_workbook_verifies_every_formula_cell_within_the_size_budget(verifie
 def test_adam_diverging_in_the_workbook_shows_errors_that_agree_with_torch(verified):
     _, reports = verified
     report = reports["diverged"]
-    assert report.error is None and report.ok, format_report(report)
+    assert report.error is None and report.passed, format_report(report)
     errors = {check.name: check.sheet_errors for check in report.checks if check.sheet == "net_adam"}
     assert errors["loss"] == STEPS - 1 and errors[f"w1_{STEPS}"] > 0
     final = {check.name: check.sheet_errors for check in report.checks if check.sheet == "comparison"}

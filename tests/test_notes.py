@@ -188,7 +188,7 @@ def test_every_suggestion_of_the_notes_verifies_and_does_what_it_says(experiment
     experiment = TRIES[index]
     report = reports[index]
     assert report.error is None, report.error
-    assert report.ok, format_report(report)
+    assert report.passed, format_report(report)
     after = grids(files[index], data_only=True)
     assert experiment.moved(before[experiment.workbook], after), experiment.quote
 

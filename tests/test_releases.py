@@ -22,9 +22,9 @@ import pytest
 import torch
 
 from lessonxl import reader, registry
-from lessonxl.errors import UsageError
+from lessonxl.errors import LessonxlError
 from lessonxl.registry import Earlier, by_name, by_sheets
-from lessonxl.verify import verify_paths
+from lessonxl.pipeline import verify_paths
 
 FIXTURES = Path(__file__).with_name("fixtures")
 
@@ -102,7 +102,7 @@ def test_an_edited_file_of_each_release_verifies(verified, name):
     no formula cell is left unchecked, and the sheets checked are those the file has."""
     report = verified[name]
     assert report.error is None, report.error
-    assert report.ok and report.exit_code == 0
+    assert report.passed and report.exit_code == 0
     assert report.saved.evidence and report.saved.application.startswith("LibreOffice") and report.saved.checks
     assert report.uncovered == []
     sheets = reader.outline(FIXTURES / name).sheetnames
@@ -122,7 +122,7 @@ def test_the_edit_is_what_torch_computed_from(name):
     as_released = {k: v.copy() for k, v in inputs.items()}
     as_released[key][r, c] = original
     edited, before = lesson.evaluate(inputs, CPU)[downstream], lesson.evaluate(as_released, CPU)[downstream]
-    area = lesson.find(book.names, downstream)
+    area = lesson.area_of(book.names, downstream)
     saved = np.array([[book.value(area.sheet, row, col) for col in range(area.min_col, area.max_col + 1)]
                       for row in range(area.min_row, area.max_row + 1)], dtype=np.float64)
     assert np.allclose(saved, edited, rtol=1e-9, atol=1e-9)
@@ -178,16 +178,16 @@ def test_which_release_wrote_a_file_is_told_by_its_sheets_and_names(tmp_path_fac
     assert by_sheets(current.sheetnames, "new", current.names) is by_name("collab_filter")
     names = {key: area for key, area in current.names.items() if not key.startswith("interpret!")}
     sheets = [sheet for sheet in current.sheetnames if sheet != "interpret"]
-    with pytest.raises(UsageError, match="has no sheet interpret, which every collab_filter.xlsx has. "
-                                         "Rename it back to interpret"):
+    with pytest.raises(LessonxlError, match="has no sheet interpret, which every collab_filter.xlsx has. "
+                                            "Rename it back to interpret"):
         by_sheets(sheets, "new", names)
 
     old = outline_of("collab_filter_0.2.0_edited.xlsx")
     assert isinstance(by_sheets(old.sheetnames, "old", old.names), Earlier)
     renamed = [("dp" if sheet == "dotprod" else sheet) for sheet in old.sheetnames]
-    with pytest.raises(UsageError, match=r"has no sheet dotprod, .*; was it renamed to dp\? Rename it back to "
-                                         r"dotprod \(the sheets of collab_filter.xlsx as lessonxl wrote it "
-                                         r"before 0.3.0: notes, dotprod, .*gd_steps, word_emb\)"):
+    with pytest.raises(LessonxlError, match=r"has no sheet dotprod, .*; was it renamed to dp\? Rename it back to "
+                                            r"dotprod \(the sheets of collab_filter.xlsx as lessonxl wrote it "
+                                            r"before 0.3.0: notes, dotprod, .*gd_steps, word_emb\)"):
         by_sheets(renamed, "old", old.names)
 
 

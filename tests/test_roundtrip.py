@@ -15,7 +15,7 @@ from openpyxl.worksheet.formula import ArrayFormula
 
 from lessonxl import reader
 from lessonxl.registry import by_name
-from lessonxl.verify import verify_paths
+from lessonxl.pipeline import verify_paths
 
 from conftest import NAMES, first_number_input
 from libreoffice import Recalculation

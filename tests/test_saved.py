@@ -18,7 +18,7 @@ import openpyxl
 import pytest
 
 from lessonxl.report import exit_code, format_summary, run_notes, saved_lines
-from lessonxl.verify import verify_paths
+from lessonxl.pipeline import verify_paths
 
 from conftest import cell_of, resave_with_libreoffice, rewrite_part, sheet_parts
 
@@ -89,7 +89,7 @@ def _without_part(source: Path, target: Path, part: str) -> None:
 def test_values_saved_by_libreoffice_are_compared_and_reported_apart(cases):
     _, reports, _ = cases
     report = reports["libreoffice"]
-    assert report.ok and report.saved.evidence
+    assert report.passed and report.saved.evidence
     assert report.saved.application.startswith("LibreOffice 7.")
     assert sum(check.cells for check in report.saved.checks) == report.formula_cells == 249
     assert report.saved.missing == 0
@@ -110,7 +110,7 @@ def test_an_excel_value_that_differs_fails_naming_excel_and_the_cell(cases):
     assert f"softmax!probs: 1 of 10 cells differ from torch ({cell})" in text
     assert "formula cells equal torch" not in text.splitlines()[0]
     assert "if Microsoft Excel 16.0300 saved 1 cell it had not recalculated" in text and "Ctrl+Alt+F9" in text
-    assert reports["excel"].ok and reports["excel"].saved.application == "Microsoft Excel 16.0300"
+    assert reports["excel"].passed and reports["excel"].saved.application == "Microsoft Excel 16.0300"
 
 
 def test_a_value_libreoffice_saved_without_recalculating_is_called_stale_with_what_to_press(cases):
@@ -119,7 +119,7 @@ def test_a_value_libreoffice_saved_without_recalculating_is_called_stale_with_wh
     it opened; a user saves what it shows)."""
     files, reports, cell = cases
     report = reports["libreoffice, one value stale"]
-    assert all(check.passed for check in report.checks) and not report.ok and exit_code([report]) == 1
+    assert all(check.passed for check in report.checks) and not report.passed and exit_code([report]) == 1
     summary, *rest = format_summary(report).splitlines()
     assert summary.startswith(f"FAIL {files['libreoffice, one value stale']}: entropy_example, 1 of the values "
                               "LibreOffice 7.")
@@ -137,14 +137,14 @@ def test_a_value_libreoffice_saved_without_recalculating_is_called_stale_with_wh
 def test_a_file_without_app_xml_is_compared_as_an_unnamed_application(cases):
     _, reports, _ = cases
     report = reports["no app.xml"]
-    assert report.ok and report.saved.evidence
+    assert report.passed and report.saved.evidence
     assert report.saved.application.startswith("an application that does not name itself")
 
 
 def test_cells_without_a_saved_value_are_counted_not_guessed(cases):
     _, reports, _ = cases
     report = reports["excel, three values missing"]
-    assert report.ok and report.saved.missing == 3
+    assert report.passed and report.saved.missing == 3
     assert sum(check.cells for check in report.saved.checks) == 249 - 3
     assert "3 formula cells hold no saved value" in format_summary(report)
 
@@ -156,7 +156,7 @@ def test_cells_without_a_saved_value_are_counted_not_guessed(cases):
 def test_saved_values_that_are_no_applications_own_are_not_compared(cases, case, words):
     _, reports, _ = cases
     report = reports[case]
-    assert report.ok and not report.saved.evidence and report.saved.checks == []
+    assert report.passed and not report.saved.evidence and report.saved.checks == []
     said = format_summary(report) + "\n".join(run_notes([report])) + "\n".join(saved_lines(report))
     assert words in said
 
@@ -178,5 +178,5 @@ def test_a_workbook_from_the_previous_release_still_verifies():
     names = openpyxl.load_workbook(old, read_only=True)["data"].defined_names
     assert {"true_intercept", "true_slope"} <= set(names) and "intercept_truth" not in names
     [report] = verify_paths([old], device="cpu")
-    assert report.ok and report.uncovered == [], report.error
+    assert report.passed and report.uncovered == [], report.error
     assert report.saved.application == "XlsxWriter" and not report.saved.evidence

@@ -15,7 +15,7 @@ import torch
 from lessonxl.collab import CollabFilter, fix_sign
 from lessonxl.collab.top_movies import COMPONENTS, LESSON_FACTORS, LISTED, TOP_MOVIES, most_rated
 from lessonxl.compare import Truth, compare
-from lessonxl.errors import UsageError
+from lessonxl.errors import LessonxlError
 from lessonxl.movielens import U_ITEM_GENRES, synthetic_movies, synthetic_ratings
 from lessonxl import reader
 
@@ -114,7 +114,7 @@ def test_the_components_are_torch_linalg_eigh(planted):
 
 
 def test_every_formula_cell_verifies_and_a_wrong_title_is_named(planted, tmp_path):
-    from lessonxl.verify import verify_paths
+    from lessonxl.pipeline import verify_paths
 
     worst, _, path, values = planted
     typed, wrong = tmp_path / "typed.xlsx", tmp_path / "wrong.xlsx"
@@ -155,10 +155,10 @@ def test_ratings_csv_with_or_without_movies_csv(tmp_path, titles):
 
 
 def test_top_needs_a_ratings_file_and_ten_movies(tmp_path):
-    with pytest.raises(UsageError, match="--top 50: ranks the movies of a ratings file"):
+    with pytest.raises(LessonxlError, match="--top 50: ranks the movies of a ratings file"):
         LESSON.default_inputs(0, top=50)
     write_planted(tmp_path, users=40, movies=60, count=800, titles=False)
-    with pytest.raises(UsageError, match="--top 5: give a whole number of at least 10"):
+    with pytest.raises(LessonxlError, match="--top 5: give a whole number of at least 10"):
         LESSON.make(0, CPU, ratings=tmp_path / "u.data", top=5)
 
 

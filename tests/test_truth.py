@@ -25,13 +25,13 @@ import torch
 
 from lessonxl import cli, reader
 from lessonxl.entropy import Entropy
-from lessonxl.errors import UsageError
+from lessonxl.errors import LessonxlError
 from lessonxl.lesson import exact_match
 from lessonxl.recalc import ipc_pipe
 from lessonxl.registry import by_name, by_sheets
 from lessonxl.compare import Truth, compare
 from lessonxl.report import Report, exit_code, format_report
-from lessonxl.verify import verify_paths
+from lessonxl.pipeline import verify_paths
 
 from conftest import area_of, cell_of, mutate_formula, saved_and_verified, set_cells
 
@@ -97,7 +97,7 @@ def test_report_lines_speak_spreadsheet_not_python():
 def test_labels_match_ignoring_case_like_match_and_equals():
     table = np.array([["cat", "Dog", "dog", "building"]], dtype=object)
     assert exact_match(np.array(["Building", "DOG", "cat"], dtype=object), table, "t") == [3, 1, 0]
-    with pytest.raises(UsageError, match='t "cats" is not one of cat, Dog, dog, building'):
+    with pytest.raises(LessonxlError, match='t "cats" is not one of cat, Dog, dog, building'):
         exact_match(np.array(["cats"], dtype=object), table, "t")
 
 
@@ -124,7 +124,7 @@ def test_an_overflow_spreads_like_a_spreadsheet_error_in_the_second_run():
     ("abc", True, 'holds a formula whose value is the text "abc"'),
 ])
 def test_an_unusable_input_is_named_in_a_spreadsheet_users_words(value, formula, words):
-    with pytest.raises(UsageError) as raised:
+    with pytest.raises(LessonxlError) as raised:
         reader._input_value(value, "basic!B5", text=False, blank_ok=False, formula=formula)
     assert str(raised.value) == f"input cell basic!B5 {words}; a number belongs there"
     for python in ("None", "datetime", "True", "'"):
@@ -139,7 +139,7 @@ def test_an_unusable_input_is_named_in_a_spreadsheet_users_words(value, formula,
     (["budget"], ["was not made by lessonxl"]),
 ])
 def test_a_renamed_or_missing_sheet_is_named(sheets, needles):
-    with pytest.raises(UsageError) as raised:
+    with pytest.raises(LessonxlError) as raised:
         by_sheets(sheets, "my.xlsx")
     for needle in needles:
         assert needle in str(raised.value)
@@ -243,7 +243,7 @@ def test_a_correct_workbook_passes_whatever_the_user_typed(saved, case):
     files, reports = saved
     report = reports[case]
     assert report.error is None, report.error
-    assert report.ok, format_report(report)
+    assert report.passed, format_report(report)
     assert report.uncovered == []
 
 
@@ -264,7 +264,7 @@ def test_a_formula_typed_as_input_is_the_value_torch_uses(saved):
     snapshot = reader.Snapshot(path, data_only=True)
     area = area_of(path, "softmax!exp_logits")
     assert snapshot.value(area.sheet, area.min_row, area.min_col) == pytest.approx(math.exp(2), rel=1e-12)
-    assert reports["entropy, logits typed as formulas"].ok
+    assert reports["entropy, logits typed as formulas"].passed
 
 
 FAILING_EDITS = {
@@ -424,7 +424,7 @@ def test_a_word_typed_in_capitals_is_found_as_match_finds_it(generated, tmp_path
     typed = tmp_path / "capitals.xlsx"
     set_cells(source, typed, [(sheet, cell, word.upper() if word.upper() != word else word.lower())])
     [report] = saved_and_verified({"capitals": typed}, tmp_path)[1].values()
-    assert report.ok, report.error or format_report(report)
+    assert report.passed, report.error or format_report(report)
 
 
 def test_a_ratings_csv_with_a_byte_order_mark_is_read(tmp_path):

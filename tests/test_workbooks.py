@@ -20,7 +20,7 @@ from openpyxl.utils import get_column_letter
 from lessonxl import reader
 from lessonxl.registry import LESSONS, by_name
 from lessonxl.report import exit_code
-from lessonxl.verify import verify_paths
+from lessonxl.pipeline import verify_paths
 
 from conftest import CPU, NAMES, SEED, default_grids, first_number_input, mutate_formula, pick_mutations, set_value
 from libreoffice import Recalculation
@@ -86,7 +86,7 @@ def test_an_edited_input_is_recomputed_and_passes(generated, tmp_path, name):
     set_value(generated[name], edited, sheet, f"{get_column_letter(col)}{row}", new_value)
 
     [report] = verify_paths([edited], device="cpu")
-    assert report.ok, [c for c in report.checks if not c.passed]
+    assert report.passed, [c for c in report.checks if not c.passed]
 
     defaults = default_grids(lesson)
     changed = default_grids(lesson)
@@ -147,7 +147,7 @@ def test_error_values_agree_with_torch_out_of_domain(generated, tmp_path):
     edited = tmp_path / "domain.xlsx"
     set_value(path, edited, area.sheet, cell, 1.5)
     [report] = verify_paths([edited], device="cpu")
-    assert report.ok
+    assert report.passed
     inputs = default_grids(by_name("entropy_example"))
     inputs["binary_xent!predicted"][0, 0] = 1.5
     torch_loss = by_name("entropy_example").evaluate(inputs, CPU)["binary_xent!loss"]
@@ -159,4 +159,4 @@ def test_copies_keep_their_names(generated, tmp_path):
     path = tmp_path / "my copy.xlsx"
     shutil.copyfile(generated["entropy_example"], path)
     [report] = verify_paths([path], device="cpu")
-    assert report.ok and report.workbook == "entropy_example"
+    assert report.passed and report.workbook == "entropy_example"

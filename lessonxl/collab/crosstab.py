@@ -46,7 +46,7 @@ def factor_labels(factors: int) -> list[str]:
 
 def crosstab_labels(sheet: Sheet) -> tuple[list[str], list[str]]:
     """The crosstab's user ids and movie ids (inputs of `dotprod`), as row and column labels."""
-    return tuple(id_labels(sheet.find(DOTPROD.name, name).values) for name in ("user_ids", "movie_ids"))
+    return tuple(id_labels(sheet.block_on(DOTPROD.name, name).values) for name in ("user_ids", "movie_ids"))
 
 
 def labelled_ratings(sheet: Sheet, top: int, left: int) -> Block:

@@ -151,9 +151,9 @@ class Interpret(SheetSpec):
     def layout(self, sheet: Sheet) -> None:
         """The movies with their bias and component scores, the chart and the rankings on top; below,
         the components worked out: centred factors, covariance, repeated squaring, sign, deflation."""
-        movie_ids = sheet.find(DOTPROD.name, "movie_ids")
-        model_bias = sheet.find(INTERPRETED.name, "movie_bias")
-        titles = [str(t) for t in sheet.find(DOTPROD.name, "movie_titles").values.ravel()]
+        movie_ids = sheet.block_on(DOTPROD.name, "movie_ids")
+        model_bias = sheet.block_on(INTERPRETED.name, "movie_bias")
+        titles = [str(t) for t in sheet.block_on(DOTPROD.name, "movie_titles").values.ravel()]
         movies = sheet.across(7, 1)
         movie_id = movies.block("movie_id", headers=["movie id"], row_labels=titles, num_format="0",
                                 caption="the movies: id, genre, learned bias and scores on the two components",
@@ -169,7 +169,7 @@ class Interpret(SheetSpec):
             ranked = _ranking_blocks(rankings, name, column, movie_ids, n, rank_labels)
         sheet.text(ranked.top - 2, 1, "ranked by bias, PC1 and PC2: LARGE / SMALL, the movie's row above by "
                                       "exact MATCH, its id by INDEX")
-        centred, loadings = component_blocks(sheet, sheet.find(INTERPRETED.name, "movie_factors"), titles,
+        centred, loadings = component_blocks(sheet, sheet.block_on(INTERPRETED.name, "movie_factors"), titles,
                                              ranked.bottom + 6)
         sheet.block("pc_scores", scores.top, scores.left, headers=["PC1", "PC2"], result=True,
                     formula=lambda r, c: f"=SUMPRODUCT({centred.row(r)},{loadings.row(c)})")

@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from ..errors import UsageError
+from ..errors import LessonxlError
 from ..lesson import Lesson, SheetValues
 from ..movielens import (load_movies, load_ratings, synthetic_movies, synthetic_ratings, titles_and_genres,
                          top_crosstab)
@@ -70,17 +70,17 @@ class CollabFilter(Lesson):
                        factors: int = 5, top: int | None = None, fit_device=None) -> dict[str, np.ndarray]:
         for flag, value, least in (("users", users, 2), ("movies", movies, 2), ("factors", factors, 1)):
             if not isinstance(value, int) or value < least:
-                raise UsageError(f"--{flag} {value}: give a whole number of at least {least}")
+                raise LessonxlError(f"--{flag} {value}: give a whole number of at least {least}")
         if users * movies > MAX_CROSSTAB_CELLS:
-            raise UsageError(f"--users {users} --movies {movies}: a crosstab of {users * movies:,} cells is more than "
-                             f"the {MAX_CROSSTAB_CELLS:,} (200 x 200) a workbook is made for (200 x 200 already "
-                             "makes 2.6 million formula cells, 32 MB, minutes in a spreadsheet); ask for fewer "
-                             "users or movies")
+            raise LessonxlError(f"--users {users} --movies {movies}: a crosstab of {users * movies:,} cells is more "
+                                f"than the {MAX_CROSSTAB_CELLS:,} (200 x 200) a workbook is made for (200 x 200 "
+                                "already makes 2.6 million formula cells, 32 MB, minutes in a spreadsheet); ask for "
+                                "fewer users or movies")
         if factors > MAX_FACTORS:
-            raise UsageError(f"--factors {factors}: a workbook is made for at most {MAX_FACTORS} factors "
-                             "(fastai's default for collab_learner)")
+            raise LessonxlError(f"--factors {factors}: a workbook is made for at most {MAX_FACTORS} factors "
+                                "(fastai's default for collab_learner)")
         if top is not None and not ratings:
-            raise UsageError(f"--top {top}: ranks the movies of a ratings file; give one with --ratings FILE")
+            raise LessonxlError(f"--top {top}: ranks the movies of a ratings file; give one with --ratings FILE")
         top = top_count(DEFAULT_TOP if top is None else top)
         if ratings:
             table, source = load_ratings(ratings), str(ratings)

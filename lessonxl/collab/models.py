@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import optim
-from ..errors import UsageError
+from ..errors import LessonxlError
 
 Y_RANGE = (0.0, 5.5)
 
@@ -269,5 +269,5 @@ def match_ids(ids: torch.Tensor, table: torch.Tensor, what: str) -> torch.Tensor
     hits = ids.reshape(-1, 1) == table.reshape(1, -1)
     missing = ~hits.any(dim=1)
     if missing.any():
-        raise UsageError(f"{what} {ids.reshape(-1)[missing][0].item():g} is not in the crosstab")
+        raise LessonxlError(f"{what} {ids.reshape(-1)[missing][0].item():g} is not in the crosstab")
     return hits.double().argmax(dim=1)

@@ -103,7 +103,7 @@ class RatedPairs(SheetSpec):
 
     def layout(self, sheet: Sheet) -> None:
         user_ids, movie_ids, user_factors, movie_factors = (
-            sheet.find(DOTPROD.name, name) for name in ("user_ids", "movie_ids", "user_factors", "movie_factors"))
+            sheet.block_on(DOTPROD.name, name) for name in ("user_ids", "movie_ids", "user_factors", "movie_factors"))
         place = sheet.across(7, 1)
         user_id = place.block("user_id", headers=["user id"], caption="the rated pairs")
         movie_id = place.block("movie_id", headers=["movie id"])

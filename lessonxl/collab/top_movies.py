@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..errors import UsageError
+from ..errors import LessonxlError
 from ..lesson import SheetSpec, one_cpu_thread
 from ..movielens import titles_and_genres
 from .crosstab import factor_labels
@@ -167,7 +167,7 @@ TOP_MOVIES = TopMovies()
 def top_count(top) -> int:
     """`--top N` checked: a whole number of at least 10 (two ends of a ranking, three components)."""
     if isinstance(top, bool) or not isinstance(top, int) or top < 10:
-        raise UsageError(f"--top {top}: give a whole number of at least 10")
+        raise LessonxlError(f"--top {top}: give a whole number of at least 10")
     return top
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from . import catalog, exercise, files, reader
 from .catalog import DEFAULT_TOL
 from .compare import Check, Truth, compare
-from .errors import UsageError
+from .errors import LessonxlError
 from .recalc import DEFAULT_TIMEOUT, Engine, EngineFailure
 from .report import Report, Reports, SavedValues
 from .saved import last_saver
@@ -48,8 +48,8 @@ class _Job:
         self.truths: dict[str, Truth] = {}
         self.diagnosis = None                        # where the mistakes are, when a value differs
 
-    def _refuse(self, message: str) -> UsageError:
-        return UsageError(message if message.startswith(f"{self.path}:") else f"{self.path}: {message}")
+    def _refuse(self, message: str) -> LessonxlError:
+        return LessonxlError(message if message.startswith(f"{self.path}:") else f"{self.path}: {message}")
 
     def recognise(self) -> None:
         """Refuse, before LibreOffice starts, a file whose sheets are no lessonxl workbook's."""
@@ -62,7 +62,7 @@ class _Job:
         self.outline = reader.outline(self.staged.stripped, self.path)
         self.lesson = by_sheets(self.outline.sheetnames, str(self.path), self.outline.names)
         self.report.workbook = self.lesson.name
-        areas = [self.lesson.find(self.outline.names, key) for key in self.lesson.inputs]
+        areas = [self.lesson.area_of(self.outline.names, key) for key in self.lesson.inputs]
         self.areas = [(a.sheet, a.min_row - 1, a.min_col - 1, a.max_row - 1, a.max_col - 1) for a in areas if a]
 
     def truth(self, early: dict, device) -> None:
@@ -73,7 +73,7 @@ class _Job:
         self.report.device = str(device)
         try:
             self.inputs = reader.read_inputs(self.lesson, self.loaded, self.loaded)
-        except UsageError as error:
+        except LessonxlError as error:
             raise self._refuse(str(error)) from None
         values, scales = self._torch()
         self.truths = {key: Truth(value, scales.get(key)) for key, value in values.items()}
@@ -91,7 +91,7 @@ class _Job:
             return {key: value.copy() for key, value in values.items()}, dict(scales)
         try:
             values, scales = self.lesson.expected(self.inputs, self.device, spreadsheet_errors)
-        except UsageError as error:
+        except LessonxlError as error:
             raise self._refuse(str(error)) from None
         except (ValueError, RuntimeError, IndexError, TypeError, ArithmeticError) as error:
             raise self._refuse(f"torch cannot compute from this workbook's inputs "
@@ -102,7 +102,7 @@ class _Job:
         return {key: value.copy() for key, value in values.items()}, dict(scales)
 
     def _area(self, key: str) -> reader.Area:
-        area = self.lesson.find(self.outline.names, key)
+        area = self.lesson.area_of(self.outline.names, key)
         if area is None:
             raise self._refuse(f"the defined name {key} is missing")
         return area
@@ -340,12 +340,12 @@ def verify_in(engine: Callable[[], Engine], paths: Sequence[Path], folder: Path,
 def _check_annotate(folder: Path, paths: Sequence[Path]) -> None:
     """--annotate DIR: a folder (made when missing), and one copy per file name."""
     if folder.exists() and not folder.is_dir():
-        raise UsageError(f"--annotate {folder}: is a file, not a folder")
+        raise LessonxlError(f"--annotate {folder}: is a file, not a folder")
     seen: dict[str, Path] = {}
     for path in paths:
         if path.name in seen and seen[path.name] != path:
-            raise UsageError(f"--annotate: {seen[path.name]} and {path} have the same name, and so would their "
-                             "marked-up copies; verify them one at a time")
+            raise LessonxlError(f"--annotate: {seen[path.name]} and {path} have the same name, and so would their "
+                                "marked-up copies; verify them one at a time")
         seen[path.name] = path
 
 
@@ -380,7 +380,7 @@ def _run(jobs: Sequence[_Job], engine: Engine | None, device: str, atol: float, 
             for rest in jobs[number:]:
                 rest.report.error = f"{rest.path}: {error}"
             return
-        except UsageError as error:
+        except LessonxlError as error:
             job.report.error = job.report.error or str(job._refuse(str(error)))
             continue
         if truth:
@@ -402,7 +402,7 @@ def _attempt(job: _Job, step, *args) -> bool:
     try:
         step(*args)
         return True
-    except UsageError as error:
+    except LessonxlError as error:
         job.report.error = str(error)
         return False
     finally:

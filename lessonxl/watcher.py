@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 from .catalog import DEFAULT_TOL
 from .report import Reports
-from .verify import verify_in
+from .pipeline import verify_in
 from .recalc import DEFAULT_TIMEOUT, Engine
 
 POLL = 0.05      # seconds between looks at the files
