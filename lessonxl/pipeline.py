@@ -83,9 +83,14 @@ class _Job:
         spread, _ = self._torch(spreadsheet_errors=True)
         self.truths = {key: replace(truth, spread=np.isnan(spread[key])) for key, truth in self.truths.items()}
 
+    def _known(self, *more) -> tuple:
+        """What a result computed from this file's inputs alone depends on: the lesson as the file has it,
+        the device, the inputs' exact bytes (and `more`)."""
+        return (type(self.lesson).__name__, self.lesson.name, tuple(spec.name for spec in self.lesson.specs),
+                str(self.device), _fingerprint(self.inputs), *more)
+
     def _torch(self, spreadsheet_errors: bool = False):
-        known = (type(self.lesson).__name__, self.lesson.name, tuple(spec.name for spec in self.lesson.specs),
-                 str(self.device), spreadsheet_errors, _fingerprint(self.inputs))
+        known = self._known(spreadsheet_errors)
         if known in _TRUTHS:  # the same inputs again: a class's copies of one exercise, a save under --watch
             values, scales = _TRUTHS[known]
             return {key: value.copy() for key, value in values.items()}, dict(scales)
@@ -96,9 +101,7 @@ class _Job:
         except (ValueError, RuntimeError, IndexError, TypeError, ArithmeticError) as error:
             raise self._refuse(f"torch cannot compute from this workbook's inputs "
                                f"({type(error).__name__}: {error})") from None
-        _TRUTHS[known] = values, scales
-        while len(_TRUTHS) > TRUTHS_KEPT:
-            _TRUTHS.pop(next(iter(_TRUTHS)))
+        _TRUTHS.keep(known, (values, scales))
         return {key: value.copy() for key, value in values.items()}, dict(scales)
 
     def _area(self, key: str) -> reader.Area:
@@ -185,7 +188,10 @@ class _Job:
 
         names = diagnose.file_names(self.staged.stripped)
         values = {**self.inputs, **{key: truth.value for key, truth in self.truths.items()}}
-        layout = diagnose.lessonxl_layout(self.lesson, values, self.outline.names)
+        known = self._known(tuple(sorted(self.outline.names.items())))
+        if known not in _LAYOUTS:  # 1.3 s for graddesc: laid out once for a class's copies of one exercise
+            _LAYOUTS.keep(known, diagnose.lessonxl_layout(self.lesson, values, self.outline.names))
+        layout = _LAYOUTS[known]
         self.diagnosis = diagnose.diagnose(checks, self.recalculated.cells, truth_at, quantity_at, formulas_of,
                                            names, layout, atol, rtol, self.outline.sheetnames)
         self.report.findings = self.diagnosis.findings
@@ -260,11 +266,20 @@ class _Job:
                 f"{self.lesson.resize_hint}")
 
 
-#: torch's results for the last few sets of inputs verified in this process, by lesson, device and the
-#: inputs' bytes (`_fingerprint`): 100 submissions of one exercise share their inputs, and torch's 0.7 s
-#: for a graddesc workbook is a third of its verification.
-_TRUTHS: dict[tuple, tuple[dict, dict]] = {}
-TRUTHS_KEPT = 4
+class _Recent(dict):
+    """The last few results computed in this process from a file's inputs, by `_Job._known`: 100
+    submissions of one exercise share their inputs, and torch's 0.7 s for a graddesc workbook is a third of
+    its verification (its layout for the diagnosis, 1.3 s more for a file with a mistake)."""
+
+    KEPT = 4
+
+    def keep(self, key: tuple, value) -> None:
+        self[key] = value
+        while len(self) > self.KEPT:
+            self.pop(next(iter(self)))  # the oldest
+
+
+_TRUTHS, _LAYOUTS = _Recent(), _Recent()
 
 
 def _fingerprint(inputs: Mapping[str, object]) -> tuple:
