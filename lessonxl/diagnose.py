@@ -77,8 +77,23 @@ class Diagnosis:
     inherited: int = 0
     inherited_cells: set = field(default_factory=set)          # (sheet, row, col)
     #: (sheet, row, col) of each cell of a finding -> its value, torch's, what lessonxl's formula gives
-    #: there from the sheet's values, and that formula (None where unknown)
+    #: there from the sheet's values, and that formula (None where unknown); see `_Details`
     details: dict = field(default_factory=dict)
+
+
+class _Details(dict):
+    """`Diagnosis.details`, each cell's computed when first asked: the report asks for a finding's first
+    cell only, `--annotate` for every cell (an exercise's empty block is 1,200 of them)."""
+
+    def __init__(self, places: set, detail: Callable[[tuple], tuple]):
+        super().__init__()
+        self._places, self._detail = places, detail
+
+    def __missing__(self, place: tuple) -> tuple:
+        if place not in self._places:
+            raise KeyError(place)
+        found = self[place] = self._detail(place)
+        return found
 
 
 # --- the file's formulas and defined names ------------------------------------------------------------
@@ -481,7 +496,7 @@ class _Diagnoser:
         for place in own:
             kind = OWN if place in lessonxls else ENGINE
             groups.setdefault((kind, place[0], form.get(place, str(place))), []).append(place)
-        findings, details = [], {}
+        findings = []
         in_findings = found | own
         order = {sheet: index for index, sheet in enumerate(self.sheet_order)}
         causes = _causes([places for places in groups.values()], dependents, differ) if len(groups) > 1 else \
@@ -494,9 +509,6 @@ class _Diagnoser:
                 kind, sheet, self.quantity_at(*first), _where(sheet, places), [address(*p) for p in places],
                 address(*first), written.text if written else "", self.value(*first),
                 (self.truth_at(*first) or (None,))[0], self.expected(first), self.lessonxl_text(first)))
-            for place in places:
-                details[place] = (self.value(*place), (self.truth_at(*place) or (None,))[0], self.expected(place),
-                                  self.lessonxl_text(place))
         counts = [0] * len(findings)
         for place, mask in causes.items():
             if mask and place not in in_findings:
@@ -509,6 +521,8 @@ class _Diagnoser:
         findings.sort(key=lambda f: ({FORMULA: 0, TYPED: 1, ENGINE: 2, OWN: 3}[f.kind], order.get(f.sheet, len(order)),
                                      place_of(f.first)[1:]))
         inherited = differ - in_findings
+        details = _Details(in_findings, lambda place: (self.value(*place), (self.truth_at(*place) or (None,))[0],
+                                                       self.expected(place), self.lessonxl_text(place)))
         return Diagnosis(findings, len(inherited), inherited, details)
 
     def upstream(self, start: tuple, found: set) -> tuple | None:
