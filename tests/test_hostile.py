@@ -117,7 +117,7 @@ def _ods(generated, tmp_path) -> Path:
 
 NOT_WORKBOOKS = {
     "nonexistent": (lambda generated, tmp_path: tmp_path / "nope.xlsx", "no such file"),
-    "folder": (_folder, "is a folder, not a workbook"),
+    "folder": (_folder, "a folder with no .xlsx workbook in it"),  # a folder's workbooks are verified
     "empty": (_text("empty.xlsx", b""), "the file is empty"),
     "text named .xlsx": (_text("notes.xlsx", b"my notes on the lesson\nsoftmax is exp / sum\n"),
                          "is a text file, not an .xlsx workbook"),
@@ -143,18 +143,19 @@ def test_a_file_that_is_no_lessonxl_workbook_is_refused_in_one_line(generated, t
 
 def test_refusals_through_the_real_command_line_one_line_per_file(generated, tmp_path):
     """All the unusable files at once, as a user's shell runs it: an ERROR line each, in order, then the
-    count; exit 2."""
-    paths = [make(generated, tmp_path) for make, _ in NOT_WORKBOOKS.values()]
-    before = [digest(path) for path in paths]
-    result = run_cli("verify", "--device", "cpu", *paths)
+    count; a folder without workbooks is said once on stderr (it names no file); exit 2."""
+    cases = {case: make(generated, tmp_path) for case, (make, _) in NOT_WORKBOOKS.items()}
+    before = {case: digest(path) for case, path in cases.items()}
+    result = run_cli("verify", "--device", "cpu", *cases.values())
     assert result.returncode == 2
-    assert result.stderr == ""
+    assert result.stderr == f"lessonxl verify: {cases['folder']}: a folder with no .xlsx workbook in it\n"
+    files = {case: path for case, path in cases.items() if case != "folder"}
     *lines, counts = result.stdout.splitlines()
-    assert len(lines) == len(paths), result.stdout
-    for line, path, (_, needle) in zip(lines, paths, NOT_WORKBOOKS.values()):
-        assert line.startswith(f"ERROR {path}: ") and needle in line, line
-    assert counts == f"{len(paths)} files: 0 passed, 0 failed, {len(paths)} unusable"
-    assert [digest(path) for path in paths] == before
+    assert len(lines) == len(files), result.stdout
+    for line, (case, path) in zip(lines, files.items()):
+        assert line.startswith(f"ERROR {path}: ") and NOT_WORKBOOKS[case][1] in line, line
+    assert counts == f"{len(files)} files: 0 passed, 0 failed, {len(files)} unusable"
+    assert {case: digest(path) for case, path in cases.items()} == before
 
 
 def test_a_good_file_beside_a_broken_one_is_still_verified(generated, tmp_path):
