@@ -237,9 +237,8 @@ def _counts(reports) -> list[str]:
     """The last line of a run of several files: how many passed, failed and could not be verified."""
     if len(reports) < 2:
         return []
-    errors = sum(1 for report in reports if report.error)
-    passed = sum(1 for report in reports if report.passed)
-    return [f"{len(reports)} files: {passed} passed, {len(reports) - passed - errors} failed, {errors} unusable"]
+    tally = reports.tally()
+    return [f"{len(reports)} files: {tally['PASS']} passed, {tally['FAIL']} failed, {tally['ERROR']} unusable"]
 
 
 def _watch(args) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import LessonxlError
-from .report import Report, format_summary, summary_line
+from .report import Report, Reports, format_summary, summary_line, verdict
 
 COLUMNS = ["file", "workbook", "blocks_right", "blocks_total", "first_wrong_cell", "verdict", "detail"]
 
@@ -35,11 +35,6 @@ def expand(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
             problems.append(f"{path}: a folder with no .xlsx workbook in it")
         files += found
     return files, problems
-
-
-def verdict(report: Report) -> str:
-    """PASS, FAIL or ERROR (a file that could not be verified)."""
-    return "ERROR" if report.error else "PASS" if report.passed else "FAIL"
 
 
 def first_wrong(report: Report) -> str:
@@ -80,9 +75,9 @@ def write_csv(reports: Sequence[Report], path: Path) -> None:
 def junit(reports: Sequence[Report]) -> ET.ElementTree:
     """JUnit XML: one test case per file; a failure carries verify's report of it, an unusable file is an
     error."""
+    tally = Reports(reports).tally()
     suite = ET.Element("testsuite", name="lessonxl verify", tests=str(len(reports)),
-                       failures=str(sum(verdict(r) == "FAIL" for r in reports)),
-                       errors=str(sum(verdict(r) == "ERROR" for r in reports)),
+                       failures=str(tally["FAIL"]), errors=str(tally["ERROR"]),
                        time=f"{sum(r.seconds for r in reports):.3f}")
     for report in reports:
         case = ET.SubElement(suite, "testcase", classname=f"lessonxl.{report.workbook or 'unknown'}",

@@ -146,12 +146,16 @@ class Reports(list):
     def exit_code(self) -> int:
         return exit_code(self)
 
+    def tally(self) -> dict[str, int]:
+        """How many files passed, failed and could not be verified: {"PASS": n, "FAIL": n, "ERROR": n}."""
+        verdicts = [verdict(report) for report in self]
+        return {kind: verdicts.count(kind) for kind in ("PASS", "FAIL", "ERROR")}
+
     def __repr__(self) -> str:
         """The counts, and the first file that did not pass (its line as `lessonxl verify` prints it)."""
-        errors = sum(1 for report in self if report.error)
-        passed = sum(1 for report in self if report.passed)
-        failed = len(self) - passed - errors
-        counts = f"<Reports: {len(self)} files, {passed} passed, {failed} failed, {errors} unusable"
+        tally = self.tally()
+        counts = (f"<Reports: {len(self)} files, {tally['PASS']} passed, {tally['FAIL']} failed, "
+                  f"{tally['ERROR']} unusable")
         first = next((report for report in self if not report.passed), None)
         return f"{counts}; first: {summary_line(first)}>" if first else f"{counts}>"
 
@@ -195,6 +199,11 @@ class Reports(list):
                               rows[columns].to_html(index=False, float_format=lambda v: f"{v:.2e}", na_rep=""))
         table = "".join(tables) or "<p>every quantity equals torch</p>"
         return f"<ul>{''.join(items)}</ul>{table}"
+
+
+def verdict(report: Report) -> str:
+    """PASS, FAIL or ERROR (a file that could not be verified)."""
+    return "ERROR" if report.error else "PASS" if report.passed else "FAIL"
 
 
 def exit_code(reports: Sequence[Report]) -> int:
