@@ -126,7 +126,9 @@ class Exercise:
             given = book.todo[block.keys[0]]
             note = book.style("note")  # wrapped, at the top of the row
             sheet.ws.write_string(row, 0, block.label, note)
-            sheet.ws.write_string(row, 1, _span(parts), note)
+            sheet.ws.write_string(row, 1, _area_span([reader.Area(part.sheet.name, part.top + 1, part.left + 1,
+                                                                   part.bottom + 1, part.right + 1)
+                                                      for part in parts]), note)
             sheet.ws.write_number(row, 2, given, note)
             sheet.ws.write_string(row, 3, block.task, note)
             sheet.ws.set_row(row, 15 * (1 + len(block.task) // 95))  # the task's lines, wrapped
@@ -134,15 +136,6 @@ class Exercise:
             if given < first.rows:
                 first.sheet.ws.write_comment(first.top + given, first.left, f"To do: {block.task}",
                                              {"x_scale": 3, "y_scale": 2})
-
-
-def _span(parts) -> str:
-    """The range that blocks side by side cover, as a student reads it: adam!I28:J627."""
-    from xlsxwriter.utility import xl_range
-
-    top, left = min(p.top for p in parts), min(p.left for p in parts)
-    bottom, right = max(p.bottom for p in parts), max(p.right for p in parts)
-    return f"{parts[0].sheet.name}!{xl_range(top, left, bottom, right)}"
 
 
 def exercise_for(lesson_name: str, easy: bool = False) -> Exercise:
@@ -268,6 +261,7 @@ def _given(recalculated: reader.Recalculated) -> dict[str, int]:
 
 
 def _area_span(areas: Sequence[reader.Area]) -> str:
+    """The range that blocks side by side cover, as a student reads it: adam!I28:J627."""
     top, left = min(a.min_row for a in areas), min(a.min_col for a in areas)
     bottom, right = max(a.max_row for a in areas), max(a.max_col for a in areas)
     start, end = reader.address(areas[0].sheet, top, left), reader.address(areas[0].sheet, bottom, right)
