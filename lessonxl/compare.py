@@ -21,7 +21,6 @@ from . import reader
 from .values import is_error
 
 
-
 @dataclass
 class Check:
     """One quantity (a defined name) compared cell by cell."""
@@ -58,17 +57,25 @@ def compare(values: Mapping[tuple[int, int], object], area: reader.Area, name: s
     has a formula: it fails, even when the value is right. Where `only` is given, the other cells are
     left out.
     """
-    positions = [cell for cell in area.cells() if only is None or cell in only]
+    positions = list(area.cells())
+    flat = slice(None)  # each cell of the area, in the order of `positions`
+    if only is not None:
+        width = area.max_col - area.min_col + 1
+        positions = [cell for cell in positions if cell in only]
+        flat = [(row - area.min_row) * width + (col - area.min_col) for row, col in positions]
     if not positions:
         return Check(area.sheet, name, 0, 0.0, 0.0, "", True)
     if np.asarray(truth.value).dtype == object:
         return _compare_labels(values, area, name, truth, positions, formulas)
-    actual = [values.get(cell) for cell in positions]
-    flat = [(row - area.min_row) * area.shape[1] + (col - area.min_col) for row, col in positions]
+    actual = list(map(values.get, positions))
+    is_number = [isinstance(v, (int, float)) for v in actual]
+    number = np.array(is_number, dtype=bool)
+    if number.all():  # as a verified workbook's cells are
+        got, error_value = np.array(actual, dtype=np.float64), np.zeros(len(actual), dtype=bool)
+    else:
+        got = np.array([float(v) if n else 0.0 for v, n in zip(actual, is_number)])
+        error_value = np.array([is_error(v) for v in actual], dtype=bool)
     want = np.asarray(truth.value, dtype=np.float64).reshape(-1)[flat]
-    number = np.array([isinstance(v, (int, float)) for v in actual])
-    error_value = np.array([is_error(v) for v in actual])
-    got = np.array([float(v) if n else 0.0 for v, n in zip(actual, number)])
     size = np.abs(want)
     if truth.scale is not None:
         scale = np.abs(np.asarray(truth.scale, dtype=np.float64).reshape(-1)[flat])
@@ -82,8 +89,8 @@ def compare(values: Mapping[tuple[int, int], object], area: reader.Area, name: s
         error = np.where(number & finite, np.abs(got - np.where(finite, want, 0.0)), np.inf)
         error[error_value] = np.where(error_ok[error_value], 0.0, np.inf)
         mismatch = np.where(error_value, ~error_ok, ~(number & finite) | (error > bound))
-        typed_mask = np.zeros(len(positions), dtype=bool) if formulas is None else \
-            np.array([cell not in formulas for cell in positions])
+        typed_mask = np.zeros(len(positions), dtype=bool) if formulas is None or \
+            all(map(formulas.__contains__, positions)) else np.array([cell not in formulas for cell in positions])
         mismatch |= typed_mask
         measured = np.isfinite(error)
         max_abs = float(error[measured].max()) if measured.any() else 0.0
@@ -128,6 +135,8 @@ def agrees(value, want: float | str, atol: float, rtol: float, scale: float | No
            spread: bool = False) -> bool:
     """Whether one cell's `value` equals torch's `want` (a number, or a label) by the rule of `compare`
     (`scale`: its operands' size, where it cancels; `spread`: torch's value was computed from an inf or a nan)."""
+    if value is None:  # a blank equals no value of torch's (asked of every cell of an exercise's empty block)
+        return False
     truth = Truth(np.array([[want]], dtype=object if isinstance(want, str) else np.float64),
                   None if scale is None else np.array([[scale]]), np.array([[spread]]))
     return compare({(1, 1): value}, _ONE, "", truth, atol, rtol).passed

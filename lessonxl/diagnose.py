@@ -23,6 +23,7 @@ formula is at that cell.
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import re
@@ -37,7 +38,7 @@ import numpy as np
 
 from .compare import Check, agrees
 from .evaluator import evaluate
-from .reader import address
+from .reader import address, destinations
 from .references import (Names, Reader, Area, Token, Unsupported, column_number, corners, ref_rect, row_col,
                          shifted)
 from .values import is_error
@@ -172,23 +173,27 @@ _MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 def file_names(path: Path) -> Names:
     """How the file's formulas resolve a defined name: a name scoped to the formula's sheet (or to the
     sheet written before it, `Sheet!name`) first, then the workbook-wide one. Names of several ranges,
-    or of none, resolve to nothing."""
-    from openpyxl.workbook.defined_name import DefinedName
-
+    or of none, resolve to nothing. The same object for files with the same xl/workbook.xml (a class's
+    copies of one exercise), so that `reader_of` is shared."""
     with zipfile.ZipFile(path) as archive:
-        root = ET.fromstring(archive.read("xl/workbook.xml"))
+        return _names_of(archive.read("xl/workbook.xml"))
+
+
+@functools.lru_cache(maxsize=8)
+def _names_of(workbook_xml: bytes) -> Names:
+    root = ET.fromstring(workbook_xml)
     sheets = [sheet.get("name") for sheet in root.iter(f"{_MAIN}sheet")]
     scoped: dict[tuple[str | None, str], Area] = {}
     for element in root.iter(f"{_MAIN}definedName"):
         name, local = element.get("name", ""), element.get("localSheetId")
         try:
             scope = sheets[int(local)] if local is not None else None
-            destinations = list(DefinedName(name, attr_text=element.text or "").destinations)
+            found = destinations(element.text or "")
         except (ValueError, TypeError, IndexError, KeyError):
             continue
-        if len(destinations) != 1:
+        if len(found) != 1:
             continue
-        sheet, reference = destinations[0]
+        sheet, reference = found[0]
         try:
             rect = ref_rect(Token("ref", reference.replace("$", "")), sheet)
         except (AttributeError, ValueError):
@@ -279,11 +284,9 @@ class _Differing:
             by_sheet.setdefault(sheet, []).append((row, col))
         self.grids = {}
         for sheet, places in by_sheet.items():
-            rows, cols = max(r for r, _ in places), max(c for _, c in places)
-            grid = np.zeros((rows + 1, cols + 1), dtype=bool)
-            for r, c in places:
-                grid[r, c] = True
-            self.grids[sheet] = grid
+            rows, cols = np.array(places).T
+            grid = self.grids[sheet] = np.zeros((rows.max() + 1, cols.max() + 1), dtype=bool)
+            grid[rows, cols] = True
 
     def within(self, rect: Area) -> list[tuple[str, int, int]]:
         grid = self.grids.get(rect.sheet)
@@ -337,13 +340,20 @@ def diagnose(checks: list[Check], cells: Mapping[str, Mapping], truth_at: TruthA
                       sheet_order).run()
 
 
+@functools.lru_cache(maxsize=8)
+def reader_of(names: Names) -> Reader:
+    """One `Reader` for every workbook whose names resolve alike (`file_names`, a kept `Layout`): a formula
+    filled down the same column of a class's copies of one exercise is read once, not once a file."""
+    return Reader(names)
+
+
 class _Diagnoser:
     def __init__(self, checks, cells, truth_at, quantity_at, formulas_of, names, layout, atol, rtol, sheet_order):
         self.checks, self.cells, self.truth_at, self.quantity_at = checks, cells, truth_at, quantity_at
         self.formulas_of, self.names, self.layout = formulas_of, names, layout
         self.atol, self.rtol, self.sheet_order = atol, rtol, sheet_order
-        self.reading = Reader(names)
-        self.theirs = Reader(layout.names) if layout else None
+        self.reading = reader_of(names)
+        self.theirs = reader_of(layout.names) if layout else None
         self._formulas: dict[str, Mapping] = {}
 
     # values

@@ -10,6 +10,7 @@ hold LibreOffice's results.
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 import warnings
 import xml.etree.ElementTree as ET
@@ -91,7 +92,7 @@ def defined_names(workbook) -> dict[str, Area]:
     scoped = [(None, workbook.defined_names)]
     scoped += [(sheet.title, sheet.defined_names) for sheet in workbook.worksheets]
     return dict(area for scope, names in scoped for name, definition in names.items()
-                if (area := _single_area(scope, name, definition, key_of)))
+                if (area := _single_area(scope, name, definition.attr_text or "", key_of)))
 
 
 def keys(sheetnames) -> Callable[[str], str]:
@@ -107,14 +108,24 @@ def keys(sheetnames) -> Callable[[str], str]:
     return str
 
 
-def _single_area(scope: str | None, name: str, definition,
+@functools.lru_cache(maxsize=4096)
+def destinations(text: str) -> tuple[tuple[str, str], ...]:
+    """The ranges a defined name's text (`'sgd'!$B$2:$C$3`) points at, as (sheet, reference), as openpyxl
+    reads them; kept, since a class's copies of a workbook share their names (openpyxl's tokenizer took
+    0.1 s a file)."""
+    from openpyxl.workbook.defined_name import DefinedName
+
+    return tuple(DefinedName("name", attr_text=text).destinations)
+
+
+def _single_area(scope: str | None, name: str, text: str,
                  key_of: Callable[[str], str] = str) -> tuple[str, Area] | None:
-    """The key and the area of a defined name that points at one range; None for any other. A global
-    name is keyed by `key_of` (see `keys`)."""
-    destinations = list(definition.destinations)
-    if len(destinations) != 1:
+    """The key and the area of a defined name (`text`: what it stands for) that points at one range;
+    None for any other. A global name is keyed by `key_of` (see `keys`)."""
+    found = destinations(text)
+    if len(found) != 1:
         return None
-    sheet, reference = destinations[0]
+    sheet, reference = found[0]
     min_col, min_row, max_col, max_row = range_boundaries(reference.replace("$", ""))
     key = key_of(name) if scope is None else value_key(scope, name)
     return key, Area(sheet, min_row, min_col, max_row, max_col)
@@ -158,8 +169,6 @@ def sheet_names(path: Path, shown_as: Path | None = None) -> list[str]:
 def outline(path: Path, shown_as: Path | None = None) -> Outline:
     """The sheets and defined names of a workbook, from its xl/workbook.xml alone (a small part: nothing
     else of the file is read)."""
-    from openpyxl.workbook.defined_name import DefinedName
-
     shown = shown_as or path
     root = _workbook_part(path, shown)
     relations = _workbook_part(path, shown, "xl/_rels/workbook.xml.rels", needed=False)
@@ -180,7 +189,7 @@ def outline(path: Path, shown_as: Path | None = None) -> Outline:
             if name.startswith("_xlnm."):
                 continue  # print areas, filters: kept apart by spreadsheet applications, as by openpyxl
             scope = sheetnames[int(local)] if local is not None else None
-            area = _single_area(scope, name, DefinedName(name, attr_text=element.text or ""), key_of)
+            area = _single_area(scope, name, element.text or "", key_of)
             if area:
                 names[area[0]] = area[1]
     except (ValueError, TypeError, KeyError, IndexError) as error:

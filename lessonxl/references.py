@@ -12,6 +12,7 @@ formula gives is `evaluator`'s. Text this module cannot read raises `Unsupported
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -56,9 +57,8 @@ class Area:
         return self.max_row - self.min_row + 1, self.max_col - self.min_col + 1
 
     def cells(self) -> Iterator[tuple[int, int]]:
-        for row in range(self.min_row, self.max_row + 1):
-            for col in range(self.min_col, self.max_col + 1):
-                yield row, col
+        """Each (row, col), row by row."""
+        return itertools.product(range(self.min_row, self.max_row + 1), range(self.min_col, self.max_col + 1))
 
 
 @dataclass(frozen=True)

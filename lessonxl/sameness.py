@@ -89,8 +89,8 @@ def stamp(data: bytes) -> bytes:
 def as_written(path: Path) -> bool:
     """Whether the file at `path` is still exactly as lessonxl wrote it (its stamp matches its parts)."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.comment == _STAMP + _digest(archive)
+        with zipfile.ZipFile(path) as archive:  # (the digest only when the comment is a stamp: 25 ms)
+            return archive.comment.startswith(_STAMP) and archive.comment == _STAMP + _digest(archive)
     except (OSError, zipfile.BadZipFile, EOFError, ValueError):
         return False
 

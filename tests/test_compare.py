@@ -10,7 +10,7 @@ import pytest
 
 from lessonxl import reader
 from lessonxl.catalog import DEFAULT_TOL
-from lessonxl.compare import Truth, compare, is_error
+from lessonxl.compare import Truth, agrees, compare, is_error
 
 INF, NAN = math.inf, math.nan
 
@@ -23,7 +23,7 @@ def judged(actual, want, scale=None, spread=False, atol=DEFAULT_TOL, rtol=DEFAUL
     return compare({(1, 1): actual}, area, "q", truth, atol, rtol, formulas={(1, 1)} if formula else set())
 
 
-@pytest.mark.parametrize("actual, want, options, passed", [
+ONE_CELL = [
     (1.5, 1.5, {}, True),
     (2, 2.0, {}, True),                                   # an integer the engine stored
     (True, 1.0, {}, True),                                # a logical value counts as 1 (bool is an int)
@@ -45,10 +45,22 @@ def judged(actual, want, scale=None, spread=False, atol=DEFAULT_TOL, rtol=DEFAUL
     (None, 0.0, {"atol": 1.0}, False),                    # a blank where a number belongs
     ("0", 0.0, {"atol": 1.0}, False),                     # text is not a number
     ("", 0.0, {"spread": True}, False),                   # empty text is not an error value
-])
+    (None, NAN, {"spread": True}, False),                 # a blank is no error value either
+]
+
+
+@pytest.mark.parametrize("actual, want, options, passed", ONE_CELL)
 def test_one_cell_against_torch(actual, want, options, passed):
     check = judged(actual, want, **options)
     assert check.passed is passed and (check.mismatches == []) is passed
+
+
+@pytest.mark.parametrize("actual, want, options, passed", ONE_CELL)
+def test_the_diagnosis_judges_one_cell_by_the_same_rule(actual, want, options, passed):
+    """`agrees` (one cell, as the diagnosis asks) gives the table's verdict too, its shortcut for a blank
+    included."""
+    assert agrees(actual, want, options.get("atol", DEFAULT_TOL), options.get("rtol", DEFAULT_TOL),
+                  options.get("scale"), options.get("spread", False)) is passed
 
 
 def test_a_typed_value_where_a_formula_belongs_fails_even_when_right():

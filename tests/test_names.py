@@ -55,18 +55,13 @@ def formulas_xml(path: Path):
                     if f is not None and f.text:
                         cells = 1
                         if f.get("t") == "array" and ":" in f.get("ref", ""):
-                            area = reader._single_area(None, "x", _definition(parts[part], f.get("ref")))[1]
+                            area = reader._single_area(None, "x", f"'{parts[part]}'!{f.get('ref')}")[1]
                             cells = area.shape[0] * area.shape[1]
                         yield f"{parts[part]}!{cell.get('r')}", f.text, cells
             elif part.startswith("xl/charts/") and part.endswith(".xml"):
                 root = ET.fromstring(archive.read(part))
                 for f in root.iter(f"{_CHART}f"):
                     yield f"{part} {f.text}", f.text or "", 0
-
-
-def _definition(sheet: str, ref: str):
-    from openpyxl.workbook.defined_name import DefinedName
-    return DefinedName("x", attr_text=f"'{sheet}'!{ref}")
 
 
 def sheet_names_written(formula: str) -> list[str]:
