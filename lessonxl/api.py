@@ -60,13 +60,18 @@ def generate(names: Sequence[str] = (), out: str | Path = DEFAULT_FOLDER, seed: 
     return paths
 
 
+def _check_jobs(jobs: int | None) -> None:
+    """Refuse a `jobs` (processes at once) that is not None nor a whole number of at least 1."""
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise LessonxlError(f"--jobs {jobs}: give a whole number of at least 1")
+
+
 def generate_each(names: Sequence[str], out: str | Path, seed: int, device: str, force: bool,
                   jobs: int | None = None, exercise: bool = False, easy: bool = False,
                   **collab_options) -> Iterator[Written]:
     """Write each workbook (or its exercise version: see `generate`), yielding in the order asked its path,
     what was done (wrote, up to date or kept) and what to tell the user about it (`Lesson.generate_notes`)."""
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
-        raise LessonxlError(f"--jobs {jobs}: give a whole number of at least 1")
+    _check_jobs(jobs)
     catalog.check(names)  # before any work starts
     jobs = jobs or workers.default_jobs()
     if easy and not exercise:
@@ -118,7 +123,7 @@ def kept_message(paths: Sequence[Path]) -> str:
 def verify(paths: str | Path | Sequence[str | Path], device: str = "auto", tol: float = DEFAULT_TOL,
            timeout: float = DEFAULT_TIMEOUT, raise_on_error: bool = True,
            progress: Callable[[str], None] = lambda stage: None, annotate: str | Path | None = None,
-           hint: bool = False) -> Reports:
+           hint: bool = False, jobs: int | None = None) -> Reports:
     """Recalculate each workbook with LibreOffice and compare every formula cell with torch.
 
     Returns `Reports` (a list of `Report`, one per path) with `.passed`, `.exit_code`, `.to_frame()`;
@@ -127,15 +132,18 @@ def verify(paths: str | Path | Sequence[str | Path], device: str = "auto", tol: 
     marked-up copy of each file that differs (mistakes red, with a
     comment; `hint`: with lessonxl's own formula). A file that cannot be verified (not a
     workbook, a missing sheet, text where a number belongs) raises LessonxlError, unless
-    `raise_on_error` is False: then its report carries `.error`.
+    `raise_on_error` is False: then its report carries `.error`. `jobs`: LibreOffice processes
+    recalculating at once (default: `workers.verify_jobs`).
 
     >>> reports = lessonxl.verify("workbooks/graddesc.xlsx")            # doctest: +SKIP
     >>> reports.passed, reports.exit_code                               # doctest: +SKIP
     (True, 0)
     """
+    _check_jobs(jobs)
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     reports = verify_paths([Path(p) for p in paths], device, atol=tol, rtol=tol, timeout=timeout,
-                           progress=progress, annotate=None if annotate is None else Path(annotate), hint=hint)
+                           progress=progress, annotate=None if annotate is None else Path(annotate), hint=hint,
+                           jobs=workers.verify_jobs(len(paths)) if jobs is None else jobs)
     errors = [report.error for report in reports if report.error]
     if errors and raise_on_error:
         raise LessonxlError("; ".join(errors))

@@ -123,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--watch", action="store_true",
                         help="keep running: verify again each time a file is saved, with LibreOffice and "
                              "torch kept warm (one line per check: PASS/FAIL and the seconds); Ctrl-C stops")
+    verify.add_argument("--jobs", type=int, metavar="N",
+                        help="LibreOffice processes recalculating at once, the files dealt out in turn (default: "
+                             "one per idle CPU core, at most one per 4 files)")
     grading = verify.add_argument_group("a class's submissions")
     grading.add_argument("--csv", type=Path, metavar="FILE",
                          help="write a gradebook: one row per file (file, workbook, blocks right and total for an "
@@ -206,7 +209,7 @@ def _verify(args) -> int:
 
     with Progress(enabled=not args.quiet and sys.stderr.isatty()) as progress:
         reports = verify(args.paths, args.device, tol=args.tol, timeout=args.timeout, raise_on_error=False,
-                         progress=progress.show, annotate=args.annotate, hint=args.hint)
+                         progress=progress.show, annotate=args.annotate, hint=args.hint, jobs=args.jobs)
     if args.json:
         print(json.dumps(as_json(reports, args.hint), indent=2))
     elif len(reports) == 1 and reports[0].error:  # one unusable file: the command's one-line error

@@ -40,6 +40,7 @@ class _Job:
         self.outline: reader.Outline | None = None   # its sheets and defined names
         self.lesson = None                           # the lesson its sheets name
         self.areas: list[tuple] = []                 # the input areas LibreOffice reads first
+        self.engine: Engine | None = None            # the LibreOffice recalculating it
         self.ticket: int | None = None               # the engine's number for this file
         self.loaded: reader.Recalculated | None = None        # the input areas, as LibreOffice loaded them
         self.recalculated: reader.Recalculated | None = None  # the whole workbook, recalculated
@@ -136,14 +137,23 @@ class _Job:
                                                self.report.findings if diagnosed else None)
         self.report.saved = SavedValues(saver.name, saver.evidence, saver.why_not, saved_checks,
                                         self._missing(saved) if saved is not None else 0)
-        covered: dict[str, set] = {}
-        for key in [*self.truths, *self.lesson.inputs]:
-            area = self._area(key)
-            covered.setdefault(area.sheet, set()).update(area.cells())
+        covered = self._covered()
         formulas = computed.formulas_by_sheet
         self.report.formula_cells = sum(map(len, formulas.values()))
         self.report.uncovered = [reader.address(sheet, *cell) for sheet in computed.cells
                                  for cell in sorted(formulas.get(sheet, set()) - covered.get(sheet, set()))]
+
+    def _covered(self) -> dict[str, set[tuple[int, int]]]:
+        """The cells of every verified quantity and input, by sheet."""
+        known = (type(self.lesson).__name__, self.lesson.name, tuple(self.truths), tuple(self.lesson.inputs),
+                 tuple(sorted(self.outline.names.items())))
+        if known not in _COVERED:  # the same for a class's copies of one exercise
+            covered: dict[str, set] = {}
+            for key in [*self.truths, *self.lesson.inputs]:
+                area = self._area(key)
+                covered.setdefault(area.sheet, set()).update(area.cells())
+            _COVERED.keep(known, covered)
+        return _COVERED[known]
 
     def _diagnose(self, checks: list[Check], atol: float, rtol: float) -> None:
         """Where the mistakes are (`diagnose`): the differing cells whose own formula is wrong, not those
@@ -267,9 +277,9 @@ class _Job:
 
 
 class _Recent(dict):
-    """The last few results computed in this process from a file's inputs, by `_Job._known`: 100
-    submissions of one exercise share their inputs, and torch's 0.7 s for a graddesc workbook is a third of
-    its verification (its layout for the diagnosis, 1.3 s more for a file with a mistake)."""
+    """The last few results computed in this process for a file (from its inputs: `_Job._known`; from its
+    defined names): 100 submissions of one exercise share them, and torch's 0.7 s for a graddesc workbook
+    is a third of its verification (its layout for the diagnosis, 1.3 s more for a file with a mistake)."""
 
     KEPT = 4
 
@@ -279,7 +289,7 @@ class _Recent(dict):
             self.pop(next(iter(self)))  # the oldest
 
 
-_TRUTHS, _LAYOUTS = _Recent(), _Recent()
+_TRUTHS, _LAYOUTS, _COVERED = _Recent(), _Recent(), _Recent()
 
 
 def _fingerprint(inputs: Mapping[str, object]) -> tuple:
@@ -297,58 +307,58 @@ def _cells(shape: tuple[int, int]) -> str:
 def verify_paths(paths: Sequence[Path], device: str = "auto", atol: float = DEFAULT_TOL,
                  rtol: float = DEFAULT_TOL, timeout: float = DEFAULT_TIMEOUT,
                  progress: Callable[[str], None] = lambda stage: None, annotate: Path | None = None,
-                 hint: bool = False) -> Reports:
+                 hint: bool = False, jobs: int = 1) -> Reports:
     """Verify each workbook; a report per path, in order. Unusable files get a report with `error`.
 
     `progress` is told each stage as it starts ("recalculating ...", "comparing x.xlsx ...", ...).
     `annotate`: a folder for a marked-up copy of each file that differs (`_Job.annotate`; `hint`: with
-    lessonxl's formula in each mistake's comment).
+    lessonxl's formula in each mistake's comment). `jobs`: LibreOffice processes recalculating at once,
+    the files dealt out in turn (at most one per file).
     """
     with tempfile.TemporaryDirectory(prefix="lessonxl-verify-") as tmp:
         folder = Path(tmp)
         (folder / "in").mkdir()
-        engine = None
+        engines: list[Engine | None] = [None] * max(1, min(jobs, len(paths)))
 
-        def started() -> Engine:
-            nonlocal engine
-            if engine is None:
-                engine = Engine(folder, timeout)
-                progress(f"recalculating {len(paths)} workbook{'s' * (len(paths) != 1)} with LibreOffice")
-            return engine
+        def started(number: int) -> Engine:
+            slot = number % len(engines)
+            if engines[slot] is None:
+                engines[slot] = Engine(folder / f"engine{slot}", timeout, run_folder=folder)
+                if slot == 0:
+                    progress(f"recalculating {len(paths)} workbook{'s' * (len(paths) != 1)} with LibreOffice")
+            return engines[slot]
 
         try:
             return verify_in(started, paths, folder / "in", device, atol, rtol, progress, annotate, hint)
         finally:
-            if engine is not None:
-                engine.close()
+            for engine in engines:
+                if engine is not None:
+                    engine.close()
 
 
-def verify_in(engine: Callable[[], Engine], paths: Sequence[Path], folder: Path, device: str = "auto",
+def verify_in(engine: Callable[[int], Engine], paths: Sequence[Path], folder: Path, device: str = "auto",
               atol: float = DEFAULT_TOL, rtol: float = DEFAULT_TOL,
               progress: Callable[[str], None] = lambda stage: None, annotate: Path | None = None,
               hint: bool = False) -> Reports:
-    """Verify each workbook in the LibreOffice that `engine()` gives (asked when the first file needs it:
-    it may start one then, or give one already running), staging copies into `folder`; a report per
-    path, in order. `verify_paths` and `verify --watch` are this with their own LibreOffice."""
+    """Verify each workbook in the LibreOffice that `engine(n)` gives for the n-th file it recalculates
+    (asked when that file needs it: it may start one then, or give one already running), staging copies
+    into `folder`; a report per path, in order. `verify_paths` and `verify --watch` are this with their
+    own LibreOffice."""
     paths = [Path(path) for path in paths]
     if annotate is not None:
         _check_annotate(annotate, paths)
-    reports, jobs, running = Reports(), [], None
+    reports, jobs = Reports(), []
     for index, path in enumerate(paths):
         job = _Job(path)
         reports.append(job.report)
         # LibreOffice starts with the first file that needs it (while the lessons and torch are
         # imported), and recalculates each file as soon as it is staged.
         if _attempt(job, _copy, job, folder, index, annotate) and _attempt(job, job.recognise):
-            running = engine()
+            job.engine = engine(len(jobs))
             if _attempt(job, job.identify):
-                job.ticket = running.submit(job.staged.stripped, job.areas)
+                job.ticket = job.engine.submit(job.staged.stripped, job.areas)
                 jobs.append(job)
-    _run(jobs, running, device, atol, rtol, progress)
-    if annotate is not None:
-        for job in jobs:
-            if job.report.error is None and job.recalculated is not None:
-                _attempt(job, job.annotate, annotate, hint)
+    _run(jobs, device, atol, rtol, progress, annotate, hint)
     return reports
 
 
@@ -372,9 +382,11 @@ def _copy(job: _Job, folder: Path, index: int, annotate: Path | None = None) -> 
     job.staged = files.stage(job.path, folder, index)
 
 
-def _run(jobs: Sequence[_Job], engine: Engine | None, device: str, atol: float, rtol: float,
-         progress: Callable[[str], None]) -> None:
-    """Take each submitted job's recalculated workbook from `engine` and compare it with torch."""
+def _run(jobs: Sequence[_Job], device: str, atol: float, rtol: float, progress: Callable[[str], None],
+         annotate: Path | None = None, hint: bool = False) -> None:
+    """Take each submitted job's recalculated workbook from its engine, compare it with torch and annotate
+    it (into `annotate`, where given); then keep only its report (a class of 100 graddesc files held
+    100 recalculated workbooks, 2 GB)."""
     if not jobs:
         return
     progress(f"recalculating {len(jobs)} workbook{'s' * (len(jobs) != 1)} with LibreOffice")
@@ -383,24 +395,29 @@ def _run(jobs: Sequence[_Job], engine: Engine | None, device: str, atol: float, 
 
     chosen = pick_device(device)
     for number, job in enumerate(jobs):
+        if job.report.error:  # its LibreOffice failed on a file before it
+            continue
         counted = f" ({number + 1} of {len(jobs)})" if len(jobs) > 1 else ""
         try:
             # torch computes from the inputs while LibreOffice recalculates the whole workbook and reads
             # it back (and goes on to the next file).
-            early = _timed(job, engine.inputs, job.ticket)
+            early = _timed(job, job.engine.inputs, job.ticket)
             progress(f"computing {job.path.name} with torch{counted}")
             truth = _attempt(job, job.truth, early, chosen)
-            reply = _timed(job, engine.result, job.ticket)
-        except EngineFailure as error:  # LibreOffice hung or crashed: every file not done says so
+            reply = _timed(job, job.engine.result, job.ticket)
+        except EngineFailure as error:  # LibreOffice hung or crashed: every file it had not done says so
             for rest in jobs[number:]:
-                rest.report.error = f"{rest.path}: {error}"
-            return
+                if rest.engine is job.engine:
+                    rest.report.error = f"{rest.path}: {error}"
+            continue
         except LessonxlError as error:
             job.report.error = job.report.error or str(job._refuse(str(error)))
             continue
         if truth:
             progress(f"comparing {job.path.name}{counted}")
-            _attempt(job, job.finish, reply, atol, rtol)
+            if _attempt(job, job.finish, reply, atol, rtol) and annotate is not None:
+                _attempt(job, job.annotate, annotate, hint)
+        job.loaded = job.recalculated = job.diagnosis = None
 
 
 def _timed(job: _Job, step, *args):

@@ -79,8 +79,8 @@ class Watcher:
             reports[0].seconds = time.perf_counter() - began
         return reports, failed
 
-    def _engine(self) -> Engine:
-        """The warm LibreOffice, started on first need."""
+    def _engine(self, number: int = 0) -> Engine:
+        """The warm LibreOffice (for every file: `number` is the file's place), started on first need."""
         if self.engine is None:
             self.engine = Engine(self.folder / f"engine{self._count}", self.timeout, run_folder=self.folder)
         return self.engine

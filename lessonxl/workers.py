@@ -54,6 +54,16 @@ def default_jobs() -> int:
     return max(1, cores() - int(busy + 0.5))
 
 
+#: Files a second LibreOffice must have to itself before `verify` starts one: its start costs 2 to 4 s of CPU.
+FILES_PER_ENGINE = 4
+
+
+def verify_jobs(files: int) -> int:
+    """How many LibreOffice processes `verify` runs at once for `files` files: one per idle core
+    (`default_jobs`), at most one per FILES_PER_ENGINE files."""
+    return max(1, min(default_jobs(), files // FILES_PER_ENGINE))
+
+
 def available() -> bool:
     """Whether worker processes can be forked safely here: Linux and the other POSIX systems, not macOS
     (a process forked after system frameworks were loaded may crash there) nor Windows (no fork). Where

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import openpyxl
@@ -212,7 +213,7 @@ def test_kill_9_of_verify_leaves_no_libreoffice_no_socket_and_no_folder(generate
     try:
         assert _until(lambda: _processes_started_in(tmp), 60), "LibreOffice did not start"
         [run] = list(tmp.iterdir())
-        sockets = [recalc.ipc_pipe(run / "profile"), *Path("/tmp").glob(f"OSL_PIPE_{os.getuid()}_lessonxl_{verify.pid}_*")]
+        sockets = [recalc.ipc_pipe(run / "engine0" / "profile"), *Path("/tmp").glob(f"OSL_PIPE_{os.getuid()}_lessonxl_{verify.pid}_*")]
         assert _until(lambda: all(socket.is_socket() for socket in sockets), 60), sockets
     finally:
         verify.kill()
@@ -228,3 +229,18 @@ def test_a_configured_soffice_that_is_no_executable_is_named_without_asking_to_s
     _one_line(result, "LESSONXL_SOFFICE=/nope/soffice is not an executable: point it at LibreOffice's soffice, "
                       "or unset it")
     assert "or set LESSONXL_SOFFICE" not in result.stderr
+
+
+def test_the_engine_gets_a_copy_without_saved_results_nor_drawings_and_verify_reads_the_saved_one(generated,
+                                                                                                  tmp_path):
+    """The engine recalculates from nothing saved (`files.strip_for_recalculation`), and charts, which hold
+    no cell's value, are not drawn; the parts stay, and the copy verify reads saved values from is whole."""
+    copy = staged(generated["graddesc"], tmp_path)
+    with zipfile.ZipFile(copy.saved) as saved, zipfile.ZipFile(copy.stripped) as stripped:
+        assert saved.namelist() == stripped.namelist()
+        sheets = [part for part in saved.namelist() if part.startswith("xl/worksheets/sheet")]
+        before, after = (b"".join(book.read(part) for part in sheets) for book in (saved, stripped))
+    assert b"<drawing " in before and b"</f><v>" in before
+    assert b"<drawing" not in after and b"</f><v>" not in after
+    assert before.count(b"<f>") == after.count(b"<f>") > 60_000
+    assert generated["graddesc"].read_bytes() == copy.saved.read_bytes()

@@ -380,10 +380,10 @@ def test_a_signal_mid_run_leaves_nothing_behind(generated, tmp_path, signum):
                                 str(generated["graddesc"])], env={**os.environ, "TMPDIR": str(scratch)},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not (runs := [p for p in scratch.glob("lessonxl-verify-*") if (p / "profile").exists()]):
+    while not (runs := [p for p in scratch.glob("lessonxl-verify-*") if (p / "engine0" / "profile").exists()]):
         assert time.monotonic() < deadline and process.poll() is None, "verify never started LibreOffice"
         time.sleep(0.05)
-    pipe = ipc_pipe(runs[0] / "profile")
+    pipe = ipc_pipe(runs[0] / "engine0" / "profile")
     while not pipe.exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)  # LibreOffice is up once it listens on its socket
     assert pipe.is_socket(), "LibreOffice never listened on the socket named after its profile"

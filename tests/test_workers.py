@@ -123,6 +123,11 @@ def test_jobs_must_be_a_whole_number_of_at_least_one(tmp_path, capsys):
     with pytest.raises(lessonxl.LessonxlError, match="--jobs 2.5"):
         lessonxl.generate(out=tmp_path, jobs=2.5)
     assert not list(tmp_path.iterdir())
+    # verify's LibreOffice processes: refused before any starts
+    assert cli.main(["verify", "--jobs", "0", str(Path(__file__).parent.parent / "workbooks" / "graddesc.xlsx")]) == 2
+    assert capsys.readouterr().err == "lessonxl verify: --jobs 0: give a whole number of at least 1\n"
+    with pytest.raises(lessonxl.LessonxlError, match="--jobs True"):
+        lessonxl.verify(tmp_path / "any.xlsx", jobs=True)
 
 
 def test_ctrl_c_while_workers_compute_stops_them_all_and_writes_nothing_half(tmp_path):
