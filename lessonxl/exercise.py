@@ -159,7 +159,8 @@ class BlockGrade:
     status: str                 # EMPTY, PARTLY, RIGHT or WRONG
     filled: int                 # cells the student filled (formulas or typed values), given rows left out
     cells: int                  # cells for the student to fill
-    mistake: str = ""           # WRONG: the first cell of the block's first mistake (`diagnose`'s root)
+    mistake: str = ""           # WRONG, PARTLY: the first cell of the block's first mistake (`diagnose`'s
+    #                             root; in a block partly done, one of the cells filled in)
 
 
 @dataclass
@@ -186,7 +187,7 @@ class Grade:
     @property
     def first_wrong(self) -> str:
         """The first cell to look at: the first wrong block's mistake, else the first mistake outside."""
-        return next((block.mistake for block in self.blocks if block.status == WRONG), None) or \
+        return next((block.mistake for block in self.blocks if block.mistake), None) or \
             next(iter(self.outside), "")
 
     def line(self) -> str:
@@ -196,7 +197,8 @@ class Grade:
             if block.status == EMPTY:
                 parts.append(f"{block.where} still empty")
             elif block.status == PARTLY:
-                parts.append(f"{block.where} partly done ({block.filled:,} of {block.cells:,} cells)")
+                parts.append(f"{block.where} partly done ({block.filled:,} of {block.cells:,} cells)"
+                             f"{f', wrong at {block.mistake}' if block.mistake else ''}")
             elif block.status == WRONG:
                 parts.append(f"{block.where} wrong{f' at {block.mistake}' if block.mistake else ''}")
         if self.outside:
@@ -215,7 +217,8 @@ def grade(lesson, recalculated: reader.Recalculated, checks: Sequence, findings:
 
     A block filled in is right when its cells equal torch, or when none of them is a root of a mistake:
     in a recurrence such as online training, a wrong cell elsewhere changes every later value, and a block
-    whose own formulas are right then differs only because it reads it."""
+    whose own formulas are right then differs only because it reads it. A block partly done is wrong at
+    the first root among the cells filled in, if any (the empty ones differ, but are not wrong yet)."""
     passed = {(check.sheet, check.name): check.passed for check in checks}
     given = _given(recalculated)
     result, in_blocks = Grade(), set()
@@ -230,7 +233,10 @@ def grade(lesson, recalculated: reader.Recalculated, checks: Sequence, findings:
         roots = [finding.first for finding in findings or () if cells.intersection(finding.cells)]
         right = equal or (findings is not None and not roots)
         status = EMPTY if not filled else PARTLY if filled < len(own) else RIGHT if right else WRONG
-        mistake = roots[0] if status == WRONG and roots else ""
+        if status == PARTLY:
+            at = {reader.address(*cell): cell for cell in own}
+            roots = [root for root in roots if root in at and _filled(recalculated, *at[root])]
+        mistake = roots[0] if status in (WRONG, PARTLY) and roots else ""
         result.blocks.append(BlockGrade(block.label, _area_span(areas), status, filled, len(own), mistake))
     result.outside = [finding.first for finding in findings or () if not in_blocks.intersection(finding.cells)]
     return result

@@ -16,8 +16,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from lessonxl import reader
 from lessonxl.api import generate, verify, watch
 from lessonxl.exercise import BLOCKS, EMPTY, PARTLY, RIGHT, SHEET, WRONG
+from lessonxl.references import a1
 
 from conftest import mutate_formula, run_cli, set_value
 from exercise_fill import answers, cells_of, fill, student
@@ -88,12 +90,14 @@ def graded(books, tmp_path_factory):
     key = answers(full, [cells_of(where)[0] for where in ENTROPY])
     lessonxl_formulas = {(sheet, cell): key[sheet, cell] for sheet, cells in map(cells_of, ENTROPY) for cell in cells}
     equivalent = {cell: _equivalent(*cell) for cell in lessonxl_formulas}
+    partly = {cell: f for cell, f in lessonxl_formulas.items()
+              if cell[0] == "softmax" or cell in {("binary_xent", f"E{r}") for r in range(5, 9)}}
     made = {
         "empty": dict(),
         "right": lessonxl_formulas,
         "equivalent": equivalent,
-        "partly": {cell: f for cell, f in lessonxl_formulas.items()
-                   if cell[0] == "softmax" or cell in {("binary_xent", f"E{r}") for r in range(5, 9)}},
+        "partly": partly,
+        "partly_wrong": {cell: f.replace("LN(", "LOG(") for cell, f in partly.items()},  # LOG: base 10
         "wrong": {cell: f.replace("LN(", "LOG(") if cell[0] == "binary_xent" else f
                   for cell, f in lessonxl_formulas.items()},
     }
@@ -156,6 +160,15 @@ def test_an_empty_or_partly_done_exercise_reports_progress(graded):
     assert partly.exit_code == 1
 
 
+def test_a_wrong_formula_in_a_block_partly_done_is_named(graded):
+    partly = graded["partly_wrong"]
+    assert statuses(partly) == [RIGHT, PARTLY, EMPTY]
+    assert partly.grade.blocks[1].mistake == "binary_xent!E5" == partly.grade.first_wrong
+    assert partly.grade.line() == ("1 of 3 blocks right; binary_xent!E5:E12 partly done (4 of 8 cells), wrong at "
+                                   "binary_xent!E5; multiclass_xent!AL6:AL13 still empty")
+    assert graded["partly"].grade.first_wrong == ""  # nothing filled in is wrong: progress only
+
+
 def test_a_wrong_formula_names_its_root_cell(graded):
     wrong = graded["wrong"]
     assert statuses(wrong) == [RIGHT, WRONG, RIGHT]
@@ -194,8 +207,9 @@ def test_twenty_submissions_make_a_gradebook_and_a_junit_report(graded, tmp_path
         kind = kinds[number % len(kinds)]
         shutil.copy(Path(graded[kind].path), folder / f"student{number:02d}_{kind}.xlsx")
     (folder / "README.txt").write_text("not a workbook")
-    result = run_cli("verify", "-q", "--device", "cpu", "--csv", tmp_path / "grades.csv", "--junit",
-                     tmp_path / "grades.xml", folder)
+    # two LibreOffice processes, the files dealt out in turn: the same grades as one gives (`graded`)
+    result = run_cli("verify", "-q", "--device", "cpu", "--jobs", "2", "--csv", tmp_path / "grades.csv",
+                     "--junit", tmp_path / "grades.xml", folder)
     assert result.returncode == 1, result.stderr
     with open(tmp_path / "grades.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -269,6 +283,32 @@ def test_collab_filter_exercise_passes_filled_and_names_an_rmse_that_counts_blan
     right, sumxmy2 = verify([tmp_path / "right.xlsx", tmp_path / "sumxmy2.xlsx"], device="cpu")
     assert right.grade.line() == "2 of 2 blocks right" and right.exit_code == 0
     assert sumxmy2.grade.line() == "1 of 2 blocks right; dotprod!B4 wrong at dotprod!B4"
+
+
+def test_mnist_sgd_exercise_passes_filled_and_names_a_gradient_without_weight_decay(tmp_path):
+    generate(["mnist_sgd"], out=tmp_path / "full", device="cpu", jobs=1)
+    generate(["mnist_sgd"], out=tmp_path, device="cpu", exercise=True)
+    exercise, full = tmp_path / "mnist_sgd_exercise.xlsx", tmp_path / "full" / "mnist_sgd.xlsx"
+    names = reader.outline(exercise).names
+    blocks = [f"{area.sheet}!{a1(area.min_row, area.min_col)}:{a1(area.max_row, area.max_col)}"
+              for block in BLOCKS["mnist_sgd"] for area in (names[key] for key in block.keys)]
+    student(exercise, full, tmp_path / "right.xlsx", blocks)
+    # d loss / d W without its weight decay term (=SUMPRODUCT(...)+2*logistic_wd*B36 in lessonxl's)
+    grad_w = blocks[1]
+    in_grad_w = _in(grad_w)
+    student(exercise, full, tmp_path / "no_decay.xlsx", blocks,
+            change=lambda sheet, cell, formula: formula.partition("+2*logistic_wd")[0]
+            if f"{sheet}!{cell}" in in_grad_w else formula)
+    right, no_decay = verify([tmp_path / "right.xlsx", tmp_path / "no_decay.xlsx"], device="cpu")
+    assert right.grade.line() == "3 of 3 blocks right" and right.exit_code == 0
+    first = grad_w.partition(":")[0]
+    assert no_decay.grade.line() == f"2 of 3 blocks right; {grad_w} wrong at {first}"
+    assert no_decay.exit_code == 1
+
+
+def _in(where: str) -> set[str]:
+    sheet, cells = cells_of(where)
+    return {f"{sheet}!{cell}" for cell in cells}
 
 
 def test_torch_is_computed_again_for_other_inputs_in_the_same_run(books, tmp_path):
