@@ -191,7 +191,7 @@ def _check_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo, shown: Path
 @dataclass(frozen=True)
 class Staged:
     """A user's workbook, copied and checked: `saved` as the file holds it (its saved values included),
-    `stripped` without any formula's saved value nor drawings (what the recalculation engine gets); `logical`: the
+    `stripped` without any formula's saved value (what the recalculation engine gets); `logical`: the
     cells holding a typed TRUE or FALSE, by worksheet part (LibreOffice loads them as =TRUE() formulas)."""
 
     saved: Path
@@ -215,7 +215,7 @@ def stage(path: Path, folder: Path, index: int) -> Staged:
         raise LessonxlError(f"{path}: cannot be read ({error.strerror or error})") from None
     try:
         check_file(staged.saved, shown_as=path)
-        logical = strip_for_recalculation(staged.saved, staged.stripped)
+        logical = strip_cached_values(staged.saved, staged.stripped)
     except LessonxlError:
         staged.saved.unlink(missing_ok=True)
         raise
@@ -227,19 +227,15 @@ def stage(path: Path, folder: Path, index: int) -> Staged:
 # pattern that starts with the formula.
 _CACHED_RESULT = re.compile(rb"<v>(?:(?<=</f><v>)|(?<=/><v>))[^<]*</v>")
 _LOGICAL_CONSTANT = re.compile(rb'<c r="([A-Z]+[0-9]+)"(?=[^>]*\bt="b")[^>]*>\s*<v>')
-# A worksheet's charts and pictures (<drawing>) and its comments' shapes (<legacyDrawing>): the parts stay
-# in the copy, unread.
-_DRAWING = re.compile(rb"<(?:drawing|legacyDrawing)\b[^>]*/>")
 
 
-def strip_for_recalculation(path: Path, target: Path) -> dict[str, list[str]]:
-    """Write `path` to `target` without any formula's cached result and without drawings; the cells
-    holding a typed TRUE or FALSE (no formula), by worksheet part.
+def strip_cached_values(path: Path, target: Path) -> dict[str, list[str]]:
+    """Write `path` to `target` without any formula's cached result; the cells holding a typed TRUE or
+    FALSE (no formula), by worksheet part.
 
     LibreOffice then has nothing to fall back on: measured with 7.4, a file whose inputs were edited
     without Excel (stale cached results) and whose math overflows came back with a 0 where a
-    recalculated #NUM! belonged; the same file without cached results recalculates correctly. Charts
-    hold no cell's value, and LibreOffice takes 0.15 s to load graddesc's 16 (of 0.55 s).
+    recalculated #NUM! belonged; the same file without cached results recalculates correctly.
     """
     logical = {}
     # Stored, not compressed: LibreOffice reads the copy at once, and nothing is inflated twice.
@@ -247,7 +243,7 @@ def strip_for_recalculation(path: Path, target: Path) -> dict[str, list[str]]:
         for item in old.infolist():
             data = old.read(item.filename)
             if item.filename.startswith("xl/worksheets/") and item.filename.endswith(".xml"):
-                data = _DRAWING.sub(b"", _CACHED_RESULT.sub(b"", data))
+                data = _CACHED_RESULT.sub(b"", data)
                 if b't="b"' in data:
                     logical[item.filename] = [ref.decode() for ref in _LOGICAL_CONSTANT.findall(data)]
             new.writestr(item, data, compress_type=zipfile.ZIP_STORED)

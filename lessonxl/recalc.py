@@ -45,8 +45,9 @@ BRIDGE_HINT = ("LibreOffice's Python bridge is needed to drive LibreOffice and {
 # Recalculate every formula on load (0 = always), never run a document's macros (security level 3 =
 # very high: only signed macros from trusted places, and macro execution disabled outright), and never
 # update links to other files (Calc's link update mode 1 = never). The Engine recalculates on load too,
-# though it then runs calculateAll: loaded without it ("never", 1), graddesc with lr = 1e300 gave 0 where
-# #NUM! belongs (LibreOffice 7.4; tests/test_hostile.py), for 0.3 s saved of a graddesc file's 1.1 s.
+# though it then runs calculateAll: loaded without it ("never", 1; a copy without its charts), graddesc
+# with lr = 1e300 gave 0 where #NUM! belongs (LibreOffice 7.4; tests/test_hostile.py), for 0.3 s saved of a
+# graddesc file's 1.1 s. LibreOffice's order of calculation matters there: see tests/test_engine.py.
 PROFILE_SETTINGS = """<?xml version="1.0" encoding="UTF-8"?>
 <oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
 <item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>0</value></prop></item>

@@ -231,16 +231,17 @@ def test_a_configured_soffice_that_is_no_executable_is_named_without_asking_to_s
     assert "or set LESSONXL_SOFFICE" not in result.stderr
 
 
-def test_the_engine_gets_a_copy_without_saved_results_nor_drawings_and_verify_reads_the_saved_one(generated,
-                                                                                                  tmp_path):
-    """The engine recalculates from nothing saved (`files.strip_for_recalculation`), and charts, which hold
-    no cell's value, are not drawn; the parts stay, and the copy verify reads saved values from is whole."""
+def test_the_engine_gets_a_copy_without_saved_results_and_verify_reads_the_saved_one(generated, tmp_path):
+    """The engine recalculates from nothing saved (`files.strip_cached_values`); everything else stays,
+    charts included: without them, LibreOffice 7.4's recalculation on load gave 0 at graddesc's basic!E30
+    where #NUM! belongs with lr = 1e300 (`test_a_blown_up_workbook_reads_back_as_converted`). The copy
+    verify reads saved values from is the file itself."""
     copy = staged(generated["graddesc"], tmp_path)
     with zipfile.ZipFile(copy.saved) as saved, zipfile.ZipFile(copy.stripped) as stripped:
         assert saved.namelist() == stripped.namelist()
         sheets = [part for part in saved.namelist() if part.startswith("xl/worksheets/sheet")]
         before, after = (b"".join(book.read(part) for part in sheets) for book in (saved, stripped))
-    assert b"<drawing " in before and b"</f><v>" in before
-    assert b"<drawing" not in after and b"</f><v>" not in after
+    assert b"</f><v>" in before and b"</f><v>" not in after
+    assert before.count(b"<drawing ") == after.count(b"<drawing ") > 0
     assert before.count(b"<f>") == after.count(b"<f>") > 60_000
     assert generated["graddesc"].read_bytes() == copy.saved.read_bytes()
